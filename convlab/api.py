@@ -1,0 +1,255 @@
+"""The functional interface: thin wrappers that build (cached) plans and run them."""
+
+import functools
+
+import numpy as np
+
+from .errors import ConvError
+from .methods.base import methods
+from .plan import ConvGrads, as_array, compute_dtype, plan
+from .workspace import get_workspace_limit
+
+__all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "conv_transpose", "cached_plan"]
+
+_PLAN_CACHE_SIZE = 256
+
+
+def _freeze(value):
+    """Lists (possibly nested) -> tuples, so parameters can key a cache."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
+def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, padding_mode, method,
+                 global_limit, registered):
+    return plan(x_shape, w_shape, dtype, stride=stride, padding=padding, dilation=dilation,
+                groups=groups, padding_mode=padding_mode, method=method)
+
+
+def cached_plan(x_shape, w_shape, dtype, **params):
+    """:func:`convlab.plan` through a thread-safe LRU cache keyed by its arguments.
+
+    Repeated functional calls with the same shapes and parameters reuse one
+    plan (and everything the method precomputed in it).
+    """
+    keys = ("stride", "padding", "dilation", "groups", "padding_mode", "method")
+    defaults = dict(stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto")
+    values = [_freeze(params.get(k, defaults[k])) for k in keys]
+    try:
+        return _cached_plan(tuple(x_shape), tuple(w_shape), np.dtype(dtype), *values,
+                            get_workspace_limit(), methods())
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        return plan(x_shape, w_shape, dtype, **params)  # let validation name the bad parameter
+
+
+def _inputs(x, w, bias=None, *, expected_ndim=None, name="conv"):
+    x, w = as_array("x", x), as_array("w", w)
+    if expected_ndim is not None and x.ndim != expected_ndim + 2:
+        raise ConvError(
+            f"{name} expects x of shape (N, C_in, *spatial) with {expected_ndim} spatial dim(s), i.e. "
+            f"{expected_ndim + 2} dimensions, but got shape {x.shape}"
+        )
+    arrays = [x, w] + ([as_array("bias", bias)] if bias is not None else [])
+    return x, w, bias, compute_dtype(*(a.dtype for a in arrays))
+
+
+def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto"):
+    """N-dimensional cross-correlation with PyTorch's ``conv{1,2,3}d`` semantics.
+
+    ``y[n, o, i] = bias[o] + sum_{c, j} w[o, c, j] * xp[n, g*C_in/G + c, s*i + d*j]``
+    where ``xp`` is ``x`` padded, ``g`` the group of output channel ``o``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, *spatial)
+        1, 2 or 3 spatial dims.
+    w : array_like, shape (C_out, C_in // groups, *kernel)
+    bias : array_like, shape (C_out,), optional
+    stride : int or tuple of int, default 1
+    padding : int, tuple of int, tuple of (int, int), or {"valid", "same", "full"}, default 0
+        ``"same"`` (stride 1 only) puts an odd extra pad at the end, as PyTorch;
+        ``"full"`` keeps every overlap, as ``scipy.signal.correlate(mode="full")``.
+    dilation : int or tuple of int, default 1
+    groups : int, default 1
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
+    method : str, default "auto"
+        One of :func:`convlab.methods` or ``"auto"``.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, *output_size)
+        float32 for float32 inputs, float64 for float64, integer or bool inputs;
+        see :mod:`convlab.plan` for the output-size table.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> x = np.arange(5.0).reshape(1, 1, 5)
+    >>> cl.conv(x, np.array([[[1.0, 0.0, -1.0]]]))
+    array([[[-2., -2., -2.]]])
+    >>> cl.conv(np.ones((2, 4, 8, 8)), np.ones((6, 2, 3, 3)), groups=2, padding=1).shape
+    (2, 6, 8, 8)
+    """
+    x, w, bias, dtype = _inputs(x, w, bias)
+    p = cached_plan(x.shape, w.shape, dtype, stride=stride, padding=padding, dilation=dilation,
+                    groups=groups, padding_mode=padding_mode, method=method)
+    return p.forward(x, w, bias)
+
+
+def _fixed_dims(ndim):
+    def wrapper(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+                method="auto"):
+        x, w, bias, _ = _inputs(x, w, bias, expected_ndim=ndim, name=f"conv{ndim}d")
+        return conv(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                    padding_mode=padding_mode, method=method)
+
+    layout = {1: "(N, C_in, L)", 2: "(N, C_in, H, W)", 3: "(N, C_in, D, H, W)"}[ndim]
+    wrapper.__name__ = wrapper.__qualname__ = f"conv{ndim}d"
+    wrapper.__doc__ = f"""{ndim}-D cross-correlation: :func:`conv` that requires ``x`` of shape {layout}.
+
+    Parameters and returns are those of :func:`conv`; a mismatched number of
+    dimensions raises ``ConvError``.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> x = np.ones((1, 1) + (6,) * {ndim}); w = np.ones((1, 1) + (3,) * {ndim})
+    >>> cl.conv{ndim}d(x, w).shape
+    {(1, 1) + (4,) * ndim}
+    """
+    return wrapper
+
+
+conv1d, conv2d, conv3d = _fixed_dims(1), _fixed_dims(2), _fixed_dims(3)
+
+
+def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+                  method="auto"):
+    """Gradients of ``sum(grad_y * conv(x, w, b))`` with respect to ``x``, ``w`` and ``b``.
+
+    Parameters
+    ----------
+    grad_y : array_like, shape (N, C_out, *output_size)
+    x : array_like, shape (N, C_in, *spatial)
+    w : array_like, shape (C_out, C_in // groups, *kernel)
+    stride, padding, dilation, groups, padding_mode, method
+        As in :func:`conv`.
+
+    Returns
+    -------
+    ConvGrads
+        Named tuple ``(dx, dw, db)`` of shapes ``x.shape``, ``w.shape`` and ``(C_out,)``.
+        For a padding mode other than zeros, ``dx`` folds the gradient of the
+        padded border back exactly (the adjoint of the padding).
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> x = np.arange(5.0).reshape(1, 1, 5); w = np.array([[[1.0, 2.0]]])
+    >>> g = cl.conv_backward(np.ones((1, 1, 4)), x, w)
+    >>> g.dx, g.dw, g.db
+    (array([[[1., 3., 3., 3., 2.]]]), array([[[ 6., 10.]]]), array([4.]))
+    """
+    grad_y = as_array("grad_y", grad_y)
+    x, w, _, dtype = _inputs(x, w)
+    p = cached_plan(x.shape, w.shape, compute_dtype(dtype, grad_y.dtype), stride=stride, padding=padding,
+                    dilation=dilation, groups=groups, padding_mode=padding_mode, method=method)
+    return p.backward(grad_y, x, w)
+
+
+def convolve(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+             method="auto"):
+    """True convolution: :func:`conv` with the kernel flipped along every spatial axis.
+
+    With ``padding="full"`` and one channel this is ``scipy.signal.convolve(mode="full")``;
+    with ``"valid"`` it is ``mode="valid"``.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> cl.convolve(np.array([[[1.0, 2.0, 3.0]]]), np.array([[[0.0, 1.0, 0.5]]]), padding="full")
+    array([[[0. , 1. , 2.5, 4. , 1.5]]])
+    """
+    x, w, bias, _ = _inputs(x, w, bias)
+    flipped = w[(Ellipsis, *(slice(None, None, -1),) * (w.ndim - 2))]
+    return conv(x, flipped, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                padding_mode=padding_mode, method=method)
+
+
+def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
+                   method="auto"):
+    """Transposed convolution with PyTorch's ``conv_transpose{1,2,3}d`` semantics.
+
+    It is the gradient of :func:`conv` with respect to its input: the map
+    ``dy -> dx`` of a convolution with the same ``w``, stride, padding and
+    dilation.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, *spatial)
+    w : array_like, shape (C_in, C_out // groups, *kernel)
+    bias : array_like, shape (C_out,), optional
+    stride, dilation : int or tuple of int
+    padding : int or tuple of int
+        Removed from both sides of the output.
+    output_padding : int or tuple of int
+        Extra size added to one side of the output; must be smaller than
+        stride or dilation in each dim.
+    groups : int
+    method : str
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, *out)
+        ``out = (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2)
+    array([[[1., 1., 1., 1., 1., 1.]]])
+    """
+    from .plan import _check_shapes, _per_dim
+
+    x, w, bias, dtype = _inputs(x, w, bias)
+    if x.ndim - 2 not in (1, 2, 3) or w.ndim != x.ndim:
+        _check_shapes(x.shape, w.shape, 1)  # raises with the standard message
+    if x.shape[1] != w.shape[0]:
+        raise ConvError(f"x.shape[1]={x.shape[1]} must equal w.shape[0]={w.shape[0]} (C_in of the transposed convolution)")
+    ndim = x.ndim - 2
+    stride_t = _per_dim("stride", stride, ndim, 1)
+    dilation_t = _per_dim("dilation", dilation, ndim, 1)
+    padding_t = _per_dim("padding", padding, ndim, 0)
+    extra = _per_dim("output_padding", output_padding, ndim, 0)
+    for dim, (op, s, d) in enumerate(zip(extra, stride_t, dilation_t)):
+        if op >= max(s, d):
+            raise ConvError(
+                f"output_padding={output_padding!r} must be smaller than stride or dilation in every dim, "
+                f"but spatial dim {dim} has output_padding={op}, stride={s}, dilation={d}"
+            )
+    out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1
+                for n, s, p, d, k, op in zip(x.shape[2:], stride_t, padding_t, dilation_t, w.shape[2:], extra))
+    if any(o < 1 for o in out):
+        raise ConvError(f"conv_transpose output size {out} must be positive; reduce padding={padding!r}")
+    forward_x_shape = (x.shape[0], w.shape[1] * groups, *out)
+    p = cached_plan(forward_x_shape, w.shape, dtype, stride=stride_t, padding=padding_t,
+                    dilation=dilation_t, groups=groups, method=method)
+    # With output_padding >= stride (allowed when smaller than dilation) the forward
+    # convolution has more outputs than x has positions: those receive zero gradient.
+    tail = [(0, f - n) for f, n in zip(p.output_size, x.shape[2:])]
+    y = p.backward_input(np.pad(x, [(0, 0), (0, 0), *tail]) if any(t for _, t in tail) else x, w)
+    if bias is not None:
+        bias = as_array("bias", bias)
+        if bias.shape != (forward_x_shape[1],):
+            raise ConvError(f"bias must have shape ({forward_x_shape[1]},), but got {bias.shape}")
+        y += bias.astype(y.dtype, copy=False).reshape((-1,) + (1,) * ndim)
+    return y
+
+
+__all__ += ["ConvGrads"]

@@ -1,0 +1,10 @@
+"""Convolution methods, one module each, behind one registry (see :mod:`.base`).
+
+Importing this package registers every method; the order below is the
+registration order reported by :func:`convlab.methods`.
+"""
+
+from .base import Method, get_method, methods, register
+from . import direct  # noqa: F401  (registers "direct")
+
+__all__ = ["Method", "get_method", "methods", "register"]

@@ -1,0 +1,103 @@
+"""The method interface and the registry every method joins.
+
+A method is a small stateless class. It receives a validated
+:class:`~convlab.plan.ConvPlan` whose ``padding_mode`` is one of its
+``native_padding_modes`` (the plan pads the input itself for the other modes
+and folds the gradient back with the exact adjoint), and arrays already
+converted to ``plan.dtype``. It never re-checks user input and never writes
+into its input arrays.
+
+To add a method: subclass :class:`Method`, implement ``forward``,
+``backward_input`` and ``backward_weight``, and decorate it with
+:func:`register`. The shared test suite then checks it against every other
+method and the outside oracles.
+"""
+
+import threading
+
+from ..errors import ConvError
+
+__all__ = ["Method", "register", "get_method", "methods", "unregister"]
+
+_registry = {}
+_registry_lock = threading.Lock()
+
+
+class Method:
+    """Base class of the convolution methods.
+
+    Attributes
+    ----------
+    name : str
+        The name users pass as ``method=``.
+    native_padding_modes : frozenset of str
+        Padding modes the method applies itself. For any other mode the plan
+        pads the input explicitly and runs the method on a valid
+        (unpadded) inner plan.
+    """
+
+    name = None
+    native_padding_modes = frozenset({"zeros"})
+
+    def unsupported_reason(self, plan):
+        """Why this method cannot run ``plan``, or ``None`` when it can."""
+        return None
+
+    def supports(self, plan):
+        """True when the method can run ``plan``."""
+        return self.unsupported_reason(plan) is None
+
+    def workspace_bytes(self, plan):
+        """Scratch memory one call needs beyond its inputs and output, in bytes."""
+        return 0
+
+    def forward(self, plan, x, w):
+        """Return ``y`` of shape ``plan.output_shape`` (no bias)."""
+        raise NotImplementedError
+
+    def backward_input(self, plan, grad_y, w):
+        """Return ``dx`` of shape ``plan.x_shape``."""
+        raise NotImplementedError
+
+    def backward_weight(self, plan, grad_y, x):
+        """Return ``dw`` of shape ``plan.w_shape``."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<convlab method {self.name!r}>"
+
+
+def register(cls):
+    """Class decorator: add a :class:`Method` subclass to the registry."""
+    if not (isinstance(cls, type) and issubclass(cls, Method)) or not cls.name:
+        raise TypeError(f"register expects a Method subclass with a name, got {cls!r}")
+    with _registry_lock:
+        _registry[cls.name] = cls()
+    return cls
+
+
+def unregister(name):
+    """Remove a method from the registry (used by tests of the registry)."""
+    with _registry_lock:
+        _registry.pop(name, None)
+
+
+def methods():
+    """Names of the registered methods, in registration order.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> "direct" in cl.methods()
+    True
+    """
+    return tuple(_registry)
+
+
+def get_method(name):
+    """The registered :class:`Method` instance called ``name``."""
+    try:
+        return _registry[name]
+    except (KeyError, TypeError):
+        allowed = ", ".join(repr(m) for m in ("auto", *_registry))
+        raise ConvError(f"method must be one of {{{allowed}}}, but got {name!r}") from None

@@ -1,0 +1,78 @@
+"""The direct (sliding-window) method: the reference every other method is tested against.
+
+For each kernel offset ``o`` the input window it touches is a strided slice
+of the padded input, ``xp[..., o*d : o*d + s*(out-1) + 1 : s]``; the output
+is the sum over offsets of that window contracted with ``w[..., o]`` over the
+input channels of each group. The Python loop runs over kernel offsets only.
+
+The backward pass uses the same windows: ``dw[..., o]`` contracts ``dy`` with
+the window at ``o``, and ``dx`` scatter-adds ``w[..., o]ᵀ · dy`` back into
+that window.
+"""
+
+import itertools
+
+import numpy as np
+
+from .base import Method, register
+
+__all__ = ["Direct"]
+
+
+def _windows(plan):
+    """Yield ``(kernel_offset, slices)``: the padded-input window each kernel offset reads."""
+    for offset in itertools.product(*(range(k) for k in plan.kernel_size)):
+        spatial = tuple(
+            slice(o * dil, o * dil + s * (n - 1) + 1, s)
+            for o, dil, s, n in zip(offset, plan.dilation, plan.stride, plan.output_size)
+        )
+        yield offset, (slice(None), slice(None)) + spatial
+
+
+def _grouped(a, groups):
+    """``(N, C, *spatial)`` -> ``(N, G, C/G, prod(spatial))``."""
+    n, c = a.shape[:2]
+    return a.reshape(n, groups, c // groups, -1)
+
+
+@register
+class Direct(Method):
+    """Sliding-window convolution, vectorised over batch, channels and output positions."""
+
+    name = "direct"
+
+    def workspace_bytes(self, plan):
+        padded = plan.batch * plan.in_channels * int(np.prod(plan.padded_size))
+        window = plan.batch * plan.in_channels * int(np.prod(plan.output_size))
+        return (padded + window) * plan.dtype.itemsize
+
+    def forward(self, plan, x, w):
+        xp = plan.zero_pad(x)
+        g = plan.groups
+        y = np.zeros((plan.batch, g, plan.out_channels // g, int(np.prod(plan.output_size))), plan.dtype)
+        wg = w.reshape(g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size)
+        for offset, window in _windows(plan):
+            y += wg[(...,) + offset] @ _grouped(xp[window], g)
+        return y.reshape(plan.output_shape)
+
+    def backward_input(self, plan, grad_y, w):
+        g = plan.groups
+        dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
+        dyg = _grouped(grad_y, g)
+        wg = w.reshape(g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size)
+        window_shape = (plan.batch, plan.in_channels, *plan.output_size)
+        for offset, window in _windows(plan):
+            contribution = np.swapaxes(wg[(...,) + offset], -1, -2) @ dyg
+            dxp[window] += contribution.reshape(window_shape)
+        return plan.crop_padding(dxp)
+
+    def backward_weight(self, plan, grad_y, x):
+        xp = plan.zero_pad(x)
+        g = plan.groups
+        dyg = _grouped(grad_y, g)
+        dw = np.zeros((g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size), plan.dtype)
+        for offset, window in _windows(plan):
+            xg = _grouped(xp[window], g)
+            # sum over batch and positions of dy[n,g,o,p] * x[n,g,c,p]
+            dw[(...,) + offset] = (dyg @ np.swapaxes(xg, -1, -2)).sum(axis=0)
+        return dw.reshape(plan.w_shape)

@@ -1,0 +1,109 @@
+"""Padding modes and their adjoints.
+
+Every mode is a gather along each spatial axis: padded position ``i`` (from
+``-lo`` to ``n + hi - 1``) reads input position ``source_index(i)``, or a
+zero for ``"zeros"``. The adjoint (what the backward pass needs) is the
+matching scatter-add: each padded position's gradient is added back onto the
+input position it was read from. Writing both from one index map makes the
+adjoint exact by construction.
+
+=============  =====================================  ===================
+mode           padded position ``i`` reads            allowed pad sizes
+=============  =====================================  ===================
+``zeros``      ``x[i]`` inside, ``0`` outside         any
+``reflect``    mirror without repeating the edge      ``lo, hi < n``
+``replicate``  the nearest edge value                 any
+``circular``   ``x[i mod n]``                         ``lo, hi <= n``
+=============  =====================================  ===================
+"""
+
+import numpy as np
+
+__all__ = ["PADDING_MODES", "pad", "pad_adjoint", "source_index"]
+
+PADDING_MODES = frozenset({"zeros", "reflect", "replicate", "circular"})
+
+_NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def source_index(n, lo, hi, mode):
+    """Input index read by each padded position along one axis.
+
+    Returns an int array of length ``lo + n + hi``; ``-1`` marks a zero
+    (only in ``"zeros"`` mode).
+
+    Examples
+    --------
+    >>> source_index(4, 2, 1, "reflect").tolist()
+    [2, 1, 0, 1, 2, 3, 2]
+    >>> source_index(4, 2, 1, "circular").tolist()
+    [2, 3, 0, 1, 2, 3, 0]
+    """
+    i = np.arange(-lo, n + hi)
+    if mode == "zeros":
+        return np.where((i >= 0) & (i < n), i, -1)
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    if mode == "circular":
+        return i % n
+    if mode == "reflect":
+        period = 2 * (n - 1) if n > 1 else 1
+        i = np.abs(i) % period
+        return np.where(i < n, i, period - i)
+    raise ValueError(f"padding_mode must be one of {sorted(PADDING_MODES)}, but got {mode!r}")
+
+
+def pad(x, pads, mode):
+    """Pad the trailing ``len(pads)`` axes of ``x``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., *spatial)
+    pads : sequence of (int, int)
+        ``(lo, hi)`` for each trailing axis.
+    mode : {"zeros", "reflect", "replicate", "circular"}
+
+    Returns
+    -------
+    ndarray, shape (..., *(n + lo + hi))
+        A new array; ``x`` is never modified. When every pad is zero ``x``
+        itself is returned.
+    """
+    pads = tuple(tuple(p) for p in pads)
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    widths = ((0, 0),) * (x.ndim - len(pads)) + pads
+    return np.pad(x, widths, mode=_NUMPY_MODE[mode])
+
+
+def pad_adjoint(grad, pads, mode):
+    """Adjoint of :func:`pad`: fold the gradient of a padded array back.
+
+    Parameters
+    ----------
+    grad : ndarray, shape (..., *(n + lo + hi))
+    pads : sequence of (int, int)
+    mode : {"zeros", "reflect", "replicate", "circular"}
+
+    Returns
+    -------
+    ndarray, shape (..., *n)
+        ``<pad(x), grad> == <x, pad_adjoint(grad)>`` for every ``x``.
+    """
+    first_axis = grad.ndim - len(pads)
+    for offset, (lo, hi) in enumerate(pads):
+        if lo == 0 and hi == 0:
+            continue
+        axis = first_axis + offset
+        n = grad.shape[axis] - lo - hi
+        sources = source_index(n, lo, hi, mode)
+        folded = np.array(np.take(grad, np.arange(lo, lo + n), axis=axis))
+        if mode != "zeros":
+            # Only the lo + hi border positions fold back: a loop over them,
+            # not over pixels.
+            for position in (*range(lo), *range(lo + n, lo + n + hi)):
+                target = [slice(None)] * grad.ndim
+                target[axis] = sources[position]
+                folded[tuple(target)] += np.take(grad, position, axis=axis)
+        grad = folded
+    return grad

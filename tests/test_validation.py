@@ -1,0 +1,109 @@
+"""Bad input raises ConvError (a ValueError) or ConvTypeError (a TypeError) naming the parameter."""
+
+import numpy as np
+import pytest
+
+import convlab as cl
+
+X = np.zeros((2, 4, 8, 8))
+W = np.zeros((6, 2, 3, 3))
+
+
+def _conv(**overrides):
+    args = dict(x=X, w=W, bias=None, groups=2)
+    args.update(overrides)
+    return cl.conv(args.pop("x"), args.pop("w"), args.pop("bias"), **args)
+
+
+BAD_INPUTS = [
+    # (overrides, exception, words the message must contain)
+    (dict(x=np.zeros((8, 8))), ValueError, ["x", "(8, 8)", "3, 4 or 5"]),
+    (dict(x=np.zeros((1, 1, 1, 1, 1, 4))), ValueError, ["x", "3, 4 or 5"]),
+    (dict(w=np.zeros((6, 2, 3))), ValueError, ["w", "4 dimensions"]),
+    (dict(w=np.zeros((6, 3, 3, 3))), ValueError, ["w.shape[1]=3", "C_in/groups"]),
+    (dict(groups=3), ValueError, ["groups=3", "C_in=4"]),
+    (dict(w=np.zeros((5, 2, 3, 3))), ValueError, ["groups=2", "C_out=5"]),
+    (dict(groups=0), ValueError, ["groups=0", ">= 1"]),
+    (dict(groups=2.0), TypeError, ["groups", "2.0"]),
+    (dict(stride=0), ValueError, ["stride=0", ">= 1"]),
+    (dict(stride=(1, 2, 1)), ValueError, ["stride=(1, 2, 1)", "spatial dim"]),
+    (dict(stride="2"), TypeError, ["stride", "'2'"]),
+    (dict(dilation=-1), ValueError, ["dilation=-1", ">= 1"]),
+    (dict(dilation=(1, 0)), ValueError, ["dilation=(1, 0)"]),
+    (dict(padding=-1), ValueError, ["padding=-1", "non-negative"]),
+    (dict(padding=((1, -2), 0)), ValueError, ["padding", "non-negative"]),
+    (dict(padding=(1, 1, 1)), ValueError, ["padding=(1, 1, 1)", "spatial dim"]),
+    (dict(padding=((1, 2, 3), 0)), TypeError, ["padding", "(before, after)"]),
+    (dict(padding="half"), ValueError, ["padding", "'half'", "same"]),
+    (dict(padding=1.5), TypeError, ["padding", "1.5"]),
+    (dict(padding="same", stride=2), ValueError, ["padding='same'", "stride"]),
+    (dict(w=np.zeros((6, 2, 9, 3))), ValueError, ["kernel size 9", "padded input size 8"]),
+    (dict(dilation=4), ValueError, ["dilation 4", "spans 9"]),
+    (dict(method="fastest"), ValueError, ["method", "'fastest'", "'direct'", "'auto'"]),
+    (dict(method=3), TypeError, ["method", "3"]),
+    (dict(padding_mode="mirror"), ValueError, ["padding_mode", "'mirror'", "reflect"]),
+    (dict(padding_mode="reflect", padding=8), ValueError, ["padding", "reflect", "input size 8"]),
+    (dict(padding_mode="circular", padding=9), ValueError, ["padding", "circular", "input size 8"]),
+    (dict(bias=np.zeros(5)), ValueError, ["bias", "(6,)", "(5,)"]),
+    (dict(bias=np.zeros((6, 1))), ValueError, ["bias", "(6,)"]),
+    (dict(x=np.array([["a"]])), TypeError, ["x", "numeric", "<U1"]),
+    (dict(w=np.zeros((6, 2, 3, 3), complex)), TypeError, ["w", "complex"]),
+    (dict(x=None), TypeError, ["x", "None"]),
+    (dict(x=np.zeros((0, 4, 8, 8))), ValueError, ["x shape", ">= 1"]),
+    (dict(x=np.zeros((2, 4, 8, 8), np.longdouble)), TypeError, ["dtype", "float32 or float64"]),
+]
+
+
+@pytest.mark.parametrize("overrides, exc, words", BAD_INPUTS, ids=[str(i) for i in range(len(BAD_INPUTS))])
+def test_bad_input_names_parameter(overrides, exc, words):
+    with pytest.raises(exc) as info:
+        _conv(**overrides)
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in message {str(info.value)!r}"
+
+
+def test_error_classes():
+    assert issubclass(cl.ConvError, ValueError) and issubclass(cl.ConvTypeError, TypeError)
+    assert issubclass(cl.UnsupportedPlanError, cl.ConvError)
+    assert issubclass(cl.WorkspaceLimitError, MemoryError)
+
+
+def test_dimensionality_wrappers_check_ndim():
+    with pytest.raises(ValueError, match=r"conv1d expects x .* 1 spatial dim"):
+        cl.conv1d(X, W)
+    with pytest.raises(ValueError, match=r"conv3d expects x .* 3 spatial dim"):
+        cl.conv3d(X, W)
+    assert cl.conv2d(X, W, groups=2).shape == (2, 6, 6, 6)
+
+
+def test_plan_checks_arrays_against_its_shapes():
+    p = cl.plan(X.shape, W.shape, groups=2, method="direct")
+    with pytest.raises(ValueError, match=r"x must have shape \(2, 4, 8, 8\).*\(2, 4, 8, 9\)"):
+        p.forward(np.zeros((2, 4, 8, 9)), W)
+    with pytest.raises(ValueError, match="grad_y must have shape"):
+        p.backward(np.zeros((2, 6, 5, 5)), X, W)
+    with pytest.raises(TypeError, match="x_shape must be a tuple of ints"):
+        cl.plan("2,4,8,8", W.shape)
+
+
+def test_workspace_limit_validation():
+    with pytest.raises(ValueError, match="workspace_limit=0"):
+        cl.plan(X.shape, W.shape, groups=2, workspace_limit=0)
+    with pytest.raises(TypeError, match="workspace_limit"):
+        cl.set_workspace_limit("1GB")
+
+
+def test_direct_refuses_over_the_limit_and_names_what_fits():
+    p = cl.plan(X.shape, W.shape, groups=2, method="direct", workspace_limit=64)
+    with pytest.raises(cl.WorkspaceLimitError, match=r"method='direct' needs .* limit is"):
+        p.forward(X, W)
+
+
+def test_conv_transpose_validation():
+    x = np.zeros((1, 2, 4, 4))
+    with pytest.raises(ValueError, match="output_padding=2 must be smaller than stride or dilation"):
+        cl.conv_transpose(x, np.zeros((2, 3, 3, 3)), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"x.shape\[1\]=2 must equal w.shape\[0\]=3"):
+        cl.conv_transpose(x, np.zeros((3, 3, 3, 3)))
+    with pytest.raises(ValueError, match="bias must have shape"):
+        cl.conv_transpose(x, np.zeros((2, 3, 3, 3)), bias=np.zeros(2))
