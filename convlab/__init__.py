@@ -14,6 +14,7 @@ from .methods import Method, get_method, methods, register
 from .plan import ConvGrads, ConvPlan, plan
 from .api import conv, conv1d, conv2d, conv3d, conv_backward, conv_transpose, convolve
 from .selection import choose_method
+from .autotune import explain, get_autotune, set_autotune
 
 __version__ = "0.1.0"
 
@@ -23,5 +24,5 @@ __all__ = [
     "Method", "get_method", "methods", "register",
     "ConvGrads", "ConvPlan", "plan",
     "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_transpose", "convolve",
-    "choose_method",
+    "choose_method", "explain", "get_autotune", "set_autotune",
 ]

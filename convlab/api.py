@@ -7,6 +7,7 @@ import numpy as np
 from .errors import ConvError
 from .methods.base import methods
 from .plan import ConvGrads, as_array, compute_dtype, plan
+from .autotune import get_autotune
 from .workspace import get_workspace_limit
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "conv_transpose", "cached_plan"]
@@ -25,9 +26,9 @@ def _freeze(value):
 
 @functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
 def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, padding_mode, method,
-                 global_limit, registered):
+                 autotune, global_limit, registered):
     return plan(x_shape, w_shape, dtype, stride=stride, padding=padding, dilation=dilation,
-                groups=groups, padding_mode=padding_mode, method=method)
+                groups=groups, padding_mode=padding_mode, method=method, autotune=autotune)
 
 
 def cached_plan(x_shape, w_shape, dtype, **params):
@@ -36,9 +37,12 @@ def cached_plan(x_shape, w_shape, dtype, **params):
     Repeated functional calls with the same shapes and parameters reuse one
     plan (and everything the method precomputed in it).
     """
-    keys = ("stride", "padding", "dilation", "groups", "padding_mode", "method")
-    defaults = dict(stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto")
+    keys = ("stride", "padding", "dilation", "groups", "padding_mode", "method", "autotune")
+    defaults = dict(stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto",
+                    autotune=None)
     values = [_freeze(params.get(k, defaults[k])) for k in keys]
+    if values[-2] == "auto" and values[-1] is None:
+        values[-1] = get_autotune()  # the global switch is part of the key
     try:
         return _cached_plan(tuple(x_shape), tuple(w_shape), np.dtype(dtype), *values,
                             get_workspace_limit(), methods())
@@ -59,7 +63,8 @@ def _inputs(x, w, bias=None, *, expected_ndim=None, name="conv"):
     return x, w, bias, compute_dtype(*(a.dtype for a in arrays))
 
 
-def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto"):
+def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto",
+         autotune=None):
     """N-dimensional cross-correlation with PyTorch's ``conv{1,2,3}d`` semantics.
 
     ``y[n, o, i] = bias[o] + sum_{c, j} w[o, c, j] * xp[n, g*C_in/G + c, s*i + d*j]``
@@ -80,6 +85,10 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
     method : str, default "auto"
         One of :func:`convlab.methods` or ``"auto"``.
+    autotune : bool, optional
+        With ``method="auto"``, time the candidates once per problem and keep
+        the fastest (see :mod:`convlab.autotune`); default
+        :func:`convlab.get_autotune`, else the cost model chooses.
 
     Returns
     -------
@@ -98,7 +107,7 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_
     """
     x, w, bias, dtype = _inputs(x, w, bias)
     p = cached_plan(x.shape, w.shape, dtype, stride=stride, padding=padding, dilation=dilation,
-                    groups=groups, padding_mode=padding_mode, method=method)
+                    groups=groups, padding_mode=padding_mode, method=method, autotune=autotune)
     return p.forward(x, w, bias)
 
 
@@ -130,7 +139,7 @@ conv1d, conv2d, conv3d = _fixed_dims(1), _fixed_dims(2), _fixed_dims(3)
 
 
 def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-                  method="auto"):
+                  method="auto", autotune=None):
     """Gradients of ``sum(grad_y * conv(x, w, b))`` with respect to ``x``, ``w`` and ``b``.
 
     Parameters
@@ -138,7 +147,7 @@ def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, pa
     grad_y : array_like, shape (N, C_out, *output_size)
     x : array_like, shape (N, C_in, *spatial)
     w : array_like, shape (C_out, C_in // groups, *kernel)
-    stride, padding, dilation, groups, padding_mode, method
+    stride, padding, dilation, groups, padding_mode, method, autotune
         As in :func:`conv`.
 
     Returns
@@ -159,7 +168,8 @@ def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, pa
     grad_y = as_array("grad_y", grad_y)
     x, w, _, dtype = _inputs(x, w)
     p = cached_plan(x.shape, w.shape, compute_dtype(dtype, grad_y.dtype), stride=stride, padding=padding,
-                    dilation=dilation, groups=groups, padding_mode=padding_mode, method=method)
+                    dilation=dilation, groups=groups, padding_mode=padding_mode, method=method,
+                    autotune=autotune)
     return p.backward(grad_y, x, w)
 
 

@@ -14,6 +14,7 @@ __all__ = ["main"]
 # name -> module implementing it, in the order ``convlab --help`` lists them.
 SUBCOMMANDS = {
     "compare": "convlab.compare",
+    "calibrate": "convlab.calibrate",
 }
 
 

@@ -415,11 +415,12 @@ def fitting_methods(p):
     return tuple(fit)
 
 
-def _resolve_method(p, method):
+def _resolve_method(p, method, autotune):
     if method == "auto":
+        from .autotune import get_autotune, tuned_method
         from .selection import choose_method
 
-        return choose_method(p)
+        return tuned_method(p) if (get_autotune() if autotune is None else autotune) else choose_method(p)
     impl = get_method(method)
     inner = dataclasses.replace(p, method=method, _cache={}, _lock=threading.RLock()).inner
     reason = impl.unsupported_reason(inner)
@@ -429,7 +430,7 @@ def _resolve_method(p, method):
 
 
 def plan(x_shape, w_shape, dtype=np.float64, *, stride=1, padding=0, dilation=1, groups=1,
-         padding_mode="zeros", method="auto", workspace_limit=None):
+         padding_mode="zeros", method="auto", workspace_limit=None, autotune=None):
     """Validate a convolution problem once and return a reusable :class:`ConvPlan`.
 
     Parameters
@@ -448,6 +449,10 @@ def plan(x_shape, w_shape, dtype=np.float64, *, stride=1, padding=0, dilation=1,
         A name from :func:`convlab.methods` or ``"auto"``.
     workspace_limit : int, optional
         Bytes of scratch memory the method may use; default: the global limit.
+    autotune : bool, optional
+        For ``method="auto"``: time the candidates once and keep the fastest
+        (:mod:`convlab.autotune`) instead of asking the cost model
+        (:func:`convlab.choose_method`). Default: :func:`convlab.get_autotune`.
 
     Returns
     -------
@@ -489,4 +494,6 @@ def plan(x_shape, w_shape, dtype=np.float64, *, stride=1, padding=0, dilation=1,
                 f"kernel size {p.kernel_size[dim]} with dilation {p.dilation[dim]} spans {extent} "
                 f"in spatial dim {dim}, larger than the padded input size {padded}"
             )
-    return dataclasses.replace(p, method=_resolve_method(p, method), _cache={}, _lock=threading.RLock())
+    if autotune is not None and not isinstance(autotune, bool):
+        raise ConvTypeError(f"autotune must be a bool or None, but got {autotune!r}")
+    return dataclasses.replace(p, method=_resolve_method(p, method, autotune), _cache={}, _lock=threading.RLock())

@@ -1,0 +1,276 @@
+"""``convlab calibrate``: measure the cost model's machine constants and store them.
+
+A few seconds of micro-benchmarks price the terms of the cost model in
+:mod:`convlab.selection` (GEMM peak and small-matrix efficiency, memory
+bandwidth, per-call overhead, FFT and sparse-product cost per point), then
+every registered method runs a handful of small problems to fit its
+correction factor (measured / modelled time). The result is written as JSON,
+with a fingerprint of the machine and the convlab version, to
+``calibration.json`` in :func:`cache_dir`; a file whose fingerprint or
+version does not match is ignored in favour of the built-in defaults.
+"""
+
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+DESCRIPTION = """Measure this machine's constants for method="auto" and store them.
+
+Runs for a few seconds: GEMM, copy, FFT and sparse micro-benchmarks, then each
+registered method on small problems. Writes calibration.json (with a machine
+fingerprint and the convlab version) to the cache dir: $CONVLAB_CACHE_DIR, else
+$XDG_CACHE_HOME/convlab, else ~/.cache/convlab.
+
+example:
+  convlab calibrate            # measure, store, print the constants
+  convlab calibrate --show     # print what is stored, measure nothing
+"""
+
+__all__ = ["cache_dir", "calibration_path", "fingerprint", "measure_constants", "fit_method_factors",
+           "calibrate", "load_calibration", "save_calibration"]
+
+CALIBRATION_FILE = "calibration.json"
+
+# Small problems for the per-method factors: (x_shape, w_shape, params), run in float32 and float64.
+FACTOR_PROBLEMS = (
+    ((4, 16, 32, 32), (16, 16, 3, 3), dict(padding=1)),
+    ((2, 8, 48, 48), (8, 8, 7, 7), dict(padding=3)),
+    ((1, 1, 256, 256), (1, 1, 15, 15), dict()),
+    ((4, 32, 16, 16), (64, 32, 1, 1), dict()),
+    ((4, 16, 32, 32), (16, 1, 3, 3), dict(padding=1, groups=16)),
+    ((4, 8, 4096), (8, 8, 65), dict()),
+)
+
+
+def cache_dir():
+    """Directory of convlab's per-user cache (created on demand by writers).
+
+    ``$CONVLAB_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/convlab``, else
+    ``~/.cache/convlab``.
+    """
+    override = os.environ.get("CONVLAB_CACHE_DIR")
+    if override:
+        return override
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "convlab")
+
+
+def calibration_path():
+    return os.path.join(cache_dir(), CALIBRATION_FILE)
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fingerprint():
+    """What the constants depend on: CPU, core count, numpy and its BLAS.
+
+    Examples
+    --------
+    >>> sorted(fingerprint())
+    ['blas', 'cpu', 'cpu_count', 'machine', 'numpy']
+    """
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = sorted(f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
+                      if i.get("user_api") == "blas")
+    except Exception:  # threadpoolctl is optional at runtime; the fingerprint only gets coarser
+        blas = []
+    return dict(machine=platform.machine(), cpu=_cpu_model(), cpu_count=os.cpu_count(),
+                numpy=np.__version__, blas=", ".join(blas))
+
+
+def _best_seconds(fn, repeats=3, budget=0.5):
+    """Fastest of ``repeats`` timed calls after one warm-up, stopping early past ``budget`` seconds."""
+    fn()
+    best, spent = float("inf"), 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best, spent = min(best, elapsed), spent + elapsed
+        if spent > budget:
+            break
+    return best
+
+
+def _gemm_half(peak, m, k, n, seconds):
+    """Solve ``Π d/(d+h) = achieved/peak`` for ``h`` by bisection."""
+    target = min(0.999, 2.0 * m * k * n / seconds / peak)
+    lo, hi = 0.0, 4096.0
+    for _ in range(60):
+        h = (lo + hi) / 2
+        eff = (m / (m + h)) * (k / (k + h)) * (n / (n + h))
+        lo, hi = (h, hi) if eff > target else (lo, h)
+    return (lo + hi) / 2
+
+
+def measure_constants(dtype):
+    """The cost model's constants for ``dtype`` on this machine (about a second).
+
+    Returns
+    -------
+    dict
+        Keys of :data:`convlab.selection.DEFAULT_CONSTANTS`.
+    """
+    import scipy.fft
+    import scipy.sparse
+
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((768, 768)).astype(dtype)
+    peak = 2.0 * 768 ** 3 / _best_seconds(lambda: a @ a)
+    small_a = rng.standard_normal((64, 32, 32)).astype(dtype)
+    small_b = rng.standard_normal((64, 32, 256)).astype(dtype)
+    small = _best_seconds(lambda: small_a @ small_b) / 64
+    big = np.ones(4 << 20, dtype)
+    out = np.empty_like(big)
+    bandwidth = 2.0 * big.nbytes / _best_seconds(lambda: np.copyto(out, big))
+    tiny = np.ones(8, dtype)
+    loops = 2000
+    call = _best_seconds(lambda: [tiny + tiny for _ in range(loops)]) / loops
+    signal = rng.standard_normal((16, 256, 256)).astype(dtype)
+    fft_point = _best_seconds(lambda: scipy.fft.rfftn(signal, axes=(1, 2))) / (signal.size * 16)
+    # A banded matrix with 16 diagonals: the sparsity of a small convolution's Toeplitz matrix.
+    banded = scipy.sparse.diags([np.ones(1 << 16, dtype)] * 16, list(range(0, 64, 4)),
+                                shape=(1 << 16, 1 << 16), format="csr", dtype=dtype)
+    dense = rng.standard_normal(((1 << 16), 8)).astype(dtype)
+    sparse_op = _best_seconds(lambda: banded @ dense) / (banded.nnz * 8)
+    return dict(peak=peak, gemm_half=_gemm_half(peak, 32, 32, 256, small), bandwidth=bandwidth,
+                call=call, fft_point=fft_point, sparse_op=sparse_op)
+
+
+def fit_method_factors(calibration, methods=None, budget=1.0):
+    """Per-method factors: geometric mean of measured / modelled forward time on ``FACTOR_PROBLEMS``.
+
+    A method whose modelled time for a problem exceeds ``budget`` seconds
+    skips that problem; factors are clipped to ``[0.1, 10]`` so a wild
+    measurement cannot exclude a method for good.
+    """
+    import convlab as cl
+    from .selection import predict_seconds
+
+    rng = np.random.default_rng(0)
+    factors = {}
+    for name in methods or cl.methods():
+        logs = []
+        for dtype in (np.float32, np.float64):
+            for x_shape, w_shape, params in FACTOR_PROBLEMS:
+                try:
+                    p = cl.plan(x_shape, w_shape, dtype, method=name, **params)
+                except cl.ConvError:
+                    continue
+                modelled = predict_seconds(p, name, calibration)
+                if modelled > budget or _workspace_bytes(p) > p.limit:
+                    continue
+                x = rng.standard_normal(x_shape).astype(dtype)
+                w = rng.standard_normal(w_shape).astype(dtype)
+                logs.append(np.log(_best_seconds(lambda: p.forward(x, w), budget=budget) / modelled))
+        if logs:
+            factors[name] = float(np.clip(np.exp(np.mean(logs)), 0.1, 10.0))
+    return factors
+
+
+def _workspace_bytes(p):
+    from .methods.base import get_method
+
+    return get_method(p.method).workspace_bytes(p.inner)
+
+
+def calibrate(methods=None):
+    """Measure everything and return a new :class:`~convlab.selection.Calibration` (not stored).
+
+    Examples
+    --------
+    >>> import convlab.calibrate as c
+    >>> cal = c.calibrate(methods=["direct"])  # doctest: +SKIP
+    """
+    from .selection import Calibration
+
+    constants = {name: measure_constants(name) for name in ("float32", "float64")}
+    base = Calibration(constants, {}, "measured")
+    return Calibration(constants, fit_method_factors(base, methods), "measured")
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def save_calibration(calibration, path=None):
+    """Write ``calibration`` with this machine's fingerprint and the convlab version; return the path."""
+    path = path or calibration_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    record = dict(convlab_version=_version(), fingerprint=fingerprint(), created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  constants=calibration.constants, method_factors=calibration.method_factors)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
+    return path
+
+
+def load_calibration(path=None):
+    """The stored calibration when it matches this machine and version, else the built-in defaults."""
+    from .selection import CONSTANT_NAMES, Calibration
+
+    path = path or calibration_path()
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return Calibration.defaults()
+    if record.get("convlab_version") != _version() or record.get("fingerprint") != fingerprint():
+        return Calibration.defaults()
+    try:
+        constants = {dt: {k: float(record["constants"][dt][k]) for k in CONSTANT_NAMES}
+                     for dt in ("float32", "float64")}
+        factors = {str(k): float(v) for k, v in record.get("method_factors", {}).items()}
+    except (KeyError, TypeError, ValueError):
+        return Calibration.defaults()
+    return Calibration(constants, factors, path)
+
+
+# --------------------------------------------------------------- command line
+def add_arguments(parser):
+    parser.add_argument("--show", action="store_true", help="print the calibration in use; measure nothing")
+    parser.add_argument("--methods", type=lambda s: s.split(","), default=None,
+                        help="comma-separated methods to fit factors for (default: every registered one)")
+
+
+def _print(calibration):
+    print(f"source: {calibration.source}")
+    for dtype, values in calibration.constants.items():
+        print(f"{dtype}: peak {values['peak'] / 1e9:.1f} GFLOP/s, gemm_half {values['gemm_half']:.1f}, "
+              f"bandwidth {values['bandwidth'] / 1e9:.2f} GB/s, call {values['call'] * 1e6:.2f} us, "
+              f"fft_point {values['fft_point'] * 1e9:.2f} ns, sparse_op {values['sparse_op'] * 1e9:.2f} ns")
+    for name, factor in sorted(calibration.method_factors.items()):
+        print(f"  factor {name:<10} {factor:.2f}")
+
+
+def run(args):
+    from .selection import set_calibration
+
+    if args.show:
+        _print(load_calibration())
+        return 0
+    start = time.perf_counter()
+    calibration = calibrate(args.methods)
+    path = save_calibration(calibration)
+    set_calibration(None)  # the next choice reloads what was just stored
+    _print(load_calibration(path))
+    print(f"stored in {path} ({time.perf_counter() - start:.1f} s)")
+    return 0
