@@ -7,6 +7,7 @@ registration order reported by :func:`convlab.methods`.
 from .base import Method, get_method, methods, register
 from . import direct  # noqa: F401  (registers "direct")
 from . import im2col  # noqa: F401  (registers "im2col")
+from . import toeplitz  # noqa: F401  (registers "toeplitz")
 from . import winograd  # noqa: F401  (registers "winograd")
 
 __all__ = ["Method", "get_method", "methods", "register"]

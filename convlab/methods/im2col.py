@@ -1,0 +1,186 @@
+"""The im2col method: unroll the input's patches into a column matrix, then one GEMM.
+
+Notation (as in ``docs/im2col.md``): ``G`` groups, ``Kg = (C_in/G)·prod(k)``
+rows per group of the column matrix, ``P = prod(out)`` output positions.
+
+* im2col: ``cols[n, g, (c, k), p] = xp[n, g·C_in/G + c, s·p + d·k]``, gathered
+  from a strided view of the zero-padded input
+  (:func:`numpy.lib.stride_tricks.sliding_window_view`) by one copy into a
+  contiguous ``(N, G, Kg, P)`` buffer;
+* forward: ``Y = W · cols`` with ``W`` of shape ``(G, C_out/G, Kg)``: one
+  batched :func:`numpy.matmul` into BLAS, whose result already has the
+  output layout ``(N, C_out, *out)``;
+* backward: ``dW = Σ_n dY_n · cols_nᵀ`` and ``dcols = Wᵀ · dY`` by GEMM,
+  then col2im scatter-adds ``dcols`` into the padded input gradient with one
+  strided ``+=`` per kernel offset.
+
+The column buffer holds ``N·C_in·prod(k)·P`` values. When that exceeds the
+workspace limit the batch, and if one sample is still too big the first
+output axis, is processed in chunks that fit; each chunk runs the same code.
+A 1×1 kernel with stride 1 and no padding needs no buffer: ``cols`` is the
+input itself and the method is a plain GEMM.
+"""
+
+import itertools
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .base import Method, register
+
+__all__ = ["Im2col", "column_buffer_bytes", "chunking"]
+
+
+def _is_pointwise(plan):
+    """1×1 kernel, stride 1, no padding: the input already is the column matrix."""
+    return (all(k == 1 for k in plan.kernel_size) and all(s == 1 for s in plan.stride)
+            and not any(lo or hi for lo, hi in plan.padding))
+
+
+def _padded_bytes(plan):
+    """The zero-padded input copy (forward, dW) or input gradient (dX)."""
+    if not any(lo or hi for lo, hi in plan.padding):
+        return 0  # plan.zero_pad returns the input itself
+    return plan.batch * plan.in_channels * int(np.prod(plan.padded_size)) * plan.dtype.itemsize
+
+
+def _row_bytes(plan):
+    """Column-buffer bytes for one sample and one position along the first output axis."""
+    return (plan.in_channels * int(np.prod(plan.kernel_size)) * int(np.prod(plan.output_size[1:]))
+            * plan.dtype.itemsize)
+
+
+def chunking(plan):
+    """``(samples, rows)`` per chunk: how much of the batch and of the first output axis one
+    column buffer holds, the most that fits ``plan.limit`` (at least one row of one sample).
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> p = cl.plan((4, 2, 10, 10), (3, 2, 3, 3), np.float64, method="direct")
+    >>> chunking(p)
+    (4, 8)
+    >>> chunking(cl.plan((4, 2, 10, 10), (3, 2, 3, 3), np.float64, method="direct", workspace_limit=2500))
+    (1, 2)
+    """
+    rows = plan.output_size[0]
+    budget = plan.limit - _padded_bytes(plan)
+    per_sample = rows * _row_bytes(plan)
+    if plan.batch * per_sample <= budget:
+        return plan.batch, rows
+    if per_sample <= budget:
+        return budget // per_sample, rows
+    return 1, int(min(rows, max(1, budget // _row_bytes(plan))))
+
+
+def column_buffer_bytes(plan):
+    """Bytes of the column buffer one chunk uses (0 for a pointwise plan)."""
+    if _is_pointwise(plan):
+        return 0
+    samples, rows = chunking(plan)
+    return samples * rows * _row_bytes(plan)
+
+
+def _chunks(plan):
+    """Yield ``(batch_slice, row_slice)`` covering the batch and the first output axis."""
+    samples, rows = chunking(plan)
+    for n0, r0 in itertools.product(range(0, plan.batch, samples), range(0, plan.output_size[0], rows)):
+        yield slice(n0, n0 + samples), slice(r0, min(r0 + rows, plan.output_size[0]))
+
+
+def _grouped_weight(plan, w):
+    """``(C_out, C_in/G, *k)`` -> ``(G, C_out/G, Kg)`` (a view)."""
+    g = plan.groups
+    return w.reshape(g, plan.out_channels // g, -1)
+
+
+def _windows(plan, xp, rows):
+    """Strided view ``(n, C_in, *k, rows, *out[1:])`` of the padded input: no copy."""
+    first = slice(rows.start * plan.stride[0], (rows.stop - 1) * plan.stride[0] + plan.dilated_kernel_size[0])
+    xp = xp[:, :, first]
+    spatial = tuple(range(2, 2 + plan.ndim))
+    view = sliding_window_view(xp, plan.dilated_kernel_size, axis=spatial)
+    view = view[(slice(None), slice(None), *(slice(None, None, s) for s in plan.stride),
+                 *(slice(None, None, d) for d in plan.dilation))]
+    # (n, C, *out, *k) -> (n, C, *k, *out): the kernel offsets join the channel as GEMM rows
+    order = (0, 1, *range(2 + plan.ndim, 2 + 2 * plan.ndim), *spatial)
+    return view.transpose(order)
+
+
+def _im2col(plan, xp, rows):
+    """The contiguous column matrix ``(n, G, Kg, P_chunk)`` of a chunk."""
+    view = _windows(plan, xp, rows)
+    cols = np.empty(view.shape, plan.dtype)
+    np.copyto(cols, view)
+    return cols.reshape(view.shape[0], plan.groups, -1, int(np.prod(view.shape[2 + plan.ndim:])))
+
+
+def _col2im_add(plan, dxp, dcols, rows):
+    """Adjoint of :func:`_im2col`: add ``dcols`` ``(n, C_in, *k, *out_chunk)`` into ``dxp``."""
+    out = (rows.stop - rows.start, *plan.output_size[1:])
+    for offset in itertools.product(*(range(k) for k in plan.kernel_size)):
+        window = tuple(
+            slice(o * d + r0 * s, o * d + r0 * s + s * (n - 1) + 1, s)
+            for o, d, s, n, r0 in zip(offset, plan.dilation, plan.stride, out, (rows.start,) + (0,) * plan.ndim)
+        )
+        dxp[(slice(None), slice(None), *window)] += dcols[(slice(None), slice(None), *offset)]
+
+
+def _output_chunk(plan, a, rows):
+    """``a[..., rows, ...]`` of an ``(n, C, *out)`` array, as ``(n, G, C/G, P_chunk)``."""
+    chunk = a[:, :, rows]
+    return chunk.reshape(chunk.shape[0], plan.groups, chunk.shape[1] // plan.groups, -1)
+
+
+@register
+class Im2col(Method):
+    """Unrolled patches times the weight matrix: one batched GEMM per chunk."""
+
+    name = "im2col"
+
+    def workspace_bytes(self, plan):
+        return _padded_bytes(plan) + column_buffer_bytes(plan)
+
+    # ----- forward
+    def forward(self, plan, x, w):
+        wg = _grouped_weight(plan, w)
+        if _is_pointwise(plan):
+            cols = x.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
+            return (wg @ cols).reshape(plan.output_shape)
+        xp = plan.zero_pad(x)
+        chunks = list(_chunks(plan))
+        if len(chunks) == 1:
+            return (wg @ _im2col(plan, xp, chunks[0][1])).reshape(plan.output_shape)
+        y = np.empty(plan.output_shape, plan.dtype)
+        for batch, rows in chunks:
+            chunk = y[batch, :, rows]
+            chunk[...] = (wg @ _im2col(plan, xp[batch], rows)).reshape(chunk.shape)
+        return y
+
+    # ----- backward
+    def backward_input(self, plan, grad_y, w):
+        wt = np.swapaxes(_grouped_weight(plan, w), -1, -2)  # (G, Kg, C_out/G): BLAS reads it transposed
+        if _is_pointwise(plan):
+            dyg = grad_y.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
+            return (wt @ dyg).reshape(plan.x_shape)
+        dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
+        for batch, rows in _chunks(plan):
+            dcols = wt @ _output_chunk(plan, grad_y[batch], rows)
+            dcols = dcols.reshape(dcols.shape[0], plan.in_channels, *plan.kernel_size,
+                                  rows.stop - rows.start, *plan.output_size[1:])
+            _col2im_add(plan, dxp[batch], dcols, rows)
+        return plan.crop_padding(dxp)
+
+    def backward_weight(self, plan, grad_y, x):
+        if _is_pointwise(plan):
+            cols = x.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
+            dyg = grad_y.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
+            return (dyg @ np.swapaxes(cols, -1, -2)).sum(axis=0).reshape(plan.w_shape)
+        xp = plan.zero_pad(x)
+        dw = np.zeros((plan.groups, plan.out_channels // plan.groups, plan.w_shape[1] * int(np.prod(plan.kernel_size))),
+                      plan.dtype)
+        for batch, rows in _chunks(plan):
+            cols = _im2col(plan, xp[batch], rows)
+            # Σ_n dY_n · cols_nᵀ: batched GEMMs over the samples of the chunk, then their sum
+            dw += (_output_chunk(plan, grad_y[batch], rows) @ np.swapaxes(cols, -1, -2)).sum(axis=0)
+        return dw.reshape(plan.w_shape)

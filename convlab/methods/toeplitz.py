@@ -1,0 +1,84 @@
+"""The Toeplitz method: the convolution as one sparse matrix product, ``y = T · P · x``.
+
+``P`` pads (any padding mode) and ``T`` is the Toeplitz / doubly (triply)
+block Toeplitz matrix of the valid strided, dilated, grouped correlation,
+both built by :mod:`convlab.operators`. ``T``'s sparsity pattern and the map
+``kernel_index`` from its stored entries to the kernel entries they hold are
+built once per plan; each call only refills ``T.data = w.ravel()[kernel_index]``.
+
+The batch is the second dimension of the dense operand: with
+``X = x.reshape(N, -1)ᵀ`` (one column per sample), ``Y = T (P X)``.
+
+Backward, in the same notation (``dY`` one column per sample):
+
+* ``dX = Pᵀ (Tᵀ dY)``: the transposed sparse matrices (``Tᵀ`` of a CSR
+  matrix is a free CSC view);
+* ``dT.data[e] = Σ_n dY[row(e), n] · (P X)[col(e), n]`` for every stored
+  entry ``e``, reduced onto the kernel with
+  ``dW.ravel() = bincount(kernel_index, dT.data)``.
+"""
+
+import numpy as np
+
+from ..operators import padding_matrix, toeplitz_nbytes, toeplitz_operator, toeplitz_pattern
+from ..padding import PADDING_MODES
+from .base import Method, register
+
+__all__ = ["Toeplitz"]
+
+
+def _columns(a):
+    """``(N, *rest)`` -> ``(prod(rest), N)``: one column per sample, as scipy.sparse wants it."""
+    return np.ascontiguousarray(a.reshape(a.shape[0], -1).T)
+
+
+def _entries_per_row(plan):
+    """Stored entries in each row of ``T``: one per input channel of the group and kernel offset."""
+    return (plan.in_channels // plan.groups) * int(np.prod(plan.kernel_size))
+
+
+def _rows_per_step(plan):
+    """Rows of ``T`` per step of the weight gradient, so that one step gathers about ``nnz`` values."""
+    return max(1, int(np.prod(plan.output_shape[1:])) // plan.batch)
+
+
+@register
+class Toeplitz(Method):
+    """Sparse Toeplitz (doubly / triply block Toeplitz) matrix times the padded input."""
+
+    name = "toeplitz"
+    native_padding_modes = PADDING_MODES
+
+    def workspace_bytes(self, plan):
+        itemsize = plan.dtype.itemsize
+        inputs = plan.batch * plan.in_channels * int(np.prod(plan.input_size)) * itemsize  # x as columns
+        padded = plan.batch * plan.in_channels * int(np.prod(plan.padded_size)) * itemsize  # P·X
+        outputs = int(np.prod(plan.output_shape)) * itemsize  # T·P·X before its transpose
+        # dW step: gathered inputs, their products with dY, and those as float64 bincount weights
+        entries = _rows_per_step(plan) * _entries_per_row(plan)
+        gradient_step = entries * (plan.batch * itemsize + itemsize + 8)
+        return toeplitz_nbytes(plan) + inputs + padded + max(outputs, gradient_step)
+
+    def forward(self, plan, x, w):
+        padded = padding_matrix(plan) @ _columns(x)
+        y = toeplitz_operator(plan, w) @ padded
+        return np.ascontiguousarray(y.T).reshape(plan.output_shape)
+
+    def backward_input(self, plan, grad_y, w):
+        dpadded = toeplitz_operator(plan, w).T @ _columns(grad_y)
+        dx = padding_matrix(plan).T @ dpadded
+        return np.ascontiguousarray(dx.T).reshape(plan.x_shape)
+
+    def backward_weight(self, plan, grad_y, x):
+        _, indices, kernel_index, (rows, _) = toeplitz_pattern(plan)
+        padded = padding_matrix(plan) @ _columns(x)             # (C_in·prod(padded), N)
+        dy = _columns(grad_y)                                    # (rows, N)
+        step, per_row = _rows_per_step(plan), _entries_per_row(plan)
+        dw = np.zeros(int(np.prod(plan.w_shape)), np.float64)
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            entries = slice(r0 * per_row, r1 * per_row)
+            gathered = padded[indices[entries]].reshape(r1 - r0, per_row, plan.batch)
+            dt = np.einsum("rn,ren->re", dy[r0:r1], gathered)  # dT.data of this block of rows
+            dw += np.bincount(kernel_index[entries], weights=dt.ravel(), minlength=dw.size)
+        return dw.astype(plan.dtype).reshape(plan.w_shape)
