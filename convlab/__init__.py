@@ -15,6 +15,7 @@ from .plan import ConvGrads, ConvPlan, plan
 from .api import conv, conv1d, conv2d, conv3d, conv_backward, conv_transpose, convolve
 from .selection import choose_method
 from .autotune import explain, get_autotune, set_autotune
+from .fft_backends import fft_backend, get_fft_backend, set_fft_backend
 
 __version__ = "0.1.0"
 
@@ -25,4 +26,5 @@ __all__ = [
     "ConvGrads", "ConvPlan", "plan",
     "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_transpose", "convolve",
     "choose_method", "explain", "get_autotune", "set_autotune",
+    "fft_backend", "get_fft_backend", "set_fft_backend",
 ]

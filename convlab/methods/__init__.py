@@ -9,5 +9,6 @@ from . import direct  # noqa: F401  (registers "direct")
 from . import im2col  # noqa: F401  (registers "im2col")
 from . import toeplitz  # noqa: F401  (registers "toeplitz")
 from . import winograd  # noqa: F401  (registers "winograd")
+from . import fft  # noqa: F401  (registers "fft")
 
 __all__ = ["Method", "get_method", "methods", "register"]

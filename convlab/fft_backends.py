@@ -1,0 +1,311 @@
+"""Real FFT backends for the FFT methods: ``numpy.fft``, ``scipy.fft`` and pyFFTW.
+
+The FFT methods need one thing from a backend: a *real transform* of a fixed
+shape ``(*L, *batch)``, transformed over its leading ``len(L)`` axes, with
+
+- ``real_buffer()`` / ``complex_buffer()``: arrays the caller fills,
+- ``forward(a)``: the unnormalised ``rfftn`` of ``a`` over the leading axes,
+- ``inverse(A)``: the *unnormalised* ``irfftn`` (``prod(L)`` times the usual
+  inverse); the methods fold ``1 / prod(L)`` into a small array instead.
+
+Arrays returned by ``forward``/``inverse`` may be the backend's own buffers:
+they stay valid until the same transform is next used *from the same
+thread*, so callers consume or copy them at once.
+
+The spatial axes lead and batch/channel axes trail so that the spectra come
+out as ``(frequencies, N, C)``: the channel contraction is then a batched
+matrix product with the frequencies as the batch axis, with no transposes.
+
+pyFFTW objects own their input and output arrays, so one object must never
+run in two threads at once (pyFFTW's ``interfaces`` cache shares objects and
+gives wrong results from two threads). Here every thread builds its own
+``FFTW`` objects, kept in a :class:`threading.local`; FFTW's planner is
+serialised by pyFFTW itself, and plans made once are reused through FFTW's
+wisdom, so a second thread's planning is cheap.
+
+Choose the backend globally with :func:`set_fft_backend` or for a block of
+code (in the current thread only) with :func:`fft_backend`.
+"""
+
+import atexit
+import contextlib
+import dataclasses
+import os
+import threading
+
+import numpy as np
+import scipy.fft
+
+try:
+    import pyfftw
+except ImportError:  # pyfftw is optional; scipy.fft is the fallback
+    pyfftw = None
+
+__all__ = ["BACKENDS", "PLANNER_EFFORTS", "FFTBackend", "set_fft_backend", "get_fft_backend", "fft_backend",
+           "available_fft_backends", "save_wisdom", "load_wisdom"]
+
+BACKENDS = ("pyfftw", "scipy", "numpy")
+# Below this many real elements a transform runs in one thread: thread start-up costs more than it
+# saves, and FFTW_MEASURE timing threaded plans on small sizes takes seconds on a busy machine.
+MIN_THREADED_SIZE = 1 << 16
+PLANNER_EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
+
+
+def available_fft_backends():
+    """Names of the backends that can run here (pyfftw only when it imports).
+
+    Examples
+    --------
+    >>> from convlab.fft_backends import available_fft_backends
+    >>> {"scipy", "numpy"} <= set(available_fft_backends())
+    True
+    """
+    return tuple(name for name in BACKENDS if name != "pyfftw" or pyfftw is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class FFTBackend:
+    """An FFT backend and its settings (immutable: it keys the per-plan caches).
+
+    Attributes
+    ----------
+    name : {"pyfftw", "scipy", "numpy"}
+    threads : int
+        Threads per transform (``workers`` for scipy; ignored by numpy).
+    planner_effort : str
+        FFTW planner flag, one of :data:`PLANNER_EFFORTS` (pyfftw only).
+    """
+
+    name: str
+    threads: int = 1
+    planner_effort: str = "FFTW_MEASURE"
+
+    def real_transform(self, real_shape, naxes, dtype):
+        """A :class:`_NumpyTransform`-like object for arrays of ``real_shape`` over ``naxes`` leading axes."""
+        cls = {"pyfftw": _FFTWTransform, "scipy": _ScipyTransform, "numpy": _NumpyTransform}[self.name]
+        return cls(tuple(real_shape), naxes, np.dtype(dtype), self)
+
+
+def _complex_shape(real_shape, naxes):
+    shape = list(real_shape)
+    shape[naxes - 1] = shape[naxes - 1] // 2 + 1
+    return tuple(shape)
+
+
+def _threads(real_shape, backend):
+    return backend.threads if np.prod(real_shape) >= MIN_THREADED_SIZE else 1
+
+
+def _complex_dtype(dtype):
+    return np.result_type(dtype, np.complex64)
+
+
+class _NumpyTransform:
+    """``numpy.fft`` (pocketfft): stateless, so thread-safe without help."""
+
+    def __init__(self, real_shape, naxes, dtype, backend):
+        self.real_shape, self.naxes, self.dtype = real_shape, naxes, dtype
+        self.complex_shape = _complex_shape(real_shape, naxes)
+        self.axes = tuple(range(naxes))
+        self.threads = _threads(real_shape, backend)
+
+    def real_buffer(self):
+        return np.empty(self.real_shape, self.dtype)
+
+    def complex_buffer(self):
+        return np.empty(self.complex_shape, _complex_dtype(self.dtype))
+
+    def forward(self, a):
+        return np.fft.rfftn(a, axes=self.axes)
+
+    def inverse(self, spectrum):
+        # norm="forward" puts the 1/prod(L) on the forward transform: the inverse is unnormalised.
+        return np.fft.irfftn(spectrum, s=self.real_shape[:self.naxes], axes=self.axes, norm="forward")
+
+
+class _ScipyTransform(_NumpyTransform):
+    """``scipy.fft`` with ``workers`` threads; may overwrite the buffers it is given."""
+
+    def forward(self, a):
+        return scipy.fft.rfftn(a, axes=self.axes, workers=self.threads, overwrite_x=True)
+
+    def inverse(self, spectrum):
+        return scipy.fft.irfftn(spectrum, s=self.real_shape[:self.naxes], axes=self.axes, norm="forward",
+                                workers=self.threads, overwrite_x=True)
+
+
+class _FFTWTransform:
+    """A pair of pyFFTW plans (r2c and c2r), built lazily, one pair per thread."""
+
+    def __init__(self, real_shape, naxes, dtype, backend):
+        self.real_shape, self.naxes, self.dtype = real_shape, naxes, dtype
+        self.complex_shape = _complex_shape(real_shape, naxes)
+        self.backend, self.threads = backend, _threads(real_shape, backend)
+        self._local = threading.local()
+
+    def _plan(self, direction):
+        plans = self._local.__dict__
+        if direction not in plans:
+            real = pyfftw.empty_aligned(self.real_shape, self.dtype)
+            spectrum = pyfftw.empty_aligned(self.complex_shape, _complex_dtype(self.dtype))
+            source, target = (real, spectrum) if direction == "FFTW_FORWARD" else (spectrum, real)
+            # DESTROY_INPUT: callers refill the input before every call, and it lets FFTW pick faster plans.
+            plans[direction] = pyfftw.FFTW(source, target, axes=tuple(range(self.naxes)), direction=direction,
+                                           flags=(self.backend.planner_effort, "FFTW_DESTROY_INPUT"),
+                                           threads=self.threads)
+            _wisdom_changed()
+        return plans[direction]
+
+    def real_buffer(self):
+        return self._plan("FFTW_FORWARD").input_array
+
+    def complex_buffer(self):
+        return self._plan("FFTW_BACKWARD").input_array
+
+    @staticmethod
+    def _run(fftw, a):
+        if a is not fftw.input_array:
+            fftw.input_array[...] = a
+        fftw.execute()  # execute() never normalises: the unnormalised transform is the contract
+        return fftw.output_array
+
+    def forward(self, a):
+        return self._run(self._plan("FFTW_FORWARD"), a)
+
+    def inverse(self, spectrum):
+        return self._run(self._plan("FFTW_BACKWARD"), spectrum)
+
+
+# --------------------------------------------------------------- choosing the backend
+_lock = threading.Lock()
+_local = threading.local()
+_default = None
+_wisdom_file = None
+
+
+def _make(name, threads, planner_effort):
+    if name not in BACKENDS:
+        raise ValueError(f"FFT backend must be one of {BACKENDS}, but got {name!r}")
+    if name == "pyfftw" and pyfftw is None:
+        raise ValueError("FFT backend 'pyfftw' is not available: pyfftw does not import (pip install pyfftw)")
+    if threads is None:
+        threads = os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive int, but got {threads!r}")
+    if planner_effort not in PLANNER_EFFORTS:
+        raise ValueError(f"planner_effort must be one of {PLANNER_EFFORTS}, but got {planner_effort!r}")
+    return FFTBackend(name, int(threads), planner_effort)
+
+
+def get_fft_backend():
+    """The :class:`FFTBackend` in force in this thread (a :func:`fft_backend` block, else the global one).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.get_fft_backend().name in ("pyfftw", "scipy", "numpy")
+    True
+    """
+    stack = getattr(_local, "stack", None)
+    return stack[-1] if stack else _default
+
+
+def set_fft_backend(name, *, threads=None, planner_effort="FFTW_MEASURE", wisdom_file=None):
+    """Set the global FFT backend of the ``"fft"`` and ``"fft_tiled"`` methods.
+
+    Parameters
+    ----------
+    name : {"pyfftw", "scipy", "numpy"}
+    threads : int, optional
+        Threads per transform; default ``os.cpu_count()``.
+    planner_effort : {"FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE"}
+        How hard FFTW searches for a fast plan (pyfftw only; planned once per convolution plan).
+    wisdom_file : str or path, optional
+        pyfftw only: FFTW wisdom is loaded from this file now (when it exists)
+        and saved to it at interpreter exit, so plans are not re-measured.
+
+    Returns
+    -------
+    FFTBackend
+        The previous global backend.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> old = cl.set_fft_backend("scipy", threads=1)
+    >>> cl.get_fft_backend()
+    FFTBackend(name='scipy', threads=1, planner_effort='FFTW_MEASURE')
+    >>> _ = cl.set_fft_backend(old.name, threads=old.threads, planner_effort=old.planner_effort)
+    """
+    global _default, _wisdom_file
+    backend = _make(name, threads, planner_effort)
+    with _lock:
+        old, _default = _default, backend
+        if wisdom_file is not None and name == "pyfftw":
+            _wisdom_file = os.fspath(wisdom_file)
+            if os.path.exists(_wisdom_file):
+                load_wisdom(_wisdom_file)
+    return old
+
+
+@contextlib.contextmanager
+def fft_backend(name, *, threads=None, planner_effort="FFTW_MEASURE"):
+    """Use another FFT backend inside a ``with`` block, in the current thread only.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> x, w = np.ones((1, 1, 8)), np.ones((1, 1, 3))
+    >>> with cl.fft_backend("numpy"):
+    ...     y = cl.conv(x, w, method="fft")
+    >>> y.round(12).tolist()
+    [[[3.0, 3.0, 3.0, 3.0, 3.0, 3.0]]]
+    """
+    backend = _make(name, threads, planner_effort)
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    _local.stack.append(backend)
+    try:
+        yield backend
+    finally:
+        _local.stack.pop()
+
+
+# --------------------------------------------------------------- FFTW wisdom
+def save_wisdom(path):
+    """Write FFTW's accumulated wisdom (all precisions) to ``path``."""
+    if pyfftw is None:
+        raise ValueError("save_wisdom needs pyfftw, which does not import")
+    with open(path, "wb") as f:
+        f.write(b"\0".join(pyfftw.export_wisdom()))
+
+
+def load_wisdom(path):
+    """Load FFTW wisdom written by :func:`save_wisdom`; returns which precisions loaded."""
+    if pyfftw is None:
+        raise ValueError("load_wisdom needs pyfftw, which does not import")
+    with open(path, "rb") as f:
+        parts = f.read().split(b"\0")
+    if len(parts) != 3:
+        raise ValueError(f"{path!r} is not a convlab FFTW wisdom file (expected 3 parts, found {len(parts)})")
+    return pyfftw.import_wisdom(tuple(parts))
+
+
+_dirty = False
+
+
+def _wisdom_changed():
+    global _dirty
+    _dirty = True
+
+
+@atexit.register
+def _save_wisdom_at_exit():
+    if _wisdom_file is not None and _dirty:
+        try:
+            save_wisdom(_wisdom_file)
+        except OSError:  # an unwritable cache file must not break interpreter exit
+            pass
+
+
+_default = _make("pyfftw" if pyfftw is not None else "scipy", None, "FFTW_MEASURE")

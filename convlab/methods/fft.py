@@ -1,0 +1,283 @@
+"""The FFT method: the convolution theorem over the spatial axes, channels contracted per frequency.
+
+Per spatial axis, with ``n`` the input size, ``(lo, hi)`` the padding, ``s``
+the stride, ``d`` the dilation, ``e = d(k-1)+1`` the dilated kernel extent
+and ``t1 = s(out-1) - lo``::
+
+    y[i] = c[s*i - lo],   c[t] = sum_j x[t + j] * wd[j]      (wd: w dilated with zeros)
+
+``c`` is a correlation, so in the frequency domain ``C = X * conj(WD)``. At
+an FFT size ``L`` the inverse gives ``c`` folded modulo ``L``; no output we
+read is folded onto another non-zero term when ``L >= max(t1 + e, n + lo)``
+(the same bound makes ``dx`` and ``dw`` exact, see docs/fft.md). With
+``padding_mode="circular"`` the padded input *is* the periodic extension of
+``x``, so ``L = n`` exactly and every index is taken modulo ``n``.
+
+Layout: FFT buffers are ``(*L, batch, channels)`` (spatial axes first), so
+spectra are ``(F, N, C)`` and the channel contraction is one batched complex
+matrix product per group with the ``F`` frequencies as the batch axis.
+
+Backward (Mathieu, Henaff and LeCun 2013): ``dx = IFFT(DY * WD)`` read at
+``0..n-1`` with ``dy`` zero-upsampled to positions ``s*i - lo`` (a transposed
+convolution), and ``dw[k] = IFFT(conj(DY) * X)[d*k]``, contracted over the
+batch per frequency.
+"""
+
+import numpy as np
+import scipy.fft
+
+from .. import fft_backends
+from ..padding import pad
+from .base import Method, register
+
+__all__ = ["FFT"]
+
+
+# --------------------------------------------------------------- geometry
+def axis_fft_size(n, lo, e, s, out, circular):
+    """The FFT length of one axis: ``n`` for circular padding, else the smallest fast length that
+    keeps every output we read free of wrap-around (and the upsampled ``dy`` free of collisions)."""
+    if circular:
+        return n
+    t1 = s * (out - 1) - lo
+    return scipy.fft.next_fast_len(max(t1 + e, n + lo, t1 + lo + 1), real=True)
+
+
+def _progression(start, step, count, size):
+    """``(start + step*i) mod size`` for ``i < count``: a slice when it does not wrap, else an index array."""
+    last = start + step * (count - 1)
+    if start >= 0 and last < size:
+        return slice(start, last + 1, step)
+    return (start + step * np.arange(count)) % size
+
+
+def _index(per_axis):
+    """Per-axis slices/index arrays -> one index for the leading axes (``np.ix_`` for arrays)."""
+    if all(isinstance(i, slice) for i in per_axis):
+        return tuple(per_axis)
+    arrays = [np.arange(i.start, i.stop, i.step) if isinstance(i, slice) else i for i in per_axis]
+    return np.ix_(*arrays)
+
+
+def _unique(per_axis):
+    return all(isinstance(i, slice) or len(np.unique(i)) == len(i) for i in per_axis)
+
+
+class Geometry:
+    """Everything about a plan's FFT that does not depend on the data (built once per plan)."""
+
+    def __init__(self, plan):
+        circular = plan.padding_mode == "circular"
+        self.L = tuple(
+            axis_fft_size(n, lo, e, s, out, circular)
+            for n, (lo, _), e, s, out in zip(plan.input_size, plan.padding, plan.dilated_kernel_size,
+                                             plan.stride, plan.output_size))
+        self.F = int(np.prod(self.L[:-1])) * (self.L[-1] // 2 + 1)
+        self.scale = 1.0 / float(np.prod(self.L))
+        self.inputs = _index([_progression(0, 1, n, L) for n, L in zip(plan.input_size, self.L)])
+        out = [_progression(-lo, s, o, L) for (lo, _), s, o, L in
+               zip(plan.padding, plan.stride, plan.output_size, self.L)]
+        taps = [_progression(0, d, k, L) for d, k, L in zip(plan.dilation, plan.kernel_size, self.L)]
+        self.outputs, self.outputs_unique = _index(out), _unique(out)
+        self.taps, self.taps_unique = _index(taps), _unique(taps)
+
+
+def geometry(plan):
+    return plan.cached(("fft", "geometry"), lambda: Geometry(plan))
+
+
+# --------------------------------------------------------------- moving data in and out of FFT buffers
+def spatial_major(a):
+    """``(A, B, *spatial)`` -> a ``(*spatial, A, B)`` view."""
+    return np.moveaxis(a, (0, 1), (-2, -1))
+
+
+def channel_major(a):
+    """``(*spatial, A, B)`` -> a ``(A, B, *spatial)`` view."""
+    return np.moveaxis(a, (-2, -1), (0, 1))
+
+
+def place(buffer, values, index, unique=True):
+    """Zero ``buffer`` and put ``values`` (spatial-major) at ``index``, adding where indices repeat."""
+    buffer.fill(0)
+    if unique:
+        buffer[index] = values
+    else:  # only circular padding with a window longer than the period folds several terms onto one bin
+        np.add.at(buffer, index, values)
+    return buffer
+
+
+def take(array, index, shape):
+    """``array[index]`` (spatial-major) as a new contiguous channel-major array of ``shape``."""
+    result = np.empty(shape, array.dtype)
+    spatial_major(result)[...] = array[index]
+    return result
+
+
+def transform(plan, role, L, batch):
+    """The per-plan, per-backend real transform of ``(*L, *batch)``; ``role`` keeps the x, y and
+    w spectra of one call in separate buffers even when their shapes agree."""
+    backend = fft_backends.get_fft_backend()
+    key = ("fft", "transform", role, L, batch, backend)
+    return plan.cached(key, lambda: backend.real_transform((*L, *batch), len(L), plan.dtype))
+
+
+# --------------------------------------------------------------- the frequency-domain contraction
+def batched_matmul(a, b, out):
+    """``a @ b`` over stacks of matrices into ``out``; a broadcast product when the inner size is 1."""
+    if a.shape[-1] == 1:
+        return np.multiply(a, b, out=out)
+    return np.matmul(a, b, out=out)
+
+
+class WeightSpectra:
+    """The last weights seen by a plan and their spectra, recomputed only when the weights change.
+
+    Training loops and repeated inference call a plan with the same weights;
+    comparing ``w`` with a private copy costs ``O(|w|)``, far less than its FFT.
+    """
+
+    def __init__(self):
+        self.entry = (None, {})
+
+    def get(self, w, kind, factory):
+        weights, spectra = self.entry  # one atomic read: another thread may replace the entry
+        if weights is None or weights.shape != w.shape or not np.array_equal(weights, w):
+            weights, spectra = w.copy(), {}
+            self.entry = (weights, spectra)
+        if kind not in spectra:
+            spectra[kind] = factory()
+        return spectra[kind]
+
+
+def weight_spectrum(plan, w, kind, L=None, taps=None, taps_unique=True):
+    """Spectrum of the dilated kernel at FFT size ``L``, scaled by ``1/prod(L)``, as ``(F, G, a, b)``.
+
+    ``kind="forward"``: ``conj(WD)`` as ``(F, G, C_in/G, C_out/G)``, for ``y = x @ conj(WD)``.
+    ``kind="backward"``: ``WD`` as ``(F, G, C_out/G, C_in/G)``, for ``dx = dy @ WD``.
+    """
+    geo = geometry(plan) if L is None else None
+    L = geo.L if L is None else L
+    taps, taps_unique = (geo.taps, geo.taps_unique) if geo is not None else (taps, taps_unique)
+    slot = plan.cached(("fft", "weights", L, fft_backends.get_fft_backend()), WeightSpectra)
+
+    def compute():
+        g = plan.groups
+        t = transform(plan, "w", L, plan.w_shape[:2])
+        spectrum = t.forward(place(t.real_buffer(), spatial_major(w), taps, taps_unique))
+        spectrum = spectrum.reshape(-1, g, plan.out_channels // g, plan.w_shape[1])
+        scale = 1.0 / float(np.prod(L))
+        if kind == "forward":
+            return np.ascontiguousarray(np.conj(spectrum).swapaxes(-1, -2)) * scale
+        return spectrum * scale
+
+    return slot.get(w, kind, compute)
+
+
+def grouped(spectrum, groups):
+    """``(*Lf, N, C)`` spectrum -> ``(F, G, N, C/G)`` view for per-group products."""
+    n, c = spectrum.shape[-2:]
+    return spectrum.reshape(-1, n, groups, c // groups).transpose(0, 2, 1, 3)
+
+
+# --------------------------------------------------------------- the three passes
+def forward_spectral(plan, x, w):
+    """``y`` for finite ``x`` and ``w``."""
+    geo, g = geometry(plan), plan.groups
+    tx = transform(plan, "x", geo.L, plan.x_shape[:2])
+    X = grouped(tx.forward(place(tx.real_buffer(), spatial_major(x), geo.inputs)), g)
+    ty = transform(plan, "y", geo.L, plan.output_shape[:2])
+    Y = ty.complex_buffer()
+    batched_matmul(X, weight_spectrum(plan, w, "forward"), out=grouped(Y, g))
+    return take(ty.inverse(Y), geo.outputs, plan.output_shape)
+
+
+def backward_input_spectral(plan, grad_y, w):
+    geo, g = geometry(plan), plan.groups
+    ty = transform(plan, "y", geo.L, plan.output_shape[:2])
+    DY = grouped(ty.forward(place(ty.real_buffer(), spatial_major(grad_y), geo.outputs, geo.outputs_unique)), g)
+    tx = transform(plan, "x", geo.L, plan.x_shape[:2])
+    DX = tx.complex_buffer()
+    batched_matmul(DY, weight_spectrum(plan, w, "backward"), out=grouped(DX, g))
+    return take(tx.inverse(DX), geo.inputs, plan.x_shape)
+
+
+def backward_weight_spectral(plan, grad_y, x):
+    geo, g = geometry(plan), plan.groups
+    tx = transform(plan, "x", geo.L, plan.x_shape[:2])
+    X = grouped(tx.forward(place(tx.real_buffer(), spatial_major(x), geo.inputs)), g)
+    ty = transform(plan, "y", geo.L, plan.output_shape[:2])
+    DY = grouped(ty.forward(place(ty.real_buffer(), spatial_major(grad_y), geo.outputs, geo.outputs_unique)), g)
+    tw = transform(plan, "w", geo.L, plan.w_shape[:2])
+    DW = tw.complex_buffer()
+    # dw[o, c] = sum_n conj(DY[n, o]) X[n, c] per frequency and group: (F, G, C_out/G, N) @ (F, G, N, C_in/G)
+    batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=DW.reshape(-1, g, plan.out_channels // g, plan.w_shape[1]))
+    dw = take(tw.inverse(DW), geo.taps, plan.w_shape)
+    dw *= geo.scale
+    return dw
+
+
+# --------------------------------------------------------------- non-finite inputs
+def nonfinite_forward(plan, x, w, spectral_forward):
+    """``y`` as the direct method gives it when ``x`` or ``w`` holds NaN or Inf.
+
+    An FFT smears one NaN over every output. Instead: the finite part by FFT
+    with the non-finite values zeroed, the outputs whose window touches a
+    non-finite value located by an FFT of indicator arrays (counts, exact to
+    far below 0.5), and those outputs recomputed as direct sums (IEEE makes
+    them NaN or ±Inf whatever the summation order).
+    """
+    bad_x, bad_w = ~np.isfinite(x), ~np.isfinite(w)
+    y = spectral_forward(plan, np.where(bad_x, 0, x), np.where(bad_w, 0, w))
+    touched = np.zeros(plan.output_shape, bool)
+    if bad_x.any():
+        touched |= spectral_forward(plan, bad_x.astype(plan.dtype), np.ones(plan.w_shape, plan.dtype)) > 0.5
+    touched[:, bad_w.reshape(plan.out_channels, -1).any(axis=1)] = True
+    y[touched] = _direct_at(plan, x, w, np.nonzero(touched))
+    return y
+
+
+def _direct_at(plan, x, w, positions):
+    """``y`` at the output positions ``(n, o, *i)`` only, summed directly (loop over kernel taps)."""
+    n, o, *i = positions
+    xp = pad(x, plan.padding, plan.padding_mode)
+    cg = plan.w_shape[1]
+    channels = (o // (plan.out_channels // plan.groups))[:, None] * cg + np.arange(cg)  # (T, C_in/G)
+    taps = w.reshape(plan.out_channels, cg, -1)
+    total = np.zeros((len(n), cg), plan.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf and 0 * inf are the point here
+        for k, offset in enumerate(np.ndindex(*plan.kernel_size)):
+            where = tuple(ii[:, None] * s + j * d for ii, s, j, d in zip(i, plan.stride, offset, plan.dilation))
+            total += xp[(n[:, None], channels, *where)] * taps[o[:, None], np.arange(cg), k]
+        return total.sum(axis=1)
+
+
+def all_finite(*arrays):
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+@register
+class FFT(Method):
+    """Convolution by real FFTs at fast sizes, channels contracted per frequency; see the module docstring."""
+
+    name = "fft"
+    native_padding_modes = frozenset({"zeros", "circular"})
+
+    def workspace_bytes(self, plan):
+        # The padded real buffers and the half spectra of x, y and w, and the cached weight spectra.
+        geo = geometry(plan)
+        real, cplx = plan.dtype.itemsize, 2 * plan.dtype.itemsize
+        per_bin = plan.batch * (plan.in_channels + plan.out_channels) + plan.out_channels * plan.w_shape[1]
+        spectra = geo.F * per_bin * cplx + 2 * geo.F * plan.out_channels * plan.w_shape[1] * cplx
+        return spectra + int(np.prod(geo.L)) * per_bin * real
+
+    def forward(self, plan, x, w):
+        if all_finite(x, w):
+            return forward_spectral(plan, x, w)
+        return nonfinite_forward(plan, x, w, forward_spectral)
+
+    def backward_input(self, plan, grad_y, w):
+        return backward_input_spectral(plan, grad_y, w)
+
+    def backward_weight(self, plan, grad_y, x):
+        return backward_weight_spectral(plan, grad_y, x)
