@@ -10,5 +10,6 @@ from . import im2col  # noqa: F401  (registers "im2col")
 from . import toeplitz  # noqa: F401  (registers "toeplitz")
 from . import winograd  # noqa: F401  (registers "winograd")
 from . import fft  # noqa: F401  (registers "fft")
+from . import fft_tiled  # noqa: F401  (registers "fft_tiled")
 
 __all__ = ["Method", "get_method", "methods", "register"]

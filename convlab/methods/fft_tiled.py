@@ -1,0 +1,262 @@
+"""Tiled FFT: the output in tiles, each from one small FFT of an overlapping input tile.
+
+Forward is *overlap-save*: output tile ``j`` (``Bo`` outputs per axis) needs the
+padded-input tile starting at ``j*Bo*s`` of length ``Bi = s(Bo-1) + e``; a valid
+correlation of that tile needs no wrap-around margin, so each tile is one FFT
+of size ``L >= Bi`` (``Bo`` is grown to fill a fast ``L``) and its outputs are
+final: no accumulation. This is the scheme of cuDNN's FFT_TILING and NNPACK's
+ft8x8/ft16x16; scipy's ``oaconvolve`` uses its dual, overlap-add, which is
+exactly our ``dx``: the transposed convolution of each ``dy`` tile is an input
+tile of length ``Bi``, and neighbouring ones are added where they overlap.
+``dw`` sums the per-tile products ``conj(DY) X`` over tiles and batch in the
+frequency domain and needs one inverse FFT.
+
+Tiles are processed a row of tiles (along the first spatial axis) at a time,
+as many rows as fit :data:`CHUNK_BYTES`, so the spectra held at once are
+bounded whatever the input size. The tile size minimises a cost model of
+FFT work plus per-frequency channel products (see :func:`choose_tiles`).
+"""
+
+import itertools
+import math
+
+import numpy as np
+import scipy.fft
+
+from .base import Method, register
+from .fft import all_finite, batched_matmul, grouped, nonfinite_forward, place, transform, weight_spectrum
+
+__all__ = ["FFTTiled", "choose_tiles", "CHUNK_BYTES"]
+
+CHUNK_BYTES = 32 << 20  # spectra of one chunk of tiles; cuDNN-like bounded workspace
+
+
+def _candidate_lengths(e, s, out, n_max):
+    """Fast FFT lengths for one axis, from the smallest tile to one tile covering the whole output."""
+    largest = scipy.fft.next_fast_len(s * (out - 1) + e, real=True)
+    lengths, L = [], scipy.fft.next_fast_len(e, real=True)
+    while L < largest and len(lengths) < n_max:
+        if (L - e) // s + 1 >= 1:
+            lengths.append(L)
+        L = scipy.fft.next_fast_len(max(L + 1, int(L * 1.15)), real=True)
+    return lengths + [largest]
+
+
+def choose_tiles(plan, chunk_bytes=CHUNK_BYTES):
+    """The FFT length per axis minimising the modelled cost, among tiles whose spectra fit ``chunk_bytes``.
+
+    Cost per tile: ``N(C_in + C_out) * P log2 P`` for the transforms plus
+    ``4 N C_in C_out / G * P/2`` for the complex channel products, ``P = prod(L)``.
+
+    Returns
+    -------
+    tuple of int
+        ``L`` per spatial axis.
+    """
+    per_axis = [_candidate_lengths(e, s, out, 24) for e, s, out in
+                zip(plan.dilated_kernel_size, plan.stride, plan.output_size)]
+    n, cin, cout = plan.batch, plan.in_channels, plan.out_channels
+    best, best_cost = None, math.inf
+    for L in itertools.product(*per_axis):
+        P = math.prod(L)
+        bins = P // L[-1] * (L[-1] // 2 + 1)
+        if bins * n * (cin + cout) * 2 * plan.dtype.itemsize > chunk_bytes and best is not None:
+            continue
+        tiles = math.prod(-(-out // ((Li - e) // s + 1)) for Li, e, s, out in
+                          zip(L, plan.dilated_kernel_size, plan.stride, plan.output_size))
+        cost = tiles * (n * (cin + cout) * P * math.log2(max(P, 2)) + 4 * n * cin * cout / plan.groups * bins)
+        if cost < best_cost:
+            best, best_cost = L, cost
+    return best
+
+
+class TileGeometry:
+    """Tile sizes, tile counts and chunking of one plan (built once per plan)."""
+
+    def __init__(self, plan):
+        self.L = choose_tiles(plan)
+        e, s = plan.dilated_kernel_size, plan.stride
+        self.Bo = tuple((L - ei) // si + 1 for L, ei, si in zip(self.L, e, s))        # outputs per tile
+        self.Bi = tuple(si * (b - 1) + ei for b, ei, si in zip(self.Bo, e, s))       # inputs per tile
+        self.Bs = tuple(b * si for b, si in zip(self.Bo, s))                          # tile step in input
+        self.T = tuple(-(-out // b) for out, b in zip(plan.output_size, self.Bo))     # tiles per axis
+        self.q = tuple(-(-bi // bs) for bi, bs in zip(self.Bi, self.Bs))              # steps one tile spans
+        self.padded = tuple((t - 1) * bs + bi for t, bs, bi in zip(self.T, self.Bs, self.Bi))
+        bins = math.prod(self.L[:-1]) * (self.L[-1] // 2 + 1)
+        row = math.prod(self.T[1:]) * plan.batch * (plan.in_channels + plan.out_channels)
+        self.row_bytes = row * (bins * 2 + math.prod(self.L)) * plan.dtype.itemsize
+        self.rows = max(1, min(self.T[0], CHUNK_BYTES // max(self.row_bytes, 1)))
+        self.taps = tuple(slice(0, ei, d) for ei, d in zip(e, plan.dilation))
+        self.scale = 1.0 / math.prod(self.L)
+
+    def chunks(self):
+        """``(first_row, last_row)`` of tile rows processed together."""
+        return [(r, min(r + self.rows, self.T[0])) for r in range(0, self.T[0], self.rows)]
+
+
+def tile_geometry(plan):
+    return plan.cached(("fft_tiled", "geometry"), lambda: TileGeometry(plan))
+
+
+# --------------------------------------------------------------- tiles in and out
+def _padded_input(plan, geo, x):
+    """``x`` zero-padded by ``lo`` in front and to the length the tiles cover (cropped if they cover less)."""
+    xp = np.zeros(x.shape[:2] + geo.padded, x.dtype)
+    src, dst = [], []
+    for n, (lo, _), p in zip(plan.input_size, plan.padding, geo.padded):
+        count = max(0, min(n, p - lo))
+        src.append(slice(0, count))
+        dst.append(slice(lo, lo + count))
+    xp[(..., *dst)] = x[(..., *src)]
+    return xp
+
+
+def _input_tiles(geo, xp):
+    """``(N, C, *T, *Bi)`` strided view of the overlapping input tiles."""
+    d = len(geo.T)
+    windows = np.lib.stride_tricks.sliding_window_view(xp, geo.Bi, axis=tuple(range(2, 2 + d)))
+    return windows[(slice(None), slice(None), *(slice(0, t * bs, bs) for t, bs in zip(geo.T, geo.Bs)))]
+
+
+def _tiled_view(a, T, B):
+    """``(N, C, *(T*B))`` -> ``(N, C, T1, B1, T2, B2, ...)`` view."""
+    return a.reshape(a.shape[:2] + tuple(v for tb in zip(T, B) for v in tb))
+
+
+def _interleave(d):
+    """Permutation ``(*B, *T, N, C)`` -> ``(N, C, T1, B1, T2, B2, ...)``."""
+    return (2 * d, 2 * d + 1, *(v for a in range(d) for v in (d + a, a)))
+
+
+def _chunk_batch(geo, rows, plan, channels):
+    return (rows * math.prod(geo.T[1:]) * plan.batch, channels)
+
+
+# --------------------------------------------------------------- the three passes
+def forward_tiled(plan, x, w):
+    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    tiles = _input_tiles(geo, _padded_input(plan, geo, x))
+    S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps)
+    y_full = np.empty(plan.output_shape[:2] + tuple(t * b for t, b in zip(geo.T, geo.Bo)), plan.dtype)
+    y_view = _tiled_view(y_full, geo.T, geo.Bo)
+    to_buffer = (*range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0, 1)  # (N, C, *T, *Bi) -> (*Bi, *T, N, C)
+    for r0, r1 in geo.chunks():
+        rows = r1 - r0
+        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
+        buf = tx.real_buffer()
+        region = buf.reshape(*geo.L, rows, *geo.T[1:], *plan.x_shape[:2])
+        place(region, tiles[:, :, r0:r1].transpose(to_buffer), tuple(slice(0, b) for b in geo.Bi))
+        ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
+        Y = ty.complex_buffer()
+        batched_matmul(grouped(tx.forward(buf), g), S, out=grouped(Y, g))
+        out = ty.inverse(Y).reshape(*geo.L, rows, *geo.T[1:], *plan.output_shape[:2])
+        out = out[tuple(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride))]
+        y_view[:, :, r0:r1] = out.transpose(_interleave(d))
+    return np.ascontiguousarray(y_full[(..., *(slice(0, o) for o in plan.output_size))])
+
+
+def _dy_tiles(plan, geo, grad_y):
+    """``dy`` zero-extended to whole tiles, as an ``(N, C_out, T1, Bo1, ...)`` view."""
+    dy = np.zeros(plan.output_shape[:2] + tuple(t * b for t, b in zip(geo.T, geo.Bo)), plan.dtype)
+    dy[(..., *(slice(0, o) for o in plan.output_size))] = grad_y
+    return _tiled_view(dy, geo.T, geo.Bo)
+
+
+def _from_interleaved(d):
+    """Permutation ``(N, C, T1, B1, ...)`` -> ``(*B, *T, N, C)``."""
+    return (*(3 + 2 * a for a in range(d)), *(2 + 2 * a for a in range(d)), 0, 1)
+
+
+def _dy_spectrum(plan, geo, dy_view, r0, r1):
+    rows, d = r1 - r0, plan.ndim
+    ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
+    buf = ty.real_buffer()
+    region = buf.reshape(*geo.L, rows, *geo.T[1:], *plan.output_shape[:2])
+    upsampled = tuple(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride))
+    place(region, dy_view[:, :, r0:r1].transpose(_from_interleaved(d)), upsampled)
+    return grouped(ty.forward(buf), plan.groups)
+
+
+def backward_input_tiled(plan, grad_y, w):
+    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    dy_view = _dy_tiles(plan, geo, grad_y)
+    WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
+    extent = tuple((t + q) * bs for t, q, bs in zip(geo.T, geo.q, geo.Bs))
+    extent = tuple(max(ext, lo + n) for ext, (lo, _), n in zip(extent, plan.padding, plan.input_size))
+    extent = tuple(-(-ext // bs) * bs for ext, bs in zip(extent, geo.Bs))
+    dxp = np.zeros(plan.x_shape[:2] + extent, plan.dtype)
+    dx_view = _tiled_view(dxp, tuple(ext // bs for ext, bs in zip(extent, geo.Bs)), geo.Bs)
+    span = tuple(q * bs for q, bs in zip(geo.q, geo.Bs))
+    for r0, r1 in geo.chunks():
+        rows = r1 - r0
+        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
+        DX = tx.complex_buffer()
+        batched_matmul(_dy_spectrum(plan, geo, dy_view, r0, r1), WD, out=grouped(DX, g))
+        z = tx.inverse(DX).reshape(*geo.L, rows, *geo.T[1:], *plan.x_shape[:2])
+        # Each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi); split it into
+        # q steps of Bs so that one vectorised add per step offset covers every tile without overlap.
+        blocks = np.zeros(span + z.shape[d:], plan.dtype)
+        keep = tuple(slice(0, min(bi, sp)) for bi, sp in zip(geo.Bi, span))
+        blocks[keep] = z[keep]
+        blocks = blocks.reshape(*(v for qb in zip(geo.q, geo.Bs) for v in qb), *z.shape[d:])
+        for step in itertools.product(*(range(q) for q in geo.q)):
+            part = blocks[tuple(v for b in step for v in (b, slice(None)))]  # (*Bs, rows, *T[1:], N, C)
+            target = [slice(None), slice(None), slice(r0 + step[0], r1 + step[0]), slice(None)]
+            for a in range(1, d):
+                target += [slice(step[a], step[a] + geo.T[a]), slice(None)]
+            dx_view[tuple(target)] += part.transpose(_interleave(d))
+    crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(plan.padding, plan.input_size))
+    return np.ascontiguousarray(dxp[(..., *crop)])
+
+
+def backward_weight_tiled(plan, grad_y, x):
+    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    tiles = _input_tiles(geo, _padded_input(plan, geo, x))
+    dy_view = _dy_tiles(plan, geo, grad_y)
+    to_buffer = (*range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0, 1)
+    cog, cig = plan.out_channels // g, plan.w_shape[1]
+    tw = transform(plan, "w", geo.L, plan.w_shape[:2])
+    DW = tw.complex_buffer()
+    total = DW.reshape(-1, g, cog, cig)
+    total.fill(0)
+    for r0, r1 in geo.chunks():
+        rows = r1 - r0
+        DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
+        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
+        buf = tx.real_buffer()
+        region = buf.reshape(*geo.L, rows, *geo.T[1:], *plan.x_shape[:2])
+        place(region, tiles[:, :, r0:r1].transpose(to_buffer), tuple(slice(0, b) for b in geo.Bi))
+        # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
+        total += batched_matmul(np.conj(DY).swapaxes(-1, -2), grouped(tx.forward(buf), g),
+                                out=np.empty_like(total))
+    dw = np.empty(plan.w_shape, plan.dtype)
+    np.moveaxis(dw, (0, 1), (-2, -1))[...] = tw.inverse(DW)[geo.taps]
+    dw *= geo.scale
+    return dw
+
+
+@register
+class FFTTiled(Method):
+    """Overlap-save tiled FFT convolution with bounded workspace; see the module docstring."""
+
+    name = "fft_tiled"
+
+    def workspace_bytes(self, plan):
+        geo = tile_geometry(plan)
+        item = plan.dtype.itemsize
+        bins = math.prod(geo.L[:-1]) * (geo.L[-1] // 2 + 1)
+        padded_x = plan.batch * plan.in_channels * math.prod(geo.padded) * item
+        whole_tiles = plan.batch * plan.out_channels * math.prod(t * b for t, b in zip(geo.T, geo.Bo)) * item
+        weights = 3 * bins * plan.out_channels * plan.w_shape[1] * 2 * item
+        return padded_x + whole_tiles + geo.rows * geo.row_bytes + weights
+
+    def forward(self, plan, x, w):
+        if all_finite(x, w):
+            return forward_tiled(plan, x, w)
+        return nonfinite_forward(plan, x, w, forward_tiled)
+
+    def backward_input(self, plan, grad_y, w):
+        return backward_input_tiled(plan, grad_y, w)
+
+    def backward_weight(self, plan, grad_y, x):
+        return backward_weight_tiled(plan, grad_y, x)
