@@ -15,6 +15,7 @@ __all__ = ["main"]
 SUBCOMMANDS = {
     "compare": "convlab.compare",
     "calibrate": "convlab.calibrate",
+    "report": "convlab.report.cli",
 }
 
 

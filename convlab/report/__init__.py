@@ -1,0 +1,32 @@
+"""Benchmark report: time, memory and accuracy of every registered method, with figures.
+
+``convlab report`` runs a suite and writes a self-contained page; the same
+steps are importable::
+
+    from convlab.report import Case, measure_case, run_suite, make_report
+    rows = measure_case(Case("layer", "mine", (8, 16, 64, 64), (32, 16, 5, 5), padding="same"))
+    results = run_suite("quick")           # every case of a suite, as a JSON-ready dict
+    make_report(results, "report-out")     # index.html, results.json/.csv, figures
+
+>>> from convlab.report import load_suite
+>>> load_suite("quick").cases[0].group
+'kernel'
+"""
+
+from .suites import GROUPS, Case, Suite, load_suite, suite_names
+from .measure import measure_case
+from .peers import available_peers, peer_names
+from .run import environment, run_suite
+
+__all__ = ["GROUPS", "Case", "Suite", "load_suite", "suite_names", "measure_case", "available_peers",
+           "peer_names", "environment", "run_suite", "make_report"]
+
+
+def make_report(results, out_dir, snapshot=None):
+    """Write the page, ``results.json``, ``results.csv`` and every figure into ``out_dir``.
+
+    See :func:`convlab.report.page.make_report`.
+    """
+    from .page import make_report as _make_report
+
+    return _make_report(results, out_dir, snapshot=snapshot)

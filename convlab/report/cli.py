@@ -1,0 +1,90 @@
+"""``convlab report``: run a benchmark suite and write the report page."""
+
+import json
+import math
+import os
+import sys
+import time
+
+DESCRIPTION = """Benchmark every registered method (and scipy/torch peers) and write a report.
+
+Writes OUT/index.html (self-contained), OUT/results.json, OUT/results.csv and
+every figure as PNG and SVG; prints a summary table and the page's path.
+Measurements are appended to OUT/results.jsonl as they are taken, so Ctrl-C
+still leaves a report of the cases finished so far.
+
+suites (convlab/report/suites/*.toml, or your own TOML file):
+  quick     the default, under 2 minutes on 2 cores
+  standard  the published snapshot, under 15 minutes on 2 cores
+  full      larger problems and 3-D, tens of minutes
+
+examples:
+  convlab report
+  convlab report --suite standard --out report-standard --snapshot docs/report
+  convlab report --suite my_suite.toml --methods direct,fft --dtype float64 --no-peers
+  convlab report --replot report/results.json --out report
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("--suite", default="quick", help="quick | standard | full | PATH to a TOML suite "
+                        "(default quick)")
+    parser.add_argument("--out", default="convlab-report", help="output directory (default ./convlab-report)")
+    parser.add_argument("--methods", type=lambda s: [m for m in s.split(",") if m], default=None,
+                        help="comma-separated methods (default: every registered one)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                        help="dtype timed (default: the suite's, float32 for the shipped suites)")
+    parser.add_argument("--no-peers", action="store_true", help="do not measure scipy and torch")
+    parser.add_argument("--snapshot", default=None, metavar="DIR",
+                        help="also write the PNGs and summary.md there (e.g. docs/report)")
+    parser.add_argument("--replot", default=None, metavar="JSON",
+                        help="redraw the report from an earlier results.json instead of measuring")
+
+
+class Progress:
+    """A one-line progress bar on stderr: cases done, the case being measured, time left."""
+
+    def __init__(self, stream=sys.stderr, width=24):
+        self.stream, self.width = stream, width
+        self.tty = stream.isatty()
+
+    def __call__(self, done, total, case, elapsed):
+        left = elapsed / done * (total - done) if done else math.nan
+        bar = "#" * round(self.width * done / total) + "." * (self.width - round(self.width * done / total))
+        what = case.label if case is not None else "done"
+        eta = f"{left // 60:.0f}:{left % 60:02.0f} left" if math.isfinite(left) else "estimating"
+        line = f"[{bar}] {done}/{total}  {elapsed:5.0f} s, {eta}  {what}"
+        if self.tty:
+            self.stream.write("\r" + line[:os.get_terminal_size(self.stream.fileno()).columns - 1].ljust(79))
+            if case is None:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def run(args):
+    from .page import make_report, summary_text
+    from .run import run_suite
+
+    os.makedirs(args.out, exist_ok=True)
+    if args.replot:
+        with open(args.replot) as f:
+            results = json.load(f)
+    else:
+        results = {}
+        start = time.perf_counter()
+        try:
+            run_suite(args.suite, args.methods, dtype=args.dtype, peers=not args.no_peers, progress=Progress(),
+                      journal=os.path.join(args.out, "results.jsonl"), results=results)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted after {time.perf_counter() - start:.0f} s: writing the report of the "
+                  f"{len(results.get('cases', []))} cases measured so far", file=sys.stderr)
+            if not results.get("cases"):
+                return 130
+    page = make_report(results, args.out, snapshot=args.snapshot)
+    print(summary_text(results))
+    print(f"\nreport: {page.resolve()}")
+    if args.snapshot:
+        print(f"snapshot: {os.path.abspath(args.snapshot)}")
+    return 0 if results.get("complete") else 130

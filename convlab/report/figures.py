@@ -1,0 +1,406 @@
+"""Figures drawn from a results dict (see ``schema.json``).
+
+Each ``figure_*`` function takes the results and returns ``(Figure, caption)``,
+or ``None`` when the suite has no cases for it. They use
+:class:`matplotlib.figure.Figure` directly (no pyplot state). The drawing
+helpers they call (:func:`plot_kernel_sweep`, :func:`crossover`, ...) take
+plain arrays, so they can be checked on known data.
+"""
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..tolerances import TOLERANCES
+
+__all__ = ["crossover", "fitted_slope", "plot_kernel_sweep", "method_family", "style", "FIGURES",
+           "figure_kernel", "figure_input", "figure_layers", "figure_memory", "figure_accuracy",
+           "figure_gflops", "figure_peers"]
+
+ERROR_FLOOR = 1e-18  # exact (zero) errors are drawn here on log axes
+FREQUENCY_PEERS = frozenset({"scipy.fftconvolve", "scipy.oaconvolve"})
+PEER_STYLE = {"torch": ("black", "D"), "scipy.correlate2d": ("0.35", "s"),
+              "scipy.fftconvolve": ("0.55", "^"), "scipy.oaconvolve": ("0.7", "v")}
+MARKERS = "o^sDvP*Xh<>"
+
+
+# --------------------------------------------------------------- data access
+class Data:
+    """Lookups over a results dict: cases by group, measurements by (case, runner)."""
+
+    def __init__(self, results):
+        self.results = results
+        self.cases = results["cases"]
+        self.by_key = {(m["case"], m["method"]): m for m in results["measurements"]}
+        self.methods = list(results["suite"]["methods"])
+        self.peers = list(results["suite"]["peers"])
+        self.runners = self.methods + self.peers
+
+    def group(self, group):
+        """``{sweep name: [case, ...]}`` of one group, each sorted by size then kernel."""
+        sweeps = {}
+        for case in self.cases:
+            if case["group"] == group:
+                sweeps.setdefault(case["name"], []).append(case)
+        return {k: sorted(v, key=lambda c: (c["x_shape"][2], c["w_shape"][2])) for k, v in sweeps.items()}
+
+    def get(self, case, runner):
+        m = self.by_key.get((case["id"], runner))
+        return m if m is not None and m["status"] == "ok" else None
+
+    def series(self, cases, runner, value):
+        """``(x index list, values)`` over ``cases`` where ``value(measurement)`` is not None."""
+        points = [(i, value(m)) for i, m in ((i, self.get(c, runner)) for i, c in enumerate(cases)) if m]
+        points = [(i, v) for i, v in points if v is not None]
+        return [i for i, _ in points], [v for _, v in points]
+
+
+def forward_median(m):
+    return m["forward"]["median_s"] if m.get("forward") else None
+
+
+def method_family(name):
+    """``"frequency"`` for FFT-based runners, else ``"spatial"`` (a method may set ``domain``)."""
+    if name in FREQUENCY_PEERS:
+        return "frequency"
+    try:
+        from ..methods.base import get_method
+
+        domain = getattr(get_method(name), "domain", None)
+    except ValueError:
+        domain = None
+    return domain or ("frequency" if "fft" in name else "spatial")
+
+
+def style(name, methods):
+    """Line style of a runner: convlab methods in colour, solid; peers in grey or black, dashed."""
+    if name in PEER_STYLE:
+        color, marker = PEER_STYLE[name]
+        return dict(color=color, marker=marker, linestyle="--", markerfacecolor="white")
+    index = list(methods).index(name) if name in methods else len(methods)
+    return dict(color=f"C{index % 10}", marker=MARKERS[index % len(MARKERS)], linestyle="-")
+
+
+# --------------------------------------------------------------- analysis helpers
+def crossover(x, y_a, y_b):
+    """First ``x`` where curve ``a`` stops being below curve ``b`` (or vice versa), or ``None``.
+
+    Interpolated linearly in log-log coordinates between the two samples that
+    bracket the sign change of ``log(y_a / y_b)``.
+
+    Examples
+    --------
+    >>> crossover([1, 10], [1, 100], [10, 10])  # a ∝ x², b flat: equal at x = √10
+    3.1622776601683795
+    >>> crossover([1, 2], [1, 1], [2, 2]) is None
+    True
+    """
+    x, y_a, y_b = (np.asarray(v, np.float64) for v in (x, y_a, y_b))
+    d = np.log(y_a) - np.log(y_b)
+    for i in range(len(d) - 1):
+        if d[i] == 0:
+            return float(x[i])
+        if d[i] * d[i + 1] < 0:
+            t = d[i] / (d[i] - d[i + 1])
+            return float(np.exp(np.log(x[i]) + t * (np.log(x[i + 1]) - np.log(x[i]))))
+    return float(x[-1]) if len(d) and d[-1] == 0 else None
+
+
+def fitted_slope(x, y):
+    """Least-squares slope of ``log y`` against ``log x`` (``nan`` with fewer than 2 points).
+
+    Examples
+    --------
+    >>> round(fitted_slope([1, 2, 4], [3, 12, 48]), 6)
+    2.0
+    """
+    if len(x) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def _best(curves, names):
+    """Pointwise minimum over the curves in ``names`` that cover every x, or ``None``."""
+    full = [np.asarray(curves[n], np.float64) for n in names if n in curves and np.all(np.isfinite(curves[n]))]
+    return np.min(full, axis=0) if full else None
+
+
+def plot_kernel_sweep(ax, kernels, curves, methods, ndim=2):
+    """Draw time against kernel size and mark where spatial and frequency methods cross.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    kernels : sequence of int, shape ``(K,)``
+    curves : dict of str -> sequence of float, shape ``(K,)``
+        Seconds per runner (``nan`` where it did not run).
+    methods : sequence of str
+        The convlab methods among ``curves`` (the rest are peers).
+    ndim : int
+        Spatial dims, for the ``∝ k^d`` guide.
+
+    Returns
+    -------
+    float or None
+        The crossover kernel size of the best spatial against the best
+        frequency method (convlab methods, else every runner), marked with a
+        vertical line whose label starts with ``"crossover"``.
+    """
+    kernels = np.asarray(kernels, np.float64)
+    for name, times in curves.items():
+        times = np.asarray(times, np.float64)
+        ok = np.isfinite(times)
+        if ok.any():
+            ax.plot(kernels[ok], times[ok], label=name, **style(name, methods))
+    k_cross = None
+    for pool in (list(methods), list(curves)):
+        spatial = _best(curves, [n for n in pool if method_family(n) == "spatial"])
+        frequency = _best(curves, [n for n in pool if method_family(n) == "frequency"])
+        if spatial is not None and frequency is not None:
+            k_cross = crossover(kernels, spatial, frequency)
+            break
+    if k_cross is not None:
+        ax.axvline(k_cross, color="red", linestyle=":", linewidth=1.5, label=f"crossover k ≈ {k_cross:.1f}")
+    spatial_names = [n for n in methods if method_family(n) == "spatial" and np.isfinite(curves[n][0])]
+    if spatial_names:
+        t0 = curves[spatial_names[0]][0]
+        ax.plot(kernels, t0 * (kernels / kernels[0]) ** ndim, color="0.6", linewidth=0.8, linestyle="-.",
+                label=f"∝ k^{ndim} guide")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("kernel size k (per spatial dim)")
+    ax.set_ylabel("forward time [s]")
+    return k_cross
+
+
+# --------------------------------------------------------------- figures
+def _grid(count, width=6.0, height=4.4, ncols=2):
+    ncols = min(ncols, count)
+    nrows = math.ceil(count / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
+def _describe(case):
+    x, w = case["x_shape"], case["w_shape"]
+    return f"x {'×'.join(map(str, x))}, C_out {w[0]}"
+
+
+def figure_kernel(results):
+    """Figure 1: time against kernel size, log-log, crossover marked."""
+    data = Data(results)
+    sweeps = data.group("kernel")
+    if not sweeps:
+        return None
+    fig, axes = _grid(len(sweeps))
+    found = []
+    for ax, (name, cases) in zip(axes, sweeps.items()):
+        kernels = [c["w_shape"][2] for c in cases]
+        curves = {}
+        for runner in data.runners:
+            idx, times = data.series(cases, runner, forward_median)
+            if times:
+                curve = np.full(len(cases), np.nan)
+                curve[idx] = times
+                curves[runner] = curve
+        k_cross = plot_kernel_sweep(ax, kernels, curves, data.methods, ndim=cases[0]["ndim"])
+        found.append(f"{name}: " + (f"k ≈ {k_cross:.1f}" if k_cross else "no crossover in range"))
+        ax.set_title(f"{name}: {_describe(cases[0])}", fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Forward time against kernel size (fixed input)")
+    caption = ("Spatial methods grow like k^d, FFT methods stay nearly flat; the red line marks where the "
+               "fastest frequency-domain method overtakes the fastest spatial one (" + "; ".join(found) + ").")
+    return fig, caption
+
+
+def figure_input(results):
+    """Figure 2: time against input size for each kernel, with fitted log-log slopes."""
+    data = Data(results)
+    sweeps = data.group("input")
+    if not sweeps:
+        return None
+    fig, axes = _grid(len(sweeps))
+    for ax, (name, cases) in zip(axes, sweeps.items()):
+        pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
+        for runner in data.runners:
+            idx, times = data.series(cases, runner, forward_median)
+            if times:
+                slope = fitted_slope(pixels[idx], times)
+                ax.plot(pixels[idx], times, label=f"{runner}  slope {slope:.2f}", **style(runner, data.methods))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("input size n^d [elements per channel]")
+        ax.set_ylabel("forward time [s]")
+        ax.set_title(f"{name}: kernel {cases[0]['w_shape'][2]}, {_describe(cases[0])} at the smallest n",
+                     fontsize=10)
+        ax.legend(fontsize=7, ncol=2, title="fitted log-log slope", title_fontsize=7)
+    fig.suptitle("Forward time against input size")
+    caption = ("Slopes are fitted in log-log: O(n·k^d) spatial methods have slope 1 in the number of input "
+               "elements n^d, O(n log n) FFT methods slightly above 1; the kernel size sets the offset.")
+    return fig, caption
+
+
+def figure_layers(results):
+    """Figure 3: forward and backward time per method, one panel per layer case."""
+    data = Data(results)
+    cases = [c for cases in data.group("layer").values() for c in cases]
+    if not cases:
+        return None
+    fig, axes = _grid(len(cases), width=6.5, height=4.2)
+    for ax, case in zip(axes, cases):
+        positions = np.arange(len(data.runners))
+        for offset, phase, hatch in ((-0.2, "forward", None), (0.2, "backward", "//")):
+            for pos, runner in zip(positions, data.runners):
+                m = data.get(case, runner)
+                if m and m.get(phase):
+                    s = m[phase]
+                    ax.bar(pos + offset, s["median_s"], width=0.4, color=style(runner, data.methods)["color"],
+                           hatch=hatch, edgecolor="white" if hatch else None,
+                           yerr=[[s["median_s"] - s["q1_s"]], [s["q3_s"] - s["median_s"]]], capsize=2)
+        for pos, runner in zip(positions, data.runners):
+            m = data.by_key.get((case["id"], runner))
+            if m is None or m["status"] != "ok":
+                ax.text(pos, 0.02, (m or {}).get("status", "absent"), rotation=90, ha="center", va="bottom",
+                        fontsize=7, color="0.4", transform=ax.get_xaxis_transform())
+            elif m.get("backward") is None:
+                ax.text(pos + 0.2, 0.02, "no backward", rotation=90, ha="center", va="bottom", fontsize=6,
+                        color="0.4", transform=ax.get_xaxis_transform())
+        ax.set_yscale("log")
+        ax.set_xticks(positions, data.runners, rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel("time per call [s]")
+        ax.set_title(case["label"], fontsize=9)
+        ax.bar([], [], color="0.5", label="forward")
+        ax.bar([], [], color="0.5", hatch="//", edgecolor="white", label="backward (dx and dw)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Forward and backward time per method (median, bars show the interquartile range)")
+    caption = ("Backward computes both dx and dw, so it costs about twice the forward pass for spatial "
+               "methods; bars absent are labelled with the reason recorded in results.json.")
+    return fig, caption
+
+
+def figure_memory(results):
+    """Figure 4: peak extra memory per method against input size (forward and backward)."""
+    data = Data(results)
+    sweeps = data.group("input")
+    if not sweeps:
+        return None
+    fig, axes = _grid(2 * len(sweeps))
+    for row, (name, cases) in enumerate(sweeps.items()):
+        pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
+        itemsize = 4 if results["suite"]["dtype"] == "float32" else 8
+        x_bytes = np.array([int(np.prod(c["x_shape"])) * itemsize for c in cases], np.float64)
+        for col, phase in enumerate(("forward", "backward")):
+            ax = axes[2 * row + col]
+            for runner in data.runners:
+                idx, mem = data.series(cases, runner, lambda m: m["memory"][f"{phase}_bytes"])
+                if mem:
+                    ax.plot(pixels[idx], np.maximum(mem, 1) / 2**20, label=runner, **style(runner, data.methods))
+            ax.plot(pixels, x_bytes / 2**20, color="0.5", linestyle=":", label="size of x")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("input size n^d [elements per channel]")
+            ax.set_ylabel("peak extra memory [MiB]")
+            ax.set_title(f"{phase}, {name}: kernel {cases[0]['w_shape'][2]}", fontsize=10)
+            ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Peak memory allocated during one call (tracemalloc, outputs and plan caches included)")
+    caption = ("Memory traced while one call runs, above what was allocated before it: returned arrays, "
+               "scratch space and anything cached in the plan on first use; torch is not traced.")
+    return fig, caption
+
+
+def figure_accuracy(results):
+    """Figure 5: relative error of y per method against input size, one row per dtype."""
+    data = Data(results)
+    sweeps = data.group("input")
+    dtypes = list(results["suite"]["accuracy_dtypes"])
+    if not sweeps or not dtypes:
+        return None
+    fig, axes = _grid(len(dtypes) * len(sweeps), ncols=len(sweeps))
+    for row, dtype in enumerate(dtypes):
+        for col, (name, cases) in enumerate(sweeps.items()):
+            ax = axes[row * len(sweeps) + col]
+            pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
+            for runner in data.runners:
+                idx, err = data.series(cases, runner, lambda m: m["accuracy"].get(dtype, {}).get("y"))
+                if err:
+                    ax.plot(pixels[idx], np.maximum(err, ERROR_FLOOR), label=runner, **style(runner, data.methods))
+            ax.axhline(TOLERANCES[np.dtype(dtype)], color="red", linestyle="--", linewidth=1,
+                       label="test tolerance")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=ERROR_FLOOR / 3)
+            ax.set_xlabel("input size n^d [elements per channel]")
+            ax.set_ylabel("max |y - y_ref| / max |y_ref|")
+            ax.set_title(f"{dtype}, {name}: kernel {cases[0]['w_shape'][2]}", fontsize=10)
+            ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Forward error against float64 direct (exact agreement drawn at 1e-18)")
+    caption = ("Normwise relative error of y against a float64 direct result on the same inputs; "
+               "the red line is the tolerance the test suite enforces.")
+    return fig, caption
+
+
+def figure_gflops(results):
+    """Figure 8: achieved GFLOP/s (direct-convolution FLOPs / time) against the machine's GEMM rate."""
+    data = Data(results)
+    dtype = results["suite"]["dtype"]
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.subplots()
+    flops = np.array([c["flops"] for c in data.cases], np.float64)
+    for runner in data.runners:
+        idx, times = data.series(data.cases, runner, forward_median)
+        if times:
+            s = dict(style(runner, data.methods), linestyle="none")
+            ax.plot(flops[idx], flops[idx] / np.asarray(times) / 1e9, label=runner, alpha=0.8, **s)
+    peak = results["machine"].get("gemm_gflops", {}).get(dtype)
+    if peak:
+        ax.axhline(peak, color="red", linewidth=1.5, label=f"numpy {dtype} matmul 1024³: {peak:.0f} GFLOP/s")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("forward FLOPs of the direct algorithm (2 per multiply-add)")
+    ax.set_ylabel("effective GFLOP/s (direct FLOPs / time)")
+    ax.set_title(f"Achieved throughput per method, every case ({dtype})")
+    ax.legend(fontsize=8, ncol=2)
+    caption = ("Effective rate counts the FLOPs a direct convolution would do; the red line is the measured "
+               "matrix-multiply rate, so spatial methods sit below it and only FFT methods can cross it.")
+    return fig, caption
+
+
+def figure_peers(results):
+    """Figure 9: forward time of peers and convlab methods on every case a peer ran."""
+    data = Data(results)
+    cases = [c for c in data.cases if any(data.get(c, p) for p in data.peers)]
+    if not cases:
+        return None
+    fig = Figure(figsize=(max(8.0, 0.55 * len(cases) + 3), 5.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(len(data.runners), 1)
+    for j, runner in enumerate(data.runners):
+        idx, times = data.series(cases, runner, forward_median)
+        if times:
+            s = dict(style(runner, data.methods), linestyle="none")
+            ax.plot(np.asarray(idx) - 0.4 + (j + 0.5) * width, times, label=runner, **s)
+    ax.set_xticks(np.arange(len(cases)), [c["label"] for c in cases], rotation=40, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("forward time [s]")
+    ax.set_xlabel("case")
+    ax.set_title("convlab methods (filled, colour) against scipy and torch (open, grey) on the same cases")
+    ax.legend(fontsize=8, ncol=3)
+    caption = ("Every case at least one peer could run; scipy peers are single-channel only and receive "
+               "the already padded input; torch uses as many threads as numpy's BLAS.")
+    return fig, caption
+
+
+# slug -> (title, function); theory figures (6, 7) come from :mod:`.theory`.
+FIGURES = {
+    "1_time_vs_kernel": ("Time against kernel size", figure_kernel),
+    "2_time_vs_input": ("Time against input size", figure_input),
+    "3_forward_backward": ("Forward and backward per method", figure_layers),
+    "4_memory": ("Peak memory against input size", figure_memory),
+    "5_accuracy": ("Accuracy against size", figure_accuracy),
+    "8_gflops": ("Achieved GFLOP/s against GEMM", figure_gflops),
+    "9_peers": ("Peers against convlab", figure_peers),
+}

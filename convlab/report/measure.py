@@ -1,0 +1,296 @@
+"""Measuring one case: time (forward and backward apart), peak memory and accuracy.
+
+How a case is measured (:func:`measure_case`):
+
+1. Inputs are drawn once in float32 and upcast, so every dtype sees the same
+   values and one float64 ``direct`` result is the reference for all.
+2. Each runner (a convlab method or a peer) is called once per accuracy
+   dtype: forward and backward, errors against the reference
+   (:func:`convlab.tolerances.relative_error`). The call in the timed dtype is
+   also the warm-up that fills plan caches (FFTW plans, sparsity patterns).
+3. Peak extra memory of one forward and one backward call is measured with
+   :mod:`tracemalloc` (numpy and pyfftw allocations are traced; torch's are
+   not, so peers report ``None``). It includes the returned arrays.
+4. Timing: ``repeats`` rounds; in each round every runner takes one forward
+   and one backward sample, in an order rotated every round, so that drift of
+   a shared machine hits all runners alike. A sample repeats the call until it
+   lasts ``min_sample_s``. The median and quartiles are kept.
+
+A runner that cannot run the case is recorded with a status and a reason,
+never dropped: ``unsupported`` (the method refuses the plan), ``skipped``
+(workspace over the limit, or slower than the time budget) or ``failed``.
+"""
+
+import math
+import time
+import tracemalloc
+
+import numpy as np
+
+from .. import api as _api  # noqa: F401  (convlab imported for its registry)
+from ..errors import ConvError, WorkspaceLimitError
+from ..methods.base import get_method, methods as registered_methods
+from ..plan import plan as make_plan
+from ..selection import choose_method
+from ..tolerances import relative_error
+from . import peers as _peers
+from .peers import Runner, Unavailable
+
+__all__ = ["measure_case", "case_inputs", "Runner", "convlab_runner", "summarize", "gemm_gflops"]
+
+SAMPLE_LOOP_CAP = 1000
+
+
+def case_inputs(case, seed=0):
+    """``(x, w, grad_y)`` for ``case`` in float64, exactly representable in float32.
+
+    ``w`` is scaled by ``1/sqrt(fan_in)`` so outputs stay of order one.
+    """
+    rng = np.random.default_rng(seed)
+    p = make_plan(case.x_shape, case.w_shape, np.float64, method="direct", **case.plan_kwargs())
+    fan_in = int(np.prod(case.w_shape[1:]))
+    x = rng.standard_normal(case.x_shape, np.float32)
+    w = rng.standard_normal(case.w_shape, np.float32) / np.float32(math.sqrt(fan_in))
+    grad_y = rng.standard_normal(p.output_shape, np.float32)
+    return x.astype(np.float64), w.astype(np.float64), grad_y.astype(np.float64)
+
+
+def convlab_runner(name, case, dtype, x, w, grad_y):
+    """A :class:`Runner` for registered method ``name``, or raise :class:`Unavailable`."""
+    try:
+        p = make_plan(case.x_shape, case.w_shape, dtype, method=name, **case.plan_kwargs())
+    except ConvError as exc:
+        raise Unavailable("unsupported", str(exc)) from None
+    needed = get_method(name).workspace_bytes(p.inner)
+    if needed > p.limit:
+        raise Unavailable("skipped", str(WorkspaceLimitError(name, needed, p.limit)))
+    x, w, grad_y = (a.astype(dtype) for a in (x, w, grad_y))
+    return Runner(name, "convlab", lambda: p.forward(x, w), lambda: p.backward(grad_y, x, w),
+                  workspace_bytes=int(needed))
+
+
+def _runner(name, kind, case, dtype, arrays):
+    if kind == "convlab":
+        return convlab_runner(name, case, dtype, *arrays)
+    return _peers.get_peer(name).runner(case, dtype, *arrays)
+
+
+def _errors(outputs, reference):
+    """Relative errors of ``(y, (dx, dw, ...))`` against the float64 reference ``(y, dx, dw)``."""
+    y, grads = outputs
+    errors = {"y": relative_error(y, reference[0])}
+    if grads is not None:
+        errors.update(dx=relative_error(grads[0], reference[1]), dw=relative_error(grads[1], reference[2]))
+    return errors
+
+
+def _run_once(runner):
+    """``(y, grads)`` of one forward and (when there is one) one backward call."""
+    return runner.forward(), (runner.backward() if runner.backward is not None else None)
+
+
+def _traced(call, traced):
+    """``(result, peak bytes allocated above the start, or None)`` of one call of ``call``."""
+    if not traced:
+        return call(), None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def _first_call(runner, record):
+    """Run forward and backward once, recording their peak memory and the time both took.
+
+    The first call is the one that fills plan caches, so its peak includes
+    what the method keeps for later calls.
+    """
+    start = time.perf_counter()
+    y, record["memory"]["forward_bytes"] = _traced(runner.forward, runner.traced)
+    grads = None
+    if runner.backward is not None:
+        grads, record["memory"]["backward_bytes"] = _traced(runner.backward, runner.traced)
+    record["first_call_s"] = time.perf_counter() - start
+    record["memory"]["workspace_bytes"] = runner.workspace_bytes
+    return y, grads
+
+
+def _sample(call, loops):
+    start = time.perf_counter()
+    for _ in range(loops):
+        call()
+    return (time.perf_counter() - start) / loops
+
+
+def summarize(samples):
+    """``{"median_s", "q1_s", "q3_s", "samples_s"}`` of a list of seconds (``None`` when empty).
+
+    Examples
+    --------
+    >>> summarize([3.0, 1.0, 2.0])["median_s"]
+    2.0
+    """
+    if not samples:
+        return None
+    q1, median, q3 = np.percentile(samples, [25, 50, 75])
+    return {"median_s": float(median), "q1_s": float(q1), "q3_s": float(q3),
+            "samples_s": [float(s) for s in samples]}
+
+
+def _dominates(small, large):
+    """True when ``large`` is at least as big as ``small`` in every shape entry (same group and name)."""
+    return (small.group, small.name, small.ndim) == (large.group, large.name, large.ndim) and all(
+        a <= b for a, b in zip(small.x_shape + small.w_shape, large.x_shape + large.w_shape))
+
+
+def _record(case, name, kind, dtype, status="ok", reason=None):
+    return {"case": case.id, "method": name, "kind": kind, "dtype": dtype, "status": status,
+            "reason": reason, "first_call_s": None, "forward": None, "backward": None, "loops": None,
+            "memory": {"forward_bytes": None, "backward_bytes": None, "workspace_bytes": None},
+            "accuracy": {}}
+
+
+def measure_case(case, methods=None, *, peers=(), dtype="float32", accuracy_dtypes=("float32", "float64"),
+                 repeats=5, warmup=1, min_sample_s=0.002, time_budget_s=None, over_budget=None, seed=0):
+    """Measure every method (and peer) on one case.
+
+    Parameters
+    ----------
+    case : Case
+    methods : sequence of str, optional
+        Registered methods; default all of :func:`convlab.methods`.
+    peers : sequence of str
+        Names from :func:`convlab.report.peers.peer_names` to measure too.
+    dtype : {"float32", "float64"}
+        The dtype that is timed.
+    accuracy_dtypes : sequence of str
+        Dtypes whose error against float64 ``direct`` is recorded.
+    repeats : int
+        Timed rounds, methods interleaved.
+    warmup : int
+        Untimed calls after the first one (which fills plan caches and is
+        where memory is measured); the first of them also sets how many calls
+        make one sample and is checked against ``time_budget_s``.
+    min_sample_s : float
+        A sample repeats the call until it lasts at least this long.
+    time_budget_s : float, optional
+        A runner whose forward plus backward call (after the first) takes
+        longer is not timed further,
+        and is skipped on every larger case of the same sweep.
+    over_budget : dict, optional
+        ``{runner name: [Case, ...]}`` shared between calls to apply that rule;
+        updated in place.
+
+    Returns
+    -------
+    list of dict
+        One record per runner (the schema's ``measurements`` items).
+
+    Examples
+    --------
+    >>> from convlab.report import Case
+    >>> rows = measure_case(Case("layer", "demo", (1, 1, 8, 8), (1, 1, 3, 3)), ["direct"], repeats=1)
+    >>> rows[0]["status"], rows[0]["accuracy"]["float64"]["y"]
+    ('ok', 0.0)
+    """
+    names = [(m, "convlab") for m in (registered_methods() if methods is None else methods)]
+    names += [(p, "peer") for p in peers]
+    over_budget = {} if over_budget is None else over_budget
+    arrays = case_inputs(case, seed)
+    reference = make_plan(case.x_shape, case.w_shape, np.float64, method="direct", **case.plan_kwargs())
+    reference = (reference.forward(arrays[0], arrays[1]), *reference.backward(arrays[2], arrays[0], arrays[1])[:2])
+    records, runners = [], []
+    for name, kind in names:
+        record = _record(case, name, kind, dtype)
+        records.append(record)
+        slower = [c for c in over_budget.get(name, ()) if _dominates(c, case)]
+        if slower:
+            record.update(status="skipped", reason=f"over the time budget ({time_budget_s:g} s per call) "
+                          f"on the smaller case {slower[0].id}")
+            continue
+        try:
+            runner = _runner(name, kind, case, dtype, arrays)
+            outputs = _first_call(runner, record)
+            steady = _steady_call_s(runner)
+            within_budget = time_budget_s is None or sum(steady) <= time_budget_s
+            for acc_dtype in accuracy_dtypes:
+                if acc_dtype == dtype:
+                    record["accuracy"][dtype] = _errors(outputs, reference)
+                elif within_budget:
+                    outputs = _run_once(_runner(name, kind, case, acc_dtype, arrays))
+                    record["accuracy"][acc_dtype] = _errors(outputs, reference)
+        except Unavailable as exc:
+            record.update(status=exc.status, reason=exc.reason)
+            continue
+        except MemoryError as exc:  # WorkspaceLimitError included
+            record.update(status="skipped", reason=f"{type(exc).__name__}: {exc}")
+            continue
+        except Exception as exc:  # a broken method must not take the whole report down
+            record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+            continue
+        if not within_budget:
+            over_budget.setdefault(name, []).append(case)
+            record.update(status="skipped", reason=f"one forward and backward call took {sum(steady):.2g} s, "
+                          f"over the time budget of {time_budget_s:g} s")
+            continue
+        runners.append((runner, record, steady))
+    _time_interleaved(runners, repeats, warmup, min_sample_s)
+    return records
+
+
+def _steady_call_s(runner):
+    """``(forward, backward)`` seconds of one call after the first (backward 0 when there is none)."""
+    return _sample(runner.forward, 1), (_sample(runner.backward, 1) if runner.backward is not None else 0.0)
+
+
+def _time_interleaved(runners, repeats, warmup, min_sample_s):
+    """Fill ``forward``/``backward`` of each record; runners take turns every round.
+
+    ``runners`` holds ``(runner, record, (forward_s, backward_s))`` with the
+    seconds of one steady call, which set how many calls make one sample.
+    """
+    calls = []
+    for runner, record, steady in runners:
+        for phase, seconds in zip(("forward", "backward"), steady):
+            call = getattr(runner, phase)
+            if call is None:
+                continue
+            for _ in range(warmup - 1):  # the first and the steady call already warmed up once
+                call()
+            loops = max(1, min(SAMPLE_LOOP_CAP, math.ceil(min_sample_s / max(seconds, 1e-9))))
+            record["loops"] = max(record["loops"] or 0, loops)
+            calls.append((record, phase, call, loops, []))
+    for round_index in range(repeats):
+        shift = round_index % max(len(calls), 1)
+        for record, phase, call, loops, samples in calls[shift:] + calls[:shift]:
+            samples.append(_sample(call, loops))
+    for record, phase, _, _, samples in calls:
+        record[phase] = summarize(samples)
+
+
+def auto_method(case, dtype):
+    """What ``method="auto"`` picks for ``case`` (or the reason it cannot pick)."""
+    try:
+        p = make_plan(case.x_shape, case.w_shape, dtype, method="direct", **case.plan_kwargs())
+        return choose_method(p)
+    except (ConvError, MemoryError) as exc:
+        return f"none: {exc}"
+
+
+def gemm_gflops(dtype="float32", n=1024, repeats=5):
+    """The machine's measured matrix-multiply throughput in GFLOP/s (best of ``repeats``).
+
+    Examples
+    --------
+    >>> gemm_gflops("float64", n=64, repeats=1) > 0
+    True
+    """
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    a @ b
+    best = min(_sample(lambda: a @ b, 1) for _ in range(repeats))
+    return 2.0 * n ** 3 / best / 1e9

@@ -1,0 +1,244 @@
+"""Writing a report: results.json, results.csv, figures (PNG and SVG), index.html, summary tables."""
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import os
+import pathlib
+
+from .figures import FIGURES
+from .theory import THEORY_FIGURES
+
+__all__ = ["make_report", "summary_rows", "summary_text", "summary_markdown", "write_csv", "write_json",
+           "write_snapshot", "ALL_FIGURES"]
+
+ALL_FIGURES = dict(sorted({**FIGURES, **THEORY_FIGURES}.items()))
+CSV_FIELDS = ("case", "group", "name", "label", "x_shape", "w_shape", "stride", "padding", "dilation", "groups",
+              "flops", "auto_method", "method", "kind", "dtype", "status", "reason", "forward_median_s",
+              "forward_q1_s", "forward_q3_s", "backward_median_s", "backward_q1_s", "backward_q3_s", "loops",
+              "forward_bytes", "backward_bytes", "workspace_bytes", "error_y_float32", "error_dx_float32",
+              "error_dw_float32", "error_y_float64", "error_dx_float64", "error_dw_float64")
+
+
+# --------------------------------------------------------------- tables
+def _fastest(results, case_id, kind="convlab"):
+    best = None
+    for m in results["measurements"]:
+        if m["case"] == case_id and m["kind"] == kind and m["status"] == "ok" and m["forward"]:
+            if best is None or m["forward"]["median_s"] < best["forward"]["median_s"]:
+                best = m
+    return best
+
+
+def summary_rows(results):
+    """One row per case: label, ``auto`` pick, fastest convlab method, and each runner's forward time.
+
+    Returns
+    -------
+    header : list of str
+    rows : list of list of str
+    """
+    runners = list(results["suite"]["methods"]) + list(results["suite"]["peers"])
+    by_key = {(m["case"], m["method"]): m for m in results["measurements"]}
+    header = ["case", "auto", "fastest", *runners]
+    rows = []
+    for case in results["cases"]:
+        best = _fastest(results, case["id"])
+        cells = [case["label"], case["auto_method"].split(":")[0], best["method"] if best else "-"]
+        for runner in runners:
+            m = by_key.get((case["id"], runner))
+            if m is None:
+                cells.append("")
+            elif m["status"] != "ok" or not m["forward"]:
+                cells.append(m["status"])
+            else:
+                cells.append(f"{m['forward']['median_s'] * 1e3:.3g}")
+        rows.append(cells)
+    return header, rows
+
+
+def summary_text(results):
+    """The summary as a fixed-width text table (forward median in ms)."""
+    header, rows = summary_rows(results)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).rjust(w) if i > 2 else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    return "forward time, median [ms]\n" + "\n".join(lines)
+
+
+def summary_markdown(results):
+    """The summary as a Markdown table (forward median in ms), with the environment above it."""
+    header, rows = summary_rows(results)
+    env = results["environment"]
+    gemm = results["machine"].get("gemm_gflops", {})
+    lines = [f"Suite `{results['suite']['name']}`, timed in {results['suite']['dtype']}, "
+             f"{'complete' if results['complete'] else 'INTERRUPTED'} run of {results['elapsed_s']:.0f} s "
+             f"started {results['started']}.",
+             f"CPU: {env['cpu']} ({env['cpu_count']} logical cores); numpy {env['versions']['numpy']}, "
+             f"scipy {env['versions']['scipy']}, torch {env['versions']['torch']}; FFT: {env['fft_backend']}; "
+             f"float32 matmul {gemm.get('float32', float('nan')):.0f} GFLOP/s.", "",
+             "Forward time, median of the timed samples, in milliseconds "
+             "(`auto` is what `method=\"auto\"` picks; a status replaces the time when a method did not run):", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------- files
+def _finite(value):
+    """``value`` with every non-finite float replaced by ``None`` (strict JSON has no NaN or inf)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(results, path):
+    """``results`` as strict JSON (non-finite numbers become ``null``)."""
+    with open(path, "w") as f:
+        json.dump(_finite(results), f, indent=1, allow_nan=False)
+
+
+def _csv_row(case, m):
+    row = {key: case.get(key) for key in ("group", "name", "label", "stride", "padding", "dilation", "groups",
+                                          "flops", "auto_method")}
+    row.update(case=case["id"], x_shape="x".join(map(str, case["x_shape"])),
+               w_shape="x".join(map(str, case["w_shape"])))
+    row.update({key: m[key] for key in ("method", "kind", "dtype", "status", "reason", "loops")})
+    for phase in ("forward", "backward"):
+        for stat in ("median_s", "q1_s", "q3_s"):
+            row[f"{phase}_{stat}"] = m[phase][stat] if m[phase] else None
+    row.update(m["memory"])
+    for dtype, errors in m["accuracy"].items():
+        for what, value in errors.items():
+            row[f"error_{what}_{dtype}"] = value
+    return row
+
+
+def write_csv(results, path):
+    """One row per (case, runner), every raw statistic (samples are in results.json)."""
+    cases = {c["id"]: c for c in results["cases"]}
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for m in results["measurements"]:
+            writer.writerow(_csv_row(cases[m["case"]], m))
+
+
+def draw_figures(results, out_dir):
+    """Save every figure as PNG and SVG; return ``{slug: (title, caption or reason)}`` in order."""
+    drawn = {}
+    for slug, (title, function) in ALL_FIGURES.items():
+        made = function(results)
+        if made is None:
+            drawn[slug] = (title, None)
+            continue
+        fig, caption = made
+        for ext in ("png", "svg"):
+            fig.savefig(os.path.join(out_dir, f"{slug}.{ext}"), dpi=110)
+        drawn[slug] = (title, caption)
+    return drawn
+
+
+# --------------------------------------------------------------- page
+PAGE_STYLE = """body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+td:first-child,th:first-child{text-align:left}figure{margin:2em 0}img{max-width:100%}
+figcaption{font-style:italic}details{margin:1em 0}code{background:#f4f4f4}.skip{color:#a33}"""
+
+
+def _table_html(header, rows):
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _not_run_html(results):
+    rows = [[m["case"], m["method"], m["status"], m["reason"] or ""]
+            for m in results["measurements"] if m["status"] != "ok"]
+    return _table_html(["case", "method", "status", "reason"], rows) if rows else "<p>Every method ran every case.</p>"
+
+
+def _png_data_uri(path):
+    return "data:image/png;base64," + base64.b64encode(pathlib.Path(path).read_bytes()).decode()
+
+
+def render_page(results, drawn, out_dir):
+    """The HTML page: summary, figures embedded as base64 PNG (no network), environment, raw data links."""
+    suite = results["suite"]
+    header, rows = summary_rows(results)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>convlab report: {html.escape(suite['name'])}"
+             f"</title><style>{PAGE_STYLE}</style></head><body>",
+             f"<h1>convlab benchmark report: suite <code>{html.escape(suite['name'])}</code></h1>",
+             f"<p>{html.escape(suite.get('description', ''))}</p>",
+             f"<p>Methods: {', '.join(f'<code>{html.escape(m)}</code>' for m in suite['methods'])}. "
+             f"Peers: {', '.join(f'<code>{html.escape(p)}</code>' for p in suite['peers']) or 'none'}. "
+             f"Timed in {suite['dtype']}; {suite['repeats']} interleaved samples per method after "
+             f"{suite['warmup']} warm-up call(s); time budget {suite['time_budget_s']:g} s per call. "
+             f"{'Complete' if results['complete'] else '<b>Interrupted</b>'} run of {results['elapsed_s']:.0f} s.</p>",
+             "<h2>Summary: forward time, median [ms]</h2>", _table_html(header, rows)]
+    parts.append("<h2>Figures</h2>")
+    for number, (slug, (title, caption)) in enumerate(drawn.items(), 1):
+        if caption is None:
+            parts.append(f"<p class='skip'>Figure {slug}: {html.escape(title)}: no cases in this suite for it.</p>")
+            continue
+        uri = _png_data_uri(os.path.join(out_dir, f"{slug}.png"))
+        parts.append(f"<figure id='{slug}'><img alt='{html.escape(title)}' src='{uri}'>"
+                     f"<figcaption>{html.escape(slug.split('_')[0])}. <b>{html.escape(title)}.</b> "
+                     f"{html.escape(caption)} (<a href='{slug}.png'>{slug}.png</a>, "
+                     f"<a href='{slug}.svg'>{slug}.svg</a>)</figcaption></figure>")
+    parts += ["<h2>Cases a method did not run</h2>", _not_run_html(results),
+              "<h2>Environment</h2><pre>" + html.escape(json.dumps(
+                  {"environment": results["environment"], "machine": results["machine"]}, indent=1)) + "</pre>",
+              "<p>Raw data: <a href='results.json'>results.json</a> (every sample; schema in "
+              "<code>convlab/report/schema.json</code>), <a href='results.csv'>results.csv</a>.</p></body></html>"]
+    return "\n".join(parts)
+
+
+def write_snapshot(results, drawn, out_dir, snapshot_dir):
+    """Copy the PNGs and write ``summary.md`` (figure list + summary table) into ``snapshot_dir``."""
+    snapshot_dir = pathlib.Path(snapshot_dir)
+    snapshot_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["# convlab benchmark snapshot", "", summary_markdown(results), "## Figures", ""]
+    for slug, (title, caption) in drawn.items():
+        if caption is None:
+            continue
+        (snapshot_dir / f"{slug}.png").write_bytes((pathlib.Path(out_dir) / f"{slug}.png").read_bytes())
+        lines += [f"### {title}", "", f"![{title}]({slug}.png)", "", caption, ""]
+    (snapshot_dir / "summary.md").write_text("\n".join(lines))
+    return snapshot_dir / "summary.md"
+
+
+def make_report(results, out_dir, snapshot=None):
+    """Write ``index.html``, ``results.json``, ``results.csv`` and every figure (PNG, SVG) into ``out_dir``.
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`convlab.report.run_suite` (complete or interrupted).
+    out_dir : path
+    snapshot : path, optional
+        Also copy the PNGs and a Markdown summary there (the committed ``docs/report``).
+
+    Returns
+    -------
+    pathlib.Path
+        The page.
+    """
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(results, out_dir / "results.json")
+    write_csv(results, out_dir / "results.csv")
+    drawn = draw_figures(results, out_dir)
+    page = out_dir / "index.html"
+    page.write_text(render_page(results, drawn, out_dir), encoding="utf-8")
+    if snapshot is not None:
+        write_snapshot(results, drawn, out_dir, snapshot)
+    return page

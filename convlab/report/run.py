@@ -1,0 +1,154 @@
+"""Running a whole suite: environment, machine throughput, every case, written as it goes."""
+
+import datetime
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import time
+
+from ..methods.base import get_method, methods as registered_methods
+from ..workspace import get_workspace_limit
+from . import measure, peers as _peers
+from .suites import load_suite
+
+__all__ = ["run_suite", "environment", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+VERSIONED = ("numpy", "scipy", "pyfftw", "matplotlib", "threadpoolctl", "torch", "convlab")
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist):
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _fft_backend():
+    """The FFT backend convlab's FFT methods use (``convlab.fft_backends``), as text."""
+    try:
+        from ..fft_backends import get_fft_backend
+    except ImportError:
+        return "scipy.fft"
+    return repr(get_fft_backend())
+
+
+def environment():
+    """Machine, library versions, thread pools and FFT backend, as a JSON-ready dict."""
+    from threadpoolctl import threadpool_info
+
+    pools = [{key: pool.get(key) for key in ("user_api", "internal_api", "num_threads", "version", "prefix")}
+             for pool in threadpool_info()]
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "versions": {name: _version(name) for name in VERSIONED},
+        "threadpools": pools,
+        "fft_backend": _fft_backend(),
+        "workspace_limit_bytes": get_workspace_limit(),
+        "methods": {name: type(get_method(name)).__module__ for name in registered_methods()},
+    }
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class _Sink:
+    """Appends each record to ``path`` as one JSON line, so an interrupted run keeps what it measured."""
+
+    def __init__(self, path):
+        self.path = path
+        if path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            open(path, "w").close()
+
+    def write(self, kind, payload):
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"kind": kind, "data": payload}) + "\n")
+
+
+def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=None, journal=None,
+              results=None):
+    """Measure every case of a suite and return the results dict (see ``schema.json``).
+
+    Parameters
+    ----------
+    suite : str, path or Suite
+        ``"quick"``, ``"standard"``, ``"full"``, or a TOML file (see :mod:`.suites`).
+    methods : sequence of str, optional
+        Registered methods to measure; default every one in :func:`convlab.methods`.
+    dtype : {"float32", "float64"}, optional
+        The dtype timed; default the suite's.
+    peers : bool or sequence of str
+        ``True`` measures every importable peer, ``False`` none.
+    progress : callable, optional
+        Called as ``progress(done, total, case, elapsed_s)`` before each case and at the end.
+    journal : path, optional
+        A JSON-lines file every record is appended to as soon as it is measured.
+    results : dict, optional
+        Filled in place (pass one to keep partial results after ``KeyboardInterrupt``).
+
+    Returns
+    -------
+    dict
+        ``{"schema_version", "suite", "environment", "machine", "cases", "measurements",
+        "complete", "started", "finished", "elapsed_s"}``.
+    """
+    suite = load_suite(suite)
+    dtype = dtype or suite.dtype
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', but got {dtype!r}")
+    methods = list(registered_methods() if methods is None else methods)
+    for name in methods:
+        get_method(name)  # unknown names fail here, listing the registered ones
+    peer_list = list(_peers.available_peers() if peers is True else (peers or ()))
+    settings = dict(suite.settings(), dtype=dtype, methods=methods, peers=peer_list)
+    results = {} if results is None else results
+    results.update(schema_version=SCHEMA_VERSION, suite=settings, environment=environment(), machine={},
+                   cases=[], measurements=[], complete=False, started=_now(), finished=None, elapsed_s=0.0)
+    sink = _Sink(journal)
+    sink.write("header", {key: results[key] for key in ("schema_version", "suite", "environment", "started")})
+    start = time.perf_counter()
+    results["machine"] = {"gemm_gflops": {dt: measure.gemm_gflops(dt) for dt in ("float32", "float64")}}
+    sink.write("machine", results["machine"])
+    over_budget = {}
+    for index, case in enumerate(suite.cases):
+        if progress is not None:
+            progress(index, len(suite.cases), case, time.perf_counter() - start)
+        row = dict(case.to_dict(), flops=_flops(case), auto_method=measure.auto_method(case, dtype))
+        records = measure.measure_case(
+            case, methods, peers=peer_list, dtype=dtype, accuracy_dtypes=suite.accuracy_dtypes,
+            repeats=suite.repeats, warmup=suite.warmup, min_sample_s=suite.min_sample_s,
+            time_budget_s=suite.time_budget_s, over_budget=over_budget)
+        results["cases"].append(row)
+        results["measurements"].extend(records)
+        results["elapsed_s"] = time.perf_counter() - start
+        sink.write("case", {"case": row, "measurements": records})
+    if progress is not None:
+        progress(len(suite.cases), len(suite.cases), None, time.perf_counter() - start)
+    results.update(complete=True, finished=_now(), elapsed_s=time.perf_counter() - start)
+    return results
+
+
+def _flops(case):
+    from ..plan import plan
+
+    return plan(case.x_shape, case.w_shape, "float64", method="direct", **case.plan_kwargs()).flops

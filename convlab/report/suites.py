@@ -1,0 +1,246 @@
+"""Benchmark suites: small TOML files that list the convolution problems to measure.
+
+A suite file has a few top-level settings and a list of ``[[case]]`` tables.
+In a case, ``size`` and ``kernel`` may each be a list of ints: the case then
+expands to one problem per value (per pair, when both are lists)::
+
+    name = "mine"
+    dtype = "float32"                        # the dtype that is timed
+    accuracy_dtypes = ["float32", "float64"] # each is checked against float64 direct
+    repeats = 5                              # timed samples per method (interleaved)
+    warmup = 1                               # untimed calls before the samples
+    min_sample_s = 0.002                     # a sample repeats a call until it lasts this long
+    time_budget_s = 0.5                      # slower single calls are not timed further
+
+    [[case]]
+    group = "kernel"        # which figures use it: one of GROUPS
+    name = "image"
+    ndim = 2
+    batch = 1
+    channels = 1
+    out_channels = 1
+    size = 128              # per spatial dim
+    kernel = [3, 7, 15, 31] # per spatial dim; a list sweeps it
+    padding = "same"        # anything convlab.plan accepts; also stride, dilation, groups
+
+The suites shipped with convlab (``quick``, ``standard``, ``full``) live beside
+this module and are found by name.
+"""
+
+import dataclasses
+import itertools
+import pathlib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+__all__ = ["Case", "Suite", "load_suite", "suite_names", "GROUPS"]
+
+SUITE_DIR = pathlib.Path(__file__).with_name("suites")
+
+# group -> what it is for; the figures select cases by group.
+GROUPS = {
+    "kernel": "time against kernel size at a fixed input (figure 1)",
+    "input": "time, memory and accuracy against input size, one sweep per kernel (figures 2, 4, 5)",
+    "layer": "typical layers: forward and backward per method (figure 3)",
+}
+SUITE_KEYS = frozenset({"name", "description", "dtype", "accuracy_dtypes", "repeats", "warmup",
+                        "min_sample_s", "time_budget_s", "case"})
+CASE_KEYS = frozenset({"group", "name", "ndim", "batch", "channels", "out_channels", "size", "kernel",
+                       "stride", "padding", "dilation", "groups", "padding_mode"})
+DTYPES = ("float32", "float64")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One convolution problem of a suite.
+
+    Attributes
+    ----------
+    group : str
+        One of :data:`GROUPS`.
+    name : str
+        The sweep it belongs to within the group (for example ``"k=3"``).
+    x_shape, w_shape : tuple of int
+        ``(N, C_in, *spatial)`` and ``(C_out, C_in // groups, *kernel)``.
+    stride, padding, dilation, groups, padding_mode
+        As accepted by :func:`convlab.plan`.
+
+    Examples
+    --------
+    >>> c = Case("layer", "demo", (1, 2, 8, 8), (4, 2, 3, 3), padding="same")
+    >>> c.id, c.kernel, c.size
+    ('layer/demo/n8/k3', 3, 8)
+    """
+
+    group: str
+    name: str
+    x_shape: tuple
+    w_shape: tuple
+    stride: object = 1
+    padding: object = 0
+    dilation: object = 1
+    groups: int = 1
+    padding_mode: str = "zeros"
+
+    @property
+    def ndim(self):
+        return len(self.x_shape) - 2
+
+    @property
+    def size(self):
+        """Input size along the first spatial dim."""
+        return self.x_shape[2]
+
+    @property
+    def kernel(self):
+        """Kernel size along the first spatial dim."""
+        return self.w_shape[2]
+
+    @property
+    def id(self):
+        return f"{self.group}/{self.name}/n{self.size}/k{self.kernel}"
+
+    @property
+    def label(self):
+        """A short human description: ``2-D 1x4x64² k3 same``."""
+        n, c = self.x_shape[:2]
+        sup = {1: "", 2: "²", 3: "³"}[self.ndim]
+        extra = "".join(f" {key}={value}" for key, value in
+                        (("stride", self.stride), ("dilation", self.dilation), ("groups", self.groups))
+                        if value != 1)
+        pad = self.padding if isinstance(self.padding, str) else f"pad={self.padding}"
+        return f"{self.ndim}-D {n}×{c}→{self.w_shape[0]} {self.size}{sup} k{self.kernel}{sup} {pad}{extra}"
+
+    def plan_kwargs(self):
+        """Keyword arguments of :func:`convlab.plan` besides the shapes and dtype."""
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+                    padding_mode=self.padding_mode)
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d.update(id=self.id, label=self.label, ndim=self.ndim, x_shape=list(self.x_shape),
+                 w_shape=list(self.w_shape))
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A named list of :class:`Case` and the measurement settings that go with it."""
+
+    name: str
+    cases: tuple
+    description: str = ""
+    dtype: str = "float32"
+    accuracy_dtypes: tuple = DTYPES
+    repeats: int = 5
+    warmup: int = 1
+    min_sample_s: float = 0.002
+    time_budget_s: float = 1.0
+    path: str = ""
+
+    def settings(self):
+        """Everything but the cases, as a JSON-ready dict."""
+        d = dataclasses.asdict(self)
+        del d["cases"]
+        d["accuracy_dtypes"] = list(self.accuracy_dtypes)
+        return d
+
+
+def suite_names():
+    """Names of the suites shipped with convlab.
+
+    Examples
+    --------
+    >>> suite_names()
+    ('full', 'quick', 'standard')
+    """
+    return tuple(sorted(p.stem for p in SUITE_DIR.glob("*.toml")))
+
+
+def load_suite(suite):
+    """Read a suite by name (``"quick"``, ``"standard"``, ``"full"``) or from a TOML file path.
+
+    Returns
+    -------
+    Suite
+
+    Examples
+    --------
+    >>> s = load_suite("quick")
+    >>> s.name, s.dtype, len(s.cases) > 10
+    ('quick', 'float32', True)
+    """
+    if isinstance(suite, Suite):
+        return suite
+    path = pathlib.Path(suite)
+    if str(suite) in suite_names():
+        path = SUITE_DIR / f"{suite}.toml"
+    elif not path.is_file():
+        raise ValueError(f"suite must be one of {suite_names()} or the path of a TOML file, but got {suite!r}")
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    return parse_suite(data, default_name=path.stem, path=str(path))
+
+
+def _check_keys(where, table, allowed):
+    unknown = set(table) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+def _ints(where, key, value):
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise ValueError(f"{where}: {key} must be a positive int or a list of them, but got {value!r}")
+    return values
+
+
+def _expand(index, table):
+    """One ``[[case]]`` table -> the :class:`Case` objects it stands for."""
+    where = f"case {index}"
+    _check_keys(where, table, CASE_KEYS)
+    group = table.get("group")
+    if group not in GROUPS:
+        raise ValueError(f"{where}: group must be one of {sorted(GROUPS)}, but got {group!r}")
+    for key in ("size", "kernel"):
+        if key not in table:
+            raise ValueError(f"{where}: {key} is required")
+    ndim = table.get("ndim", 2)
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"{where}: ndim must be 1, 2 or 3, but got {ndim!r}")
+    batch, channels = table.get("batch", 1), table.get("channels", 1)
+    out_channels, groups = table.get("out_channels", channels), table.get("groups", 1)
+    for key, value in (("batch", batch), ("channels", channels), ("out_channels", out_channels),
+                       ("groups", groups)):
+        _ints(where, key, value if not isinstance(value, list) else None)
+    params = {key: (tuple(v) if isinstance(v, list) else v) for key, v in table.items()
+              if key in ("stride", "padding", "dilation", "padding_mode")}
+    cases = []
+    for n, k in itertools.product(_ints(where, "size", table["size"]), _ints(where, "kernel", table["kernel"])):
+        cases.append(Case(group, str(table.get("name", group)), (batch, channels) + (n,) * ndim,
+                          (out_channels, channels // groups) + (k,) * ndim, groups=groups, **params))
+    return cases
+
+
+def parse_suite(data, default_name="suite", path=""):
+    """Build a :class:`Suite` from the parsed TOML dict ``data``; errors name the bad key."""
+    _check_keys("suite", data, SUITE_KEYS)
+    cases = tuple(c for i, table in enumerate(data.get("case", [])) for c in _expand(i, table))
+    if not cases:
+        raise ValueError(f"suite {default_name!r} has no [[case]] tables")
+    dtype = data.get("dtype", "float32")
+    accuracy = tuple(data.get("accuracy_dtypes", DTYPES))
+    for value in (dtype, *accuracy):
+        if value not in DTYPES:
+            raise ValueError(f"suite dtypes must be among {DTYPES}, but got {value!r}")
+    ids = [c.id for c in cases]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"suite {default_name!r} lists these cases twice: {duplicates}")
+    return Suite(name=data.get("name", default_name), cases=cases, description=data.get("description", ""),
+                 dtype=dtype, accuracy_dtypes=accuracy, repeats=int(data.get("repeats", 5)),
+                 warmup=int(data.get("warmup", 1)), min_sample_s=float(data.get("min_sample_s", 0.002)),
+                 time_budget_s=float(data.get("time_budget_s", 1.0)), path=path)
