@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import Method, register
 
-__all__ = ["Im2col", "column_buffer_bytes", "chunking"]
+__all__ = ["Im2col", "chunk_bytes", "chunking"]
 
 
 def _is_pointwise(plan):
@@ -44,10 +44,17 @@ def _padded_bytes(plan):
     return plan.batch * plan.in_channels * int(np.prod(plan.padded_size)) * plan.dtype.itemsize
 
 
-def _row_bytes(plan):
-    """Column-buffer bytes for one sample and one position along the first output axis."""
-    return (plan.in_channels * int(np.prod(plan.kernel_size)) * int(np.prod(plan.output_size[1:]))
-            * plan.dtype.itemsize)
+def _row_bytes(plan, chunked):
+    """Bytes per sample and position along the first output axis: its column-buffer rows and,
+    when chunked, its share of the output (or output-gradient) chunk copied out of a strided slice."""
+    positions = int(np.prod(plan.output_size[1:]))
+    cols = plan.in_channels * int(np.prod(plan.kernel_size)) * positions
+    return (cols + (plan.out_channels * positions if chunked else 0)) * plan.dtype.itemsize
+
+
+def _sample_bytes(plan):
+    """Bytes per sample of the per-sample ``dY_n · cols_nᵀ`` products summed into ``dW``."""
+    return plan.out_channels * plan.w_shape[1] * int(np.prod(plan.kernel_size)) * plan.dtype.itemsize
 
 
 def chunking(plan):
@@ -60,25 +67,26 @@ def chunking(plan):
     >>> p = cl.plan((4, 2, 10, 10), (3, 2, 3, 3), np.float64, method="direct")
     >>> chunking(p)
     (4, 8)
-    >>> chunking(cl.plan((4, 2, 10, 10), (3, 2, 3, 3), np.float64, method="direct", workspace_limit=2500))
+    >>> chunking(cl.plan((4, 2, 10, 10), (3, 2, 3, 3), np.float64, method="direct", workspace_limit=3500))
     (1, 2)
     """
     rows = plan.output_size[0]
     budget = plan.limit - _padded_bytes(plan)
-    per_sample = rows * _row_bytes(plan)
-    if plan.batch * per_sample <= budget:
+    if plan.batch * (rows * _row_bytes(plan, False) + _sample_bytes(plan)) <= budget:
         return plan.batch, rows
+    per_sample = rows * _row_bytes(plan, True) + _sample_bytes(plan)
     if per_sample <= budget:
         return budget // per_sample, rows
-    return 1, int(min(rows, max(1, budget // _row_bytes(plan))))
+    return 1, int(min(rows, max(1, (budget - _sample_bytes(plan)) // _row_bytes(plan, True))))
 
 
-def column_buffer_bytes(plan):
-    """Bytes of the column buffer one chunk uses (0 for a pointwise plan)."""
+def chunk_bytes(plan):
+    """Bytes one chunk uses: column buffer, output-chunk copy (when chunked) and per-sample ``dW``."""
     if _is_pointwise(plan):
-        return 0
+        return plan.batch * _sample_bytes(plan)
     samples, rows = chunking(plan)
-    return samples * rows * _row_bytes(plan)
+    chunked = (samples, rows) != (plan.batch, plan.output_size[0])
+    return samples * (rows * _row_bytes(plan, chunked) + _sample_bytes(plan))
 
 
 def _chunks(plan):
@@ -139,7 +147,7 @@ class Im2col(Method):
     name = "im2col"
 
     def workspace_bytes(self, plan):
-        return _padded_bytes(plan) + column_buffer_bytes(plan)
+        return _padded_bytes(plan) + chunk_bytes(plan)
 
     # ----- forward
     def forward(self, plan, x, w):
@@ -169,6 +177,7 @@ class Im2col(Method):
             dcols = dcols.reshape(dcols.shape[0], plan.in_channels, *plan.kernel_size,
                                   rows.stop - rows.start, *plan.output_size[1:])
             _col2im_add(plan, dxp[batch], dcols, rows)
+            del dcols  # so that the next chunk's buffer replaces this one instead of joining it
         return plan.crop_padding(dxp)
 
     def backward_weight(self, plan, grad_y, x):
@@ -183,4 +192,5 @@ class Im2col(Method):
             cols = _im2col(plan, xp[batch], rows)
             # Σ_n dY_n · cols_nᵀ: batched GEMMs over the samples of the chunk, then their sum
             dw += (_output_chunk(plan, grad_y[batch], rows) @ np.swapaxes(cols, -1, -2)).sum(axis=0)
+            del cols  # as in backward_input: one column buffer alive at a time
         return dw.reshape(plan.w_shape)
