@@ -34,14 +34,14 @@ __all__ = ["cache_dir", "calibration_path", "fingerprint", "measure_constants", 
 
 CALIBRATION_FILE = "calibration.json"
 
-# Small problems for the per-method factors: (x_shape, w_shape, params), run in float32 and float64.
+# Small problems for the per-method factors: (x_shape, w_shape, params, dtype).
 FACTOR_PROBLEMS = (
-    ((4, 16, 32, 32), (16, 16, 3, 3), dict(padding=1)),
-    ((2, 8, 48, 48), (8, 8, 7, 7), dict(padding=3)),
-    ((1, 1, 256, 256), (1, 1, 15, 15), dict()),
-    ((4, 32, 16, 16), (64, 32, 1, 1), dict()),
-    ((4, 16, 32, 32), (16, 1, 3, 3), dict(padding=1, groups=16)),
-    ((4, 8, 4096), (8, 8, 65), dict()),
+    ((4, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), "float32"),
+    ((2, 8, 48, 48), (8, 8, 7, 7), dict(padding=3), "float32"),
+    ((1, 1, 256, 256), (1, 1, 15, 15), dict(), "float64"),
+    ((4, 32, 16, 16), (64, 32, 1, 1), dict(), "float32"),
+    ((4, 16, 32, 32), (16, 1, 3, 3), dict(padding=1, groups=16), "float32"),
+    ((4, 8, 4096), (8, 8, 65), dict(), "float32"),
 )
 
 
@@ -152,11 +152,11 @@ def measure_constants(dtype):
                 call=call, fft_point=fft_point, sparse_op=sparse_op)
 
 
-def fit_method_factors(calibration, methods=None, budget=1.0):
+def fit_method_factors(calibration, methods=None, budget=0.05):
     """Per-method factors: geometric mean of measured / modelled forward time on ``FACTOR_PROBLEMS``.
 
     A method whose modelled time for a problem exceeds ``budget`` seconds
-    skips that problem; factors are clipped to ``[0.1, 10]`` so a wild
+    skips that problem (calibration must stay a matter of seconds); factors are clipped to ``[0.1, 10]`` so a wild
     measurement cannot exclude a method for good.
     """
     import convlab as cl
@@ -166,18 +166,17 @@ def fit_method_factors(calibration, methods=None, budget=1.0):
     factors = {}
     for name in methods or cl.methods():
         logs = []
-        for dtype in (np.float32, np.float64):
-            for x_shape, w_shape, params in FACTOR_PROBLEMS:
-                try:
-                    p = cl.plan(x_shape, w_shape, dtype, method=name, **params)
-                except cl.ConvError:
-                    continue
-                modelled = predict_seconds(p, name, calibration)
-                if modelled > budget or _workspace_bytes(p) > p.limit:
-                    continue
-                x = rng.standard_normal(x_shape).astype(dtype)
-                w = rng.standard_normal(w_shape).astype(dtype)
-                logs.append(np.log(_best_seconds(lambda: p.forward(x, w), budget=budget) / modelled))
+        for x_shape, w_shape, params, dtype in FACTOR_PROBLEMS:
+            try:
+                p = cl.plan(x_shape, w_shape, dtype, method=name, **params)
+            except cl.ConvError:
+                continue
+            modelled = predict_seconds(p, name, calibration)
+            if modelled > budget or _workspace_bytes(p) > p.limit:
+                continue
+            x = rng.standard_normal(x_shape).astype(dtype)
+            w = rng.standard_normal(w_shape).astype(dtype)
+            logs.append(np.log(_best_seconds(lambda: p.forward(x, w), repeats=2, budget=5 * budget) / modelled))
         if logs:
             factors[name] = float(np.clip(np.exp(np.mean(logs)), 0.1, 10.0))
     return factors

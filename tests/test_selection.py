@@ -161,7 +161,7 @@ def test_measured_constants_are_positive_and_finite():
 
 
 def test_calibrate_cli_stores_and_shows(cache, monkeypatch, capsys):
-    monkeypatch.setattr(calibrate, "FACTOR_PROBLEMS", (((1, 2, 8, 8), (2, 2, 3, 3), dict(padding=1)),))
+    monkeypatch.setattr(calibrate, "FACTOR_PROBLEMS", (((1, 2, 8, 8), (2, 2, 3, 3), dict(padding=1), "float32"),))
     from convlab.cli import main
 
     assert main(["calibrate", "--methods", "direct"]) == 0
