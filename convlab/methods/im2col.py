@@ -181,16 +181,19 @@ class Im2col(Method):
         return plan.crop_padding(dxp)
 
     def backward_weight(self, plan, grad_y, x):
+        # dWᵀ = Σ_n cols_n · dY_nᵀ, computed transposed: numpy hands a batched product whose
+        # transposed operand is the small dY to BLAS far faster than one whose transposed
+        # operand is the large column buffer (measured 2-5x on this layout).
         if _is_pointwise(plan):
             cols = x.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
             dyg = grad_y.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
-            return (dyg @ np.swapaxes(cols, -1, -2)).sum(axis=0).reshape(plan.w_shape)
-        xp = plan.zero_pad(x)
-        dw = np.zeros((plan.groups, plan.out_channels // plan.groups, plan.w_shape[1] * int(np.prod(plan.kernel_size))),
-                      plan.dtype)
-        for batch, rows in _chunks(plan):
-            cols = _im2col(plan, xp[batch], rows)
-            # Σ_n dY_n · cols_nᵀ: batched GEMMs over the samples of the chunk, then their sum
-            dw += (_output_chunk(plan, grad_y[batch], rows) @ np.swapaxes(cols, -1, -2)).sum(axis=0)
-            del cols  # as in backward_input: one column buffer alive at a time
-        return dw.reshape(plan.w_shape)
+            dwt = (cols @ np.swapaxes(dyg, -1, -2)).sum(axis=0)
+        else:
+            xp = plan.zero_pad(x)
+            dwt = np.zeros((plan.groups, plan.w_shape[1] * int(np.prod(plan.kernel_size)),
+                            plan.out_channels // plan.groups), plan.dtype)
+            for batch, rows in _chunks(plan):
+                cols = _im2col(plan, xp[batch], rows)
+                dwt += (cols @ np.swapaxes(_output_chunk(plan, grad_y[batch], rows), -1, -2)).sum(axis=0)
+                del cols  # as in backward_input: one column buffer alive at a time
+        return np.ascontiguousarray(np.swapaxes(dwt, -1, -2)).reshape(plan.w_shape)

@@ -71,14 +71,15 @@ class Toeplitz(Method):
 
     def backward_weight(self, plan, grad_y, x):
         _, indices, kernel_index, (rows, _) = toeplitz_pattern(plan)
-        padded = padding_matrix(plan) @ _columns(x)             # (C_in·prod(padded), N)
-        dy = _columns(grad_y)                                    # (rows, N)
+        padded = (padding_matrix(plan) @ _columns(x)).T        # P·X, one row per sample: (N, C_in·prod(padded))
+        dy = grad_y.reshape(plan.batch, rows)
         step, per_row = _rows_per_step(plan), _entries_per_row(plan)
         dw = np.zeros(int(np.prod(plan.w_shape)), np.float64)
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
             entries = slice(r0 * per_row, r1 * per_row)
-            gathered = padded[indices[entries]].reshape(r1 - r0, per_row, plan.batch)
-            dt = np.einsum("rn,ren->re", dy[r0:r1], gathered)  # dT.data of this block of rows
+            gathered = padded[:, indices[entries]].reshape(plan.batch, r1 - r0, per_row)
+            gathered *= dy[:, r0:r1, None]
+            dt = gathered.sum(axis=0)                            # dT.data of this block of rows
             dw += np.bincount(kernel_index[entries], weights=dt.ravel(), minlength=dw.size)
         return dw.astype(plan.dtype).reshape(plan.w_shape)

@@ -1,0 +1,92 @@
+"""Forward and backward times of direct, im2col and toeplitz on CNN-like layers (float32).
+
+Prints, per layer and method, the best-of-``--repeat`` wall time of the
+forward pass and of the backward pass (``dx`` and ``dW``), and the achieved
+GFLOP/s (``plan.flops`` per pass, the backward counted as two such products),
+next to the GFLOP/s of one large float32 ``np.matmul`` measured in the same
+run: the ceiling a GEMM-based method can reach on this machine. PyTorch's
+forward time is shown when torch is installed.
+
+Run::
+
+    /work/venv/bin/python benchmarks/bench_im2col.py [--repeat 5] [--quick]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import convlab as cl
+
+LAYERS = [  # (name, x_shape, w_shape, params)
+    ("resnet 3x3 64->64 56x56", (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+    ("3x3 128->128 28x28 s1", (8, 128, 28, 28), (128, 128, 3, 3), dict(padding=1)),
+    ("3x3 64->128 56x56 s2", (8, 64, 56, 56), (128, 64, 3, 3), dict(padding=1, stride=2)),
+    ("1x1 256->64 14x14", (8, 256, 14, 14), (64, 256, 1, 1), dict()),
+    ("5x5 16->16 32x32", (4, 16, 32, 32), (16, 16, 5, 5), dict(padding=2)),
+    ("1-D k9 32->32 n=2048", (4, 32, 2048), (32, 32, 9), dict(padding="same")),
+]
+METHODS = ("direct", "im2col", "toeplitz")
+
+
+def best_time(fn, repeat):
+    """Best wall time of ``repeat`` calls after one warm-up call (caches, page faults)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_gflops(repeat, n=2048):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, n, n), dtype=np.float32)
+    return 2 * n**3 / best_time(lambda: a @ b, repeat) / 1e9
+
+
+def torch_forward(x, w, params, repeat):
+    try:
+        import torch
+    except ImportError:
+        return None
+    conv = {3: torch.nn.functional.conv1d, 4: torch.nn.functional.conv2d}[x.ndim]
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    with torch.no_grad():
+        return best_time(lambda: conv(xt, wt, **params), repeat)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="only the first layer and the smallest")
+    args = parser.parse_args(argv)
+    layers = [LAYERS[0], LAYERS[4]] if args.quick else LAYERS
+    peak = matmul_gflops(args.repeat)
+    print(f"float32 np.matmul 2048x2048: {peak:.1f} GFLOP/s (measured now; the machine may be shared)")
+    print(f"{'layer':26s} {'method':9s} {'forward ms':>11s} {'GFLOP/s':>8s} {'backward ms':>12s} {'GFLOP/s':>8s}")
+    rng = np.random.default_rng(1)
+    for name, x_shape, w_shape, params in layers:
+        x = rng.standard_normal(x_shape, dtype=np.float32)
+        w = rng.standard_normal(w_shape, dtype=np.float32)
+        for method in METHODS:
+            p = cl.plan(x_shape, w_shape, np.float32, method=method, **params)
+            gy = np.ones(p.output_shape, np.float32)
+            try:
+                fwd = best_time(lambda: p.forward(x, w), args.repeat)
+                bwd = best_time(lambda: (p.backward_input(gy, w), p.backward_weight(gy, x)), args.repeat)
+            except cl.WorkspaceLimitError as exc:
+                print(f"{name:26s} {method:9s} refused: needs {exc.needed / 2**20:.0f} MiB "
+                      f"> limit {exc.limit / 2**20:.0f} MiB")
+                continue
+            print(f"{name:26s} {method:9s} {fwd * 1e3:11.2f} {p.flops / fwd / 1e9:8.1f} "
+                  f"{bwd * 1e3:12.2f} {2 * p.flops / bwd / 1e9:8.1f}")
+        t = torch_forward(x, w, params, args.repeat)
+        if t is not None:
+            print(f"{name:26s} {'torch':9s} {t * 1e3:11.2f} {p.flops / t / 1e9:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
