@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "compare": "convlab.compare",
     "calibrate": "convlab.calibrate",
     "report": "convlab.report.cli",
+    "train-cnn": "convlab.train_cnn",
 }
 
 

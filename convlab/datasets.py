@@ -1,0 +1,184 @@
+"""Image classification data for the CNN example: scikit-learn's digits and MNIST IDX files.
+
+Both loaders return a :class:`Split` of ``float32`` images of shape
+``(N, 1, H, W)`` scaled to ``[0, 1]`` and ``int64`` labels.
+
+The IDX format (LeCun et al., the MNIST files) is a big-endian header ---
+two zero bytes, a type code, the number of dimensions ``d``, then ``d``
+32-bit sizes --- followed by the array in C order. :func:`read_idx` checks
+every part of it against the file's length, so a truncated, padded or
+corrupt file raises :class:`ValueError` naming the file and the problem.
+"""
+
+import collections
+import gzip
+import os
+import zlib
+
+import numpy as np
+
+__all__ = ["Split", "load_digits", "read_idx", "load_mnist", "MNIST_FILES"]
+
+Split = collections.namedtuple("Split", ["x_train", "y_train", "x_test", "y_test"])
+Split.__doc__ = """Train and test images ``(N, 1, H, W)`` float32 in [0, 1], with int64 labels ``(N,)``."""
+
+# IDX type code -> big-endian numpy dtype
+IDX_DTYPES = {
+    0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}
+
+# the four standard MNIST files: role -> (file name, expected ndim)
+MNIST_FILES = {
+    "train_images": ("train-images-idx3-ubyte", 3),
+    "train_labels": ("train-labels-idx1-ubyte", 1),
+    "test_images": ("t10k-images-idx3-ubyte", 3),
+    "test_labels": ("t10k-labels-idx1-ubyte", 1),
+}
+
+
+# --------------------------------------------------------------- scikit-learn digits
+def load_digits(test_size=0.25, seed=0):
+    """scikit-learn's 1,797 handwritten digits (8x8, bundled, no download), split stratified.
+
+    Parameters
+    ----------
+    test_size : float, default 0.25
+        Fraction of the images held out for testing (each class in proportion).
+    seed : int, default 0
+        Seed of the split.
+
+    Returns
+    -------
+    Split
+        ``x_*`` of shape ``(N, 1, 8, 8)``, float32 in ``[0, 1]`` (the raw values are 0..16).
+
+    Raises
+    ------
+    ImportError
+        When scikit-learn is not installed (``pip install convlab[examples]``).
+
+    Examples
+    --------
+    >>> data = load_digits()
+    >>> data.x_train.shape, data.x_test.shape, data.x_train.dtype
+    ((1347, 1, 8, 8), (450, 1, 8, 8), dtype('float32'))
+    """
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise ImportError("the digits data set needs scikit-learn: pip install convlab[examples]") from None
+    digits = sk_load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None]
+    y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y)
+    return Split(x_train, y_train, x_test, y_test)
+
+
+# --------------------------------------------------------------- IDX files
+def _read_bytes(path):
+    """The decompressed content of ``path`` (gzip when the name ends in ``.gz``)."""
+    if not str(path).endswith(".gz"):
+        with open(path, "rb") as f:
+            return f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: not a valid gzip file ({exc})") from None
+
+
+def parse_idx(data, name="<bytes>"):
+    """Parse the bytes of an IDX file into an ndarray (native byte order); ``name`` labels errors.
+
+    Examples
+    --------
+    >>> parse_idx(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6]))
+    array([[1, 2, 3],
+           [4, 5, 6]], dtype=uint8)
+    """
+    if len(data) < 4:
+        raise ValueError(f"{name}: truncated IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
+    zero, code, ndim = data[:2], data[2], data[3]
+    if zero != b"\0\0" or code not in IDX_DTYPES:
+        raise ValueError(f"{name}: not an IDX file: magic number {data[:4].hex()} must be 0000TTDD with type "
+                         f"code TT in {{{', '.join(f'{c:02x}' for c in IDX_DTYPES)}}}")
+    if ndim == 0:
+        raise ValueError(f"{name}: IDX header declares 0 dimensions")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{name}: truncated IDX header: {ndim} dimensions need {header} bytes, file has {len(data)}")
+    shape = tuple(int(v) for v in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    dtype = IDX_DTYPES[code]
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "has trailing bytes"
+        raise ValueError(f"{name}: IDX file {problem}: header declares shape {shape} of {dtype.newbyteorder('=')}, "
+                         f"i.e. {expected} bytes, but the file has {len(data)}")
+    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path):
+    """Read an IDX file (optionally gzip-compressed, by a ``.gz`` name) into an ndarray.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is truncated, has trailing bytes, a wrong
+        magic number or a corrupt gzip stream.
+    """
+    return parse_idx(_read_bytes(path), name=os.fspath(path))
+
+
+def _find(directory, name):
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(directory, candidate)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"MNIST file {name} (or {name}.gz) not found in {directory!r}; --mnist DIR must hold "
+                            f"{', '.join(n for n, _ in MNIST_FILES.values())}")
+
+
+def _check_mnist(arrays, paths):
+    for role, (_, ndim) in MNIST_FILES.items():
+        a = arrays[role]
+        if a.ndim != ndim or a.dtype != np.uint8:
+            raise ValueError(f"{paths[role]}: expected {ndim}-D unsigned bytes for {role}, but got "
+                             f"{a.ndim}-D {a.dtype} of shape {a.shape}")
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise ValueError(f"{paths[split + '_labels']}: {len(labels)} labels for {len(images)} images in "
+                             f"{paths[split + '_images']}")
+        if labels.size and labels.max() > 9:
+            raise ValueError(f"{paths[split + '_labels']}: labels must be digits 0..9, but found {labels.max()}")
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise ValueError(f"image sizes differ: {arrays['train_images'].shape[1:]} in {paths['train_images']}, "
+                         f"{arrays['test_images'].shape[1:]} in {paths['test_images']}")
+
+
+def load_mnist(directory):
+    """MNIST from the four standard IDX files in ``directory`` (each may be ``.gz``).
+
+    Returns
+    -------
+    Split
+        ``x_*`` of shape ``(N, 1, 28, 28)`` float32 in ``[0, 1]``, labels int64.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a file is missing.
+    ValueError
+        Naming the file, when one is corrupt or the files disagree with each other.
+    """
+    paths = {role: _find(directory, name) for role, (name, _) in MNIST_FILES.items()}
+    arrays = {role: read_idx(path) for role, path in paths.items()}
+    _check_mnist(arrays, paths)
+
+    def images(a):
+        return (a.astype(np.float32) / 255.0)[:, None]
+
+    return Split(images(arrays["train_images"]), arrays["train_labels"].astype(np.int64),
+                 images(arrays["test_images"]), arrays["test_labels"].astype(np.int64))
