@@ -1,10 +1,10 @@
 """Real FFT backends for the FFT methods: ``numpy.fft``, ``scipy.fft`` and pyFFTW.
 
 The FFT methods need one thing from a backend: a *real transform* of a fixed
-shape ``(*L, *batch)``, transformed over its leading ``len(L)`` axes, with
+shape ``(*batch, *L)``, transformed over its trailing ``len(L)`` axes, with
 
 - ``real_buffer()`` / ``complex_buffer()``: arrays the caller fills,
-- ``forward(a)``: the unnormalised ``rfftn`` of ``a`` over the leading axes,
+- ``forward(a)``: the unnormalised ``rfftn`` of ``a`` over the trailing axes,
 - ``inverse(A)``: the *unnormalised* ``irfftn`` (``prod(L)`` times the usual
   inverse); the methods fold ``1 / prod(L)`` into a small array instead.
 
@@ -12,9 +12,10 @@ Arrays returned by ``forward``/``inverse`` may be the backend's own buffers:
 they stay valid until the same transform is next used *from the same
 thread*, so callers consume or copy them at once.
 
-The spatial axes lead and batch/channel axes trail so that the spectra come
-out as ``(frequencies, N, C)``: the channel contraction is then a batched
-matrix product with the frequencies as the batch axis, with no transposes.
+Contiguous transforms over the trailing axes are the fast case for every
+backend (FFTW is 1.2x to 4x slower on lanes strided by the batch); the
+methods view the spectra with the frequencies as the batch axis of their
+channel products.
 
 pyFFTW objects own their input and output arrays, so one object must never
 run in two threads at once (pyFFTW's ``interfaces`` cache shares objects and
@@ -81,15 +82,13 @@ class FFTBackend:
     planner_effort: str = "FFTW_MEASURE"
 
     def real_transform(self, real_shape, naxes, dtype):
-        """A :class:`_NumpyTransform`-like object for arrays of ``real_shape`` over ``naxes`` leading axes."""
+        """A :class:`_NumpyTransform`-like object for arrays of ``real_shape`` over ``naxes`` trailing axes."""
         cls = {"pyfftw": _FFTWTransform, "scipy": _ScipyTransform, "numpy": _NumpyTransform}[self.name]
         return cls(tuple(real_shape), naxes, np.dtype(dtype), self)
 
 
 def _complex_shape(real_shape, naxes):
-    shape = list(real_shape)
-    shape[naxes - 1] = shape[naxes - 1] // 2 + 1
-    return tuple(shape)
+    return (*real_shape[:-1], real_shape[-1] // 2 + 1)
 
 
 def _threads(real_shape, backend):
@@ -106,7 +105,7 @@ class _NumpyTransform:
     def __init__(self, real_shape, naxes, dtype, backend):
         self.real_shape, self.naxes, self.dtype = real_shape, naxes, dtype
         self.complex_shape = _complex_shape(real_shape, naxes)
-        self.axes = tuple(range(naxes))
+        self.axes = tuple(range(-naxes, 0))
         self.threads = _threads(real_shape, backend)
 
     def real_buffer(self):
@@ -120,7 +119,7 @@ class _NumpyTransform:
 
     def inverse(self, spectrum):
         # norm="forward" puts the 1/prod(L) on the forward transform: the inverse is unnormalised.
-        return np.fft.irfftn(spectrum, s=self.real_shape[:self.naxes], axes=self.axes, norm="forward")
+        return np.fft.irfftn(spectrum, s=self.real_shape[-self.naxes:], axes=self.axes, norm="forward")
 
 
 class _ScipyTransform(_NumpyTransform):
@@ -130,7 +129,7 @@ class _ScipyTransform(_NumpyTransform):
         return scipy.fft.rfftn(a, axes=self.axes, workers=self.threads, overwrite_x=True)
 
     def inverse(self, spectrum):
-        return scipy.fft.irfftn(spectrum, s=self.real_shape[:self.naxes], axes=self.axes, norm="forward",
+        return scipy.fft.irfftn(spectrum, s=self.real_shape[-self.naxes:], axes=self.axes, norm="forward",
                                 workers=self.threads, overwrite_x=True)
 
 
@@ -150,7 +149,7 @@ class _FFTWTransform:
             spectrum = pyfftw.empty_aligned(self.complex_shape, _complex_dtype(self.dtype))
             source, target = (real, spectrum) if direction == "FFTW_FORWARD" else (spectrum, real)
             # DESTROY_INPUT: callers refill the input before every call, and it lets FFTW pick faster plans.
-            plans[direction] = pyfftw.FFTW(source, target, axes=tuple(range(self.naxes)), direction=direction,
+            plans[direction] = pyfftw.FFTW(source, target, axes=tuple(range(-self.naxes, 0)), direction=direction,
                                            flags=(self.backend.planner_effort, "FFTW_DESTROY_INPUT"),
                                            threads=self.threads)
             _wisdom_changed()

@@ -13,9 +13,11 @@ read is folded onto another non-zero term when ``L >= max(t1 + e, n + lo)``
 ``padding_mode="circular"`` the padded input *is* the periodic extension of
 ``x``, so ``L = n`` exactly and every index is taken modulo ``n``.
 
-Layout: FFT buffers are ``(*L, batch, channels)`` (spatial axes first), so
-spectra are ``(F, N, C)`` and the channel contraction is one batched complex
-matrix product per group with the ``F`` frequencies as the batch axis.
+Layout: FFT buffers are ``(batch, channels, *L)``, transformed over the
+trailing axes (the fast, contiguous case for every FFT library); the spectra
+are then viewed as ``(F, G, N, C/G)`` so that the channel contraction is one
+batched complex matrix product per group with the ``F`` frequencies as the
+batch axis.
 
 Backward (Mathieu, Henaff and LeCun 2013): ``dx = IFFT(DY * WD)`` read at
 ``0..n-1`` with ``dy`` zero-upsampled to positions ``s*i - lo`` (a transposed
@@ -52,11 +54,11 @@ def _progression(start, step, count, size):
 
 
 def _index(per_axis):
-    """Per-axis slices/index arrays -> one index for the leading axes (``np.ix_`` for arrays)."""
+    """Per-axis slices/index arrays -> one index of the trailing axes (``np.ix_`` for arrays)."""
     if all(isinstance(i, slice) for i in per_axis):
-        return tuple(per_axis)
+        return (Ellipsis, *per_axis)
     arrays = [np.arange(i.start, i.stop, i.step) if isinstance(i, slice) else i for i in per_axis]
-    return np.ix_(*arrays)
+    return (Ellipsis, *np.ix_(*arrays))
 
 
 def _unique(per_axis):
@@ -87,18 +89,8 @@ def geometry(plan):
 
 
 # --------------------------------------------------------------- moving data in and out of FFT buffers
-def spatial_major(a):
-    """``(A, B, *spatial)`` -> a ``(*spatial, A, B)`` view."""
-    return np.moveaxis(a, (0, 1), (-2, -1))
-
-
-def channel_major(a):
-    """``(*spatial, A, B)`` -> a ``(A, B, *spatial)`` view."""
-    return np.moveaxis(a, (-2, -1), (0, 1))
-
-
 def place(buffer, values, index, unique=True):
-    """Zero ``buffer`` and put ``values`` (spatial-major) at ``index``, adding where indices repeat."""
+    """Zero ``buffer`` and put ``values`` at ``index``, adding where indices repeat."""
     buffer.fill(0)
     if unique:
         buffer[index] = values
@@ -107,19 +99,17 @@ def place(buffer, values, index, unique=True):
     return buffer
 
 
-def take(array, index, shape):
-    """``array[index]`` (spatial-major) as a new contiguous channel-major array of ``shape``."""
-    result = np.empty(shape, array.dtype)
-    spatial_major(result)[...] = array[index]
-    return result
+def take(array, index):
+    """``array[index]`` as a new contiguous array (never a view of a backend's buffer)."""
+    return np.array(array[index], order="C", copy=True)
 
 
 def transform(plan, role, L, batch):
-    """The per-plan, per-backend real transform of ``(*L, *batch)``; ``role`` keeps the x, y and
+    """The per-plan, per-backend real transform of ``(*batch, *L)``; ``role`` keeps the x, y and
     w spectra of one call in separate buffers even when their shapes agree."""
     backend = fft_backends.get_fft_backend()
     key = ("fft", "transform", role, L, batch, backend)
-    return plan.cached(key, lambda: backend.real_transform((*L, *batch), len(L), plan.dtype))
+    return plan.cached(key, lambda: backend.real_transform((*batch, *L), len(L), plan.dtype))
 
 
 # --------------------------------------------------------------- the frequency-domain contraction
@@ -164,20 +154,26 @@ def weight_spectrum(plan, w, kind, L=None, taps=None, taps_unique=True):
     def compute():
         g = plan.groups
         t = transform(plan, "w", L, plan.w_shape[:2])
-        spectrum = t.forward(place(t.real_buffer(), spatial_major(w), taps, taps_unique))
-        spectrum = spectrum.reshape(-1, g, plan.out_channels // g, plan.w_shape[1])
+        spectrum = t.forward(place(t.real_buffer(), w, taps, taps_unique))
+        spectrum = spectrum.reshape(g, plan.out_channels // g, plan.w_shape[1], -1)
         scale = 1.0 / float(np.prod(L))
         if kind == "forward":
-            return np.ascontiguousarray(np.conj(spectrum).swapaxes(-1, -2)) * scale
-        return spectrum * scale
+            return np.ascontiguousarray(np.conj(spectrum).transpose(3, 0, 2, 1)) * scale
+        return np.ascontiguousarray(spectrum.transpose(3, 0, 1, 2)) * scale
 
     return slot.get(w, kind, compute)
 
 
 def grouped(spectrum, groups):
-    """``(*Lf, N, C)`` spectrum -> ``(F, G, N, C/G)`` view for per-group products."""
-    n, c = spectrum.shape[-2:]
-    return spectrum.reshape(-1, n, groups, c // groups).transpose(0, 2, 1, 3)
+    """``(N, C, *Lf)`` spectrum -> ``(F, G, N, C/G)`` view for per-group products."""
+    n, c = spectrum.shape[:2]
+    return spectrum.reshape(n, groups, c // groups, -1).transpose(3, 1, 0, 2)
+
+
+def spectral_weights(spectrum, groups):
+    """``(C_out, C_in/G, *Lf)`` spectrum -> ``(F, G, C_out/G, C_in/G)`` view."""
+    c_out, c_in = spectrum.shape[:2]
+    return spectrum.reshape(groups, c_out // groups, c_in, -1).transpose(3, 0, 1, 2)
 
 
 # --------------------------------------------------------------- the three passes
@@ -185,34 +181,34 @@ def forward_spectral(plan, x, w):
     """``y`` for finite ``x`` and ``w``."""
     geo, g = geometry(plan), plan.groups
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
-    X = grouped(tx.forward(place(tx.real_buffer(), spatial_major(x), geo.inputs)), g)
+    X = grouped(tx.forward(place(tx.real_buffer(), x, geo.inputs)), g)
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
     Y = ty.complex_buffer()
     batched_matmul(X, weight_spectrum(plan, w, "forward"), out=grouped(Y, g))
-    return take(ty.inverse(Y), geo.outputs, plan.output_shape)
+    return take(ty.inverse(Y), geo.outputs)
 
 
 def backward_input_spectral(plan, grad_y, w):
     geo, g = geometry(plan), plan.groups
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
-    DY = grouped(ty.forward(place(ty.real_buffer(), spatial_major(grad_y), geo.outputs, geo.outputs_unique)), g)
+    DY = grouped(ty.forward(place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)), g)
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
     DX = tx.complex_buffer()
     batched_matmul(DY, weight_spectrum(plan, w, "backward"), out=grouped(DX, g))
-    return take(tx.inverse(DX), geo.inputs, plan.x_shape)
+    return take(tx.inverse(DX), geo.inputs)
 
 
 def backward_weight_spectral(plan, grad_y, x):
     geo, g = geometry(plan), plan.groups
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
-    X = grouped(tx.forward(place(tx.real_buffer(), spatial_major(x), geo.inputs)), g)
+    X = grouped(tx.forward(place(tx.real_buffer(), x, geo.inputs)), g)
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
-    DY = grouped(ty.forward(place(ty.real_buffer(), spatial_major(grad_y), geo.outputs, geo.outputs_unique)), g)
+    DY = grouped(ty.forward(place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)), g)
     tw = transform(plan, "w", geo.L, plan.w_shape[:2])
     DW = tw.complex_buffer()
     # dw[o, c] = sum_n conj(DY[n, o]) X[n, c] per frequency and group: (F, G, C_out/G, N) @ (F, G, N, C_in/G)
-    batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=DW.reshape(-1, g, plan.out_channels // g, plan.w_shape[1]))
-    dw = take(tw.inverse(DW), geo.taps, plan.w_shape)
+    batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=spectral_weights(DW, g))
+    dw = take(tw.inverse(DW), geo.taps)
     dw *= geo.scale
     return dw
 

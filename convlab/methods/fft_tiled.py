@@ -24,7 +24,8 @@ import numpy as np
 import scipy.fft
 
 from .base import Method, register
-from .fft import all_finite, batched_matmul, grouped, nonfinite_forward, place, transform, weight_spectrum
+from .fft import (all_finite, batched_matmul, grouped, nonfinite_forward, place, spectral_weights, take,
+                  transform, weight_spectrum)
 
 __all__ = ["FFTTiled", "choose_tiles", "CHUNK_BYTES"]
 
@@ -86,7 +87,7 @@ class TileGeometry:
         row = math.prod(self.T[1:]) * plan.batch * (plan.in_channels + plan.out_channels)
         self.row_bytes = row * (bins * 2 + math.prod(self.L)) * plan.dtype.itemsize
         self.rows = max(1, min(self.T[0], CHUNK_BYTES // max(self.row_bytes, 1)))
-        self.taps = tuple(slice(0, ei, d) for ei, d in zip(e, plan.dilation))
+        self.taps = (Ellipsis, *(slice(0, ei, d) for ei, d in zip(e, plan.dilation)))
         self.scale = 1.0 / math.prod(self.L)
 
     def chunks(self):
@@ -124,8 +125,13 @@ def _tiled_view(a, T, B):
 
 
 def _interleave(d):
-    """Permutation ``(*B, *T, N, C)`` -> ``(N, C, T1, B1, T2, B2, ...)``."""
-    return (2 * d, 2 * d + 1, *(v for a in range(d) for v in (d + a, a)))
+    """Permutation ``(*T, N, C, *B)`` -> ``(N, C, T1, B1, T2, B2, ...)``."""
+    return (d, d + 1, *(v for a in range(d) for v in (a, d + 2 + a)))
+
+
+def _tiles_to_buffer(d):
+    """Permutation ``(N, C, *T, *B)`` -> ``(*T, N, C, *B)``."""
+    return (*range(2, 2 + d), 0, 1, *range(2 + d, 2 + 2 * d))
 
 
 def _chunk_batch(geo, rows, plan, channels):
@@ -139,18 +145,17 @@ def forward_tiled(plan, x, w):
     S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps)
     y_full = np.empty(plan.output_shape[:2] + tuple(t * b for t, b in zip(geo.T, geo.Bo)), plan.dtype)
     y_view = _tiled_view(y_full, geo.T, geo.Bo)
-    to_buffer = (*range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0, 1)  # (N, C, *T, *Bi) -> (*Bi, *T, N, C)
     for r0, r1 in geo.chunks():
         rows = r1 - r0
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
         buf = tx.real_buffer()
-        region = buf.reshape(*geo.L, rows, *geo.T[1:], *plan.x_shape[:2])
-        place(region, tiles[:, :, r0:r1].transpose(to_buffer), tuple(slice(0, b) for b in geo.Bi))
+        region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+        place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
         ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
         Y = ty.complex_buffer()
         batched_matmul(grouped(tx.forward(buf), g), S, out=grouped(Y, g))
-        out = ty.inverse(Y).reshape(*geo.L, rows, *geo.T[1:], *plan.output_shape[:2])
-        out = out[tuple(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride))]
+        out = ty.inverse(Y).reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
+        out = out[(..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))]
         y_view[:, :, r0:r1] = out.transpose(_interleave(d))
     return np.ascontiguousarray(y_full[(..., *(slice(0, o) for o in plan.output_size))])
 
@@ -163,16 +168,16 @@ def _dy_tiles(plan, geo, grad_y):
 
 
 def _from_interleaved(d):
-    """Permutation ``(N, C, T1, B1, ...)`` -> ``(*B, *T, N, C)``."""
-    return (*(3 + 2 * a for a in range(d)), *(2 + 2 * a for a in range(d)), 0, 1)
+    """Permutation ``(N, C, T1, B1, ...)`` -> ``(*T, N, C, *B)``."""
+    return (*(2 + 2 * a for a in range(d)), 0, 1, *(3 + 2 * a for a in range(d)))
 
 
 def _dy_spectrum(plan, geo, dy_view, r0, r1):
     rows, d = r1 - r0, plan.ndim
     ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
     buf = ty.real_buffer()
-    region = buf.reshape(*geo.L, rows, *geo.T[1:], *plan.output_shape[:2])
-    upsampled = tuple(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride))
+    region = buf.reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
+    upsampled = (..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))
     place(region, dy_view[:, :, r0:r1].transpose(_from_interleaved(d)), upsampled)
     return grouped(ty.forward(buf), plan.groups)
 
@@ -192,15 +197,15 @@ def backward_input_tiled(plan, grad_y, w):
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
         DX = tx.complex_buffer()
         batched_matmul(_dy_spectrum(plan, geo, dy_view, r0, r1), WD, out=grouped(DX, g))
-        z = tx.inverse(DX).reshape(*geo.L, rows, *geo.T[1:], *plan.x_shape[:2])
+        z = tx.inverse(DX).reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
         # Each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi); split it into
         # q steps of Bs so that one vectorised add per step offset covers every tile without overlap.
-        blocks = np.zeros(span + z.shape[d:], plan.dtype)
-        keep = tuple(slice(0, min(bi, sp)) for bi, sp in zip(geo.Bi, span))
+        blocks = np.zeros(z.shape[:-d] + span, plan.dtype)
+        keep = (..., *(slice(0, bi) for bi in geo.Bi))
         blocks[keep] = z[keep]
-        blocks = blocks.reshape(*(v for qb in zip(geo.q, geo.Bs) for v in qb), *z.shape[d:])
+        blocks = blocks.reshape(*z.shape[:-d], *(v for qb in zip(geo.q, geo.Bs) for v in qb))
         for step in itertools.product(*(range(q) for q in geo.q)):
-            part = blocks[tuple(v for b in step for v in (b, slice(None)))]  # (*Bs, rows, *T[1:], N, C)
+            part = blocks[(..., *(v for b in step for v in (b, slice(None))))]  # (rows, *T[1:], N, C, *Bs)
             target = [slice(None), slice(None), slice(r0 + step[0], r1 + step[0]), slice(None)]
             for a in range(1, d):
                 target += [slice(step[a], step[a] + geo.T[a]), slice(None)]
@@ -213,24 +218,21 @@ def backward_weight_tiled(plan, grad_y, x):
     geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
     tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     dy_view = _dy_tiles(plan, geo, grad_y)
-    to_buffer = (*range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0, 1)
-    cog, cig = plan.out_channels // g, plan.w_shape[1]
     tw = transform(plan, "w", geo.L, plan.w_shape[:2])
     DW = tw.complex_buffer()
-    total = DW.reshape(-1, g, cog, cig)
-    total.fill(0)
+    DW.fill(0)
+    total = spectral_weights(DW, g)
     for r0, r1 in geo.chunks():
         rows = r1 - r0
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
         buf = tx.real_buffer()
-        region = buf.reshape(*geo.L, rows, *geo.T[1:], *plan.x_shape[:2])
-        place(region, tiles[:, :, r0:r1].transpose(to_buffer), tuple(slice(0, b) for b in geo.Bi))
+        region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+        place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
         # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
         total += batched_matmul(np.conj(DY).swapaxes(-1, -2), grouped(tx.forward(buf), g),
                                 out=np.empty_like(total))
-    dw = np.empty(plan.w_shape, plan.dtype)
-    np.moveaxis(dw, (0, 1), (-2, -1))[...] = tw.inverse(DW)[geo.taps]
+    dw = take(tw.inverse(DW), geo.taps)
     dw *= geo.scale
     return dw
 
