@@ -15,6 +15,7 @@ import numpy as np
 
 from ..api import _freeze
 from ..errors import ConvError
+from ..methods.base import get_method
 from ..padding import PADDING_MODES
 from ..plan import compute_dtype, plan
 from .init import as_generator, bias_uniform, kaiming_uniform
@@ -74,6 +75,8 @@ class _ConvNd(Module):
 
     @method.setter
     def method(self, name):
+        if name != "auto":
+            get_method(name)  # an unknown name fails here, listing the registered ones
         self._method = name
         self._plans.clear()
 
