@@ -48,7 +48,7 @@ __all__ = ["BACKENDS", "PLANNER_EFFORTS", "FFTBackend", "set_fft_backend", "get_
 BACKENDS = ("pyfftw", "scipy", "numpy")
 # Below this many real elements a transform runs in one thread: thread start-up costs more than it
 # saves, and FFTW_MEASURE timing threaded plans on small sizes takes seconds on a busy machine.
-MIN_THREADED_SIZE = 1 << 16
+MIN_THREADED_SIZE = 1 << 18
 PLANNER_EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 
 
