@@ -108,9 +108,9 @@ def test_validator_rejects_what_the_schema_forbids():
     timing = {"$ref": "#/$defs/timing"}
     validate(None, timing, SCHEMA)
     with pytest.raises(AssertionError, match="unexpected key"):
-        validate({"median_s": 1, "q1_s": 1, "q3_s": 1, "samples_s": [], "mean": 1}, timing, SCHEMA)
+        validate({"median_s": 1, "q1_s": 1, "q3_s": 1, "samples_s": [], "loops": 1, "mean": 1}, timing, SCHEMA)
     with pytest.raises(AssertionError, match="not of type"):
-        validate({"median_s": "1", "q1_s": 1, "q3_s": 1, "samples_s": []}, timing, SCHEMA)
+        validate({"median_s": "1", "q1_s": 1, "q3_s": 1, "samples_s": [], "loops": 1}, timing, SCHEMA)
 
 
 # --------------------------------------------------------------- the tiny suite, end to end
@@ -198,7 +198,7 @@ def test_interrupted_run_keeps_the_cases_measured(tmp_path):
     assert not results["complete"] and len(results["cases"]) == 2
     lines = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
     assert [line["kind"] for line in lines] == ["header", "machine", "case", "case"]
-    page = make_report(results, tmp_path / "out")
+    page = make_report(results, tmp_path / "out", figures={"8_gflops"})
     validate(json.loads((tmp_path / "out" / "results.json").read_text()), SCHEMA)
     assert "Interrupted" in page.read_text()
 

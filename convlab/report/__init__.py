@@ -22,11 +22,11 @@ __all__ = ["GROUPS", "Case", "Suite", "load_suite", "suite_names", "measure_case
            "peer_names", "environment", "run_suite", "make_report"]
 
 
-def make_report(results, out_dir, snapshot=None):
+def make_report(results, out_dir, snapshot=None, figures=None):
     """Write the page, ``results.json``, ``results.csv`` and every figure into ``out_dir``.
 
     See :func:`convlab.report.page.make_report`.
     """
     from .page import make_report as _make_report
 
-    return _make_report(results, out_dir, snapshot=snapshot)
+    return _make_report(results, out_dir, snapshot=snapshot, figures=figures)

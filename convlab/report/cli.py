@@ -64,7 +64,7 @@ class Progress:
 
 
 def run(args):
-    from .page import make_report, summary_text
+    from .page import busy_warning, findings, make_report, summary_text
     from .run import run_suite
 
     os.makedirs(args.out, exist_ok=True)
@@ -84,6 +84,9 @@ def run(args):
                 return 130
     page = make_report(results, args.out, snapshot=args.snapshot)
     print(summary_text(results))
+    print("\n" + "\n".join(findings(results)))
+    if busy_warning(results):
+        print("\n" + busy_warning(results))
     print(f"\nreport: {page.resolve()}")
     if args.snapshot:
         print(f"snapshot: {os.path.abspath(args.snapshot)}")

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from ..tolerances import TOLERANCES
 
@@ -18,7 +19,6 @@ __all__ = ["crossover", "fitted_slope", "plot_kernel_sweep", "method_family", "s
            "figure_kernel", "figure_input", "figure_layers", "figure_memory", "figure_accuracy",
            "figure_gflops", "figure_peers"]
 
-ERROR_FLOOR = 1e-18  # exact (zero) errors are drawn here on log axes
 FREQUENCY_PEERS = frozenset({"scipy.fftconvolve", "scipy.oaconvolve"})
 PEER_STYLE = {"torch": ("black", "D"), "scipy.correlate2d": ("0.35", "s"),
               "scipy.fftconvolve": ("0.55", "^"), "scipy.oaconvolve": ("0.7", "v")}
@@ -84,27 +84,29 @@ def style(name, methods):
 
 # --------------------------------------------------------------- analysis helpers
 def crossover(x, y_a, y_b):
-    """First ``x`` where curve ``a`` stops being below curve ``b`` (or vice versa), or ``None``.
+    """The ``x`` beyond which the order of curves ``a`` and ``b`` no longer changes, or ``None``.
 
-    Interpolated linearly in log-log coordinates between the two samples that
-    bracket the sign change of ``log(y_a / y_b)``.
+    That is the last sign change of ``log(y_a / y_b)``, interpolated linearly
+    in log-log coordinates between the two samples around it; taking the last
+    one keeps a noisy early wiggle from hiding the real crossover. ``None``
+    when one curve stays below the other over the whole range.
 
     Examples
     --------
     >>> crossover([1, 10], [1, 100], [10, 10])  # a ∝ x², b flat: equal at x = √10
     3.1622776601683795
+    >>> round(crossover([1, 2, 4, 8], [1, 3, 1, 9], [2, 2, 2, 2]), 3)  # the last crossing, between 4 and 8
+    4.978
     >>> crossover([1, 2], [1, 1], [2, 2]) is None
     True
     """
     x, y_a, y_b = (np.asarray(v, np.float64) for v in (x, y_a, y_b))
     d = np.log(y_a) - np.log(y_b)
-    for i in range(len(d) - 1):
-        if d[i] == 0:
-            return float(x[i])
-        if d[i] * d[i + 1] < 0:
+    for i in range(len(d) - 2, -1, -1):
+        if d[i] * d[i + 1] < 0 or (d[i + 1] == 0 and d[i] != 0):
             t = d[i] / (d[i] - d[i + 1])
             return float(np.exp(np.log(x[i]) + t * (np.log(x[i + 1]) - np.log(x[i]))))
-    return float(x[-1]) if len(d) and d[-1] == 0 else None
+    return None
 
 
 def fitted_slope(x, y):
@@ -124,6 +126,38 @@ def _best(curves, names):
     """Pointwise minimum over the curves in ``names`` that cover every x, or ``None``."""
     full = [np.asarray(curves[n], np.float64) for n in names if n in curves and np.all(np.isfinite(curves[n]))]
     return np.min(full, axis=0) if full else None
+
+
+def family_crossover(kernels, curves, methods):
+    """Crossover kernel size of the best spatial against the best frequency-domain curve.
+
+    Uses the convlab ``methods`` when both families are among them, else every curve.
+    """
+    for pool in (list(methods), list(curves)):
+        spatial = _best(curves, [n for n in pool if method_family(n) == "spatial"])
+        frequency = _best(curves, [n for n in pool if method_family(n) == "frequency"])
+        if spatial is not None and frequency is not None:
+            return crossover(kernels, spatial, frequency)
+    return None
+
+
+def kernel_curves(data, cases):
+    """``{runner: forward seconds per case}`` over a kernel sweep, ``nan`` where it did not run."""
+    curves = {}
+    for runner in data.runners:
+        idx, times = data.series(cases, runner, forward_median)
+        if times:
+            curve = np.full(len(cases), np.nan)
+            curve[idx] = times
+            curves[runner] = curve
+    return curves
+
+
+def kernel_crossovers(results):
+    """``{sweep name: crossover kernel size or None}`` for every kernel sweep of the results."""
+    data = Data(results)
+    return {name: family_crossover([c["w_shape"][2] for c in cases], kernel_curves(data, cases), data.methods)
+            for name, cases in data.group("kernel").items()}
 
 
 def plot_kernel_sweep(ax, kernels, curves, methods, ndim=2):
@@ -153,22 +187,18 @@ def plot_kernel_sweep(ax, kernels, curves, methods, ndim=2):
         ok = np.isfinite(times)
         if ok.any():
             ax.plot(kernels[ok], times[ok], label=name, **style(name, methods))
-    k_cross = None
-    for pool in (list(methods), list(curves)):
-        spatial = _best(curves, [n for n in pool if method_family(n) == "spatial"])
-        frequency = _best(curves, [n for n in pool if method_family(n) == "frequency"])
-        if spatial is not None and frequency is not None:
-            k_cross = crossover(kernels, spatial, frequency)
-            break
+    k_cross = family_crossover(kernels, curves, methods)
     if k_cross is not None:
         ax.axvline(k_cross, color="red", linestyle=":", linewidth=1.5, label=f"crossover k ≈ {k_cross:.1f}")
     spatial_names = [n for n in methods if method_family(n) == "spatial" and np.isfinite(curves[n][0])]
     if spatial_names:
         t0 = curves[spatial_names[0]][0]
         ax.plot(kernels, t0 * (kernels / kernels[0]) ** ndim, color="0.6", linewidth=0.8, linestyle="-.",
-                label=f"∝ k^{ndim} guide")
+                label=rf"$\propto k^{ndim}$ guide")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(kernels, [f"{k:g}" for k in kernels])
+    ax.minorticks_off()
     ax.set_xlabel("kernel size k (per spatial dim)")
     ax.set_ylabel("forward time [s]")
     return k_cross
@@ -183,6 +213,15 @@ def _grid(count, width=6.0, height=4.4, ncols=2):
     for ax in axes[count:]:
         ax.set_visible(False)
     return fig, axes[:count]
+
+
+def _shared_legend(fig, axes, ncol=6):
+    """One legend below the panels, each label once (cheaper and easier to read than one per panel)."""
+    seen = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=min(ncol, len(seen)), fontsize=8)
 
 
 def _describe(case):
@@ -200,17 +239,11 @@ def figure_kernel(results):
     found = []
     for ax, (name, cases) in zip(axes, sweeps.items()):
         kernels = [c["w_shape"][2] for c in cases]
-        curves = {}
-        for runner in data.runners:
-            idx, times = data.series(cases, runner, forward_median)
-            if times:
-                curve = np.full(len(cases), np.nan)
-                curve[idx] = times
-                curves[runner] = curve
+        curves = kernel_curves(data, cases)
         k_cross = plot_kernel_sweep(ax, kernels, curves, data.methods, ndim=cases[0]["ndim"])
         found.append(f"{name}: " + (f"k ≈ {k_cross:.1f}" if k_cross else "no crossover in range"))
         ax.set_title(f"{name}: {_describe(cases[0])}", fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=2)  # per panel: each has its own crossover
     fig.suptitle("Forward time against kernel size (fixed input)")
     caption = ("Spatial methods grow like k^d, FFT methods stay nearly flat; the red line marks where the "
                "fastest frequency-domain method overtakes the fastest spatial one (" + "; ".join(found) + ").")
@@ -273,9 +306,9 @@ def figure_layers(results):
         ax.set_xticks(positions, data.runners, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("time per call [s]")
         ax.set_title(case["label"], fontsize=9)
-        ax.bar([], [], color="0.5", label="forward")
-        ax.bar([], [], color="0.5", hatch="//", edgecolor="white", label="backward (dx and dw)")
-        ax.legend(fontsize=7)
+    fig.legend(handles=[Patch(facecolor="0.45", label="forward"),
+                        Patch(facecolor="0.45", hatch="//", edgecolor="white", label="backward (dx and dw)")],
+               loc="outside lower center", ncol=2, fontsize=8)
     fig.suptitle("Forward and backward time per method (median, bars show the interquartile range)")
     caption = ("Backward computes both dx and dw, so it costs about twice the forward pass for spatial "
                "methods; bars absent are labelled with the reason recorded in results.json.")
@@ -305,7 +338,7 @@ def figure_memory(results):
             ax.set_xlabel("input size n^d [elements per channel]")
             ax.set_ylabel("peak extra memory [MiB]")
             ax.set_title(f"{phase}, {name}: kernel {cases[0]['w_shape'][2]}", fontsize=10)
-            ax.legend(fontsize=7, ncol=2)
+    _shared_legend(fig, axes)
     fig.suptitle("Peak memory allocated during one call (tracemalloc, outputs and plan caches included)")
     caption = ("Memory traced while one call runs, above what was allocated before it: returned arrays, "
                "scratch space and anything cached in the plan on first use; torch is not traced.")
@@ -324,20 +357,22 @@ def figure_accuracy(results):
         for col, (name, cases) in enumerate(sweeps.items()):
             ax = axes[row * len(sweeps) + col]
             pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
+            floor = np.finfo(dtype).eps / 100  # exact results are drawn here
             for runner in data.runners:
                 idx, err = data.series(cases, runner, lambda m: m["accuracy"].get(dtype, {}).get("y"))
                 if err:
-                    ax.plot(pixels[idx], np.maximum(err, ERROR_FLOOR), label=runner, **style(runner, data.methods))
-            ax.axhline(TOLERANCES[np.dtype(dtype)], color="red", linestyle="--", linewidth=1,
-                       label="test tolerance")
+                    ax.plot(pixels[idx], np.maximum(err, floor), label=runner, **style(runner, data.methods))
+            tol = TOLERANCES[np.dtype(dtype)]
+            ax.axhline(tol, color="red", linestyle="--", linewidth=1, label="test tolerance")
+            ax.axhline(floor, color="0.6", linestyle=":", linewidth=1, label="exact (0) drawn at eps/100")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_ylim(bottom=ERROR_FLOOR / 3)
+            ax.set_ylim(floor / 3, tol * 5)
             ax.set_xlabel("input size n^d [elements per channel]")
             ax.set_ylabel("max |y - y_ref| / max |y_ref|")
             ax.set_title(f"{dtype}, {name}: kernel {cases[0]['w_shape'][2]}", fontsize=10)
-            ax.legend(fontsize=7, ncol=2)
-    fig.suptitle("Forward error against float64 direct (exact agreement drawn at 1e-18)")
+    _shared_legend(fig, axes)
+    fig.suptitle("Forward error against a float64 direct result on the same inputs")
     caption = ("Normwise relative error of y against a float64 direct result on the same inputs; "
                "the red line is the tolerance the test suite enforces.")
     return fig, caption
@@ -369,28 +404,38 @@ def figure_gflops(results):
     return fig, caption
 
 
+def _fastest_convlab(data, case):
+    """``(method, seconds)`` of the fastest convlab method on ``case``, or ``None``."""
+    times = [(forward_median(m), name) for name in data.methods if (m := data.get(case, name))]
+    return min(times)[::-1] if times else None
+
+
 def figure_peers(results):
-    """Figure 9: forward time of peers and convlab methods on every case a peer ran."""
+    """Figure 9: each peer's forward time relative to the fastest convlab method, per case."""
     data = Data(results)
-    cases = [c for c in data.cases if any(data.get(c, p) for p in data.peers)]
+    cases = [c for c in data.cases if _fastest_convlab(data, c) and any(data.get(c, p) for p in data.peers)]
     if not cases:
         return None
-    fig = Figure(figsize=(max(8.0, 0.55 * len(cases) + 3), 5.8), layout="constrained")
+    fig = Figure(figsize=(max(8.0, 0.45 * len(cases) + 3), 5.8), layout="constrained")
     ax = fig.subplots()
-    width = 0.8 / max(len(data.runners), 1)
-    for j, runner in enumerate(data.runners):
-        idx, times = data.series(cases, runner, forward_median)
+    best = [_fastest_convlab(data, c) for c in cases]
+    for j, peer in enumerate(data.peers):
+        idx, times = data.series(cases, peer, forward_median)
         if times:
-            s = dict(style(runner, data.methods), linestyle="none")
-            ax.plot(np.asarray(idx) - 0.4 + (j + 0.5) * width, times, label=runner, **s)
-    ax.set_xticks(np.arange(len(cases)), [c["label"] for c in cases], rotation=40, ha="right", fontsize=7)
+            ratio = np.asarray(times) / np.array([best[i][1] for i in idx])
+            ax.plot(np.asarray(idx) + 0.12 * (j - (len(data.peers) - 1) / 2), ratio, label=peer,
+                    **dict(style(peer, data.methods), linestyle="none", markersize=7))
+    ax.axhline(1.0, color="C0", linewidth=1.5, label="fastest convlab method (named under each case)")
+    ax.set_xticks(np.arange(len(cases)), [f"{c['label']}  [{b[0]}]" for c, b in zip(cases, best)],
+                  rotation=40, ha="right", rotation_mode="anchor", fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylabel("forward time [s]")
-    ax.set_xlabel("case")
-    ax.set_title("convlab methods (filled, colour) against scipy and torch (open, grey) on the same cases")
+    ax.set_ylabel("peer forward time / fastest convlab forward time")
+    ax.set_xlabel("case  [fastest convlab method]")
+    ax.grid(axis="y", which="major", color="0.9")
+    ax.set_title("Peers against convlab: above 1, convlab's fastest method wins")
     ax.legend(fontsize=8, ncol=3)
-    caption = ("Every case at least one peer could run; scipy peers are single-channel only and receive "
-               "the already padded input; torch uses as many threads as numpy's BLAS.")
+    caption = ("Each peer's forward time divided by the fastest convlab method's on the same case; scipy peers "
+               "are single-channel only and receive the already padded input; torch uses numpy's BLAS thread count.")
     return fig, caption
 
 

@@ -127,7 +127,7 @@ def _sample(call, loops):
 
 
 def summarize(samples):
-    """``{"median_s", "q1_s", "q3_s", "samples_s"}`` of a list of seconds (``None`` when empty).
+    """``{"median_s", "q1_s", "q3_s", "samples_s"}`` of a list of seconds per call (``None`` when empty).
 
     Examples
     --------
@@ -149,7 +149,7 @@ def _dominates(small, large):
 
 def _record(case, name, kind, dtype, status="ok", reason=None):
     return {"case": case.id, "method": name, "kind": kind, "dtype": dtype, "status": status,
-            "reason": reason, "first_call_s": None, "forward": None, "backward": None, "loops": None,
+            "reason": reason, "first_call_s": None, "forward": None, "backward": None,
             "memory": {"forward_bytes": None, "backward_bytes": None, "workspace_bytes": None},
             "accuracy": {}}
 
@@ -262,14 +262,13 @@ def _time_interleaved(runners, repeats, warmup, min_sample_s):
             for _ in range(warmup - 1):  # the first and the steady call already warmed up once
                 call()
             loops = max(1, min(SAMPLE_LOOP_CAP, math.ceil(min_sample_s / max(seconds, 1e-9))))
-            record["loops"] = max(record["loops"] or 0, loops)
             calls.append((record, phase, call, loops, []))
     for round_index in range(repeats):
         shift = round_index % max(len(calls), 1)
         for record, phase, call, loops, samples in calls[shift:] + calls[:shift]:
             samples.append(_sample(call, loops))
-    for record, phase, _, _, samples in calls:
-        record[phase] = summarize(samples)
+    for record, phase, _, loops, samples in calls:
+        record[phase] = dict(summarize(samples), loops=loops)
 
 
 def auto_method(case, dtype):

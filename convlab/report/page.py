@@ -9,7 +9,9 @@ import math
 import os
 import pathlib
 
-from .figures import FIGURES
+import numpy as np
+
+from .figures import FIGURES, Data, fitted_slope, forward_median, kernel_crossovers
 from .theory import THEORY_FIGURES
 
 __all__ = ["make_report", "summary_rows", "summary_text", "summary_markdown", "write_csv", "write_json",
@@ -18,7 +20,8 @@ __all__ = ["make_report", "summary_rows", "summary_text", "summary_markdown", "w
 ALL_FIGURES = dict(sorted({**FIGURES, **THEORY_FIGURES}.items()))
 CSV_FIELDS = ("case", "group", "name", "label", "x_shape", "w_shape", "stride", "padding", "dilation", "groups",
               "flops", "auto_method", "method", "kind", "dtype", "status", "reason", "forward_median_s",
-              "forward_q1_s", "forward_q3_s", "backward_median_s", "backward_q1_s", "backward_q3_s", "loops",
+              "forward_q1_s", "forward_q3_s", "forward_loops", "backward_median_s", "backward_q1_s", "backward_q3_s",
+              "backward_loops", "first_call_s",
               "forward_bytes", "backward_bytes", "workspace_bytes", "error_y_float32", "error_dx_float32",
               "error_dw_float32", "error_y_float64", "error_dx_float64", "error_dw_float64")
 
@@ -88,6 +91,37 @@ def summary_markdown(results):
     return "\n".join(lines) + "\n"
 
 
+def findings(results):
+    """What the measurements show, as short sentences: crossovers, slopes, peers, ``auto``."""
+    data = Data(results)
+    lines = []
+    for name, k in kernel_crossovers(results).items():
+        lines.append(f"Kernel sweep '{name}': " + (f"the fastest FFT method overtakes the fastest spatial one at "
+                                                   f"k ≈ {k:.1f}." if k else "no crossover in the measured range."))
+    for name, cases in data.group("input").items():
+        pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
+        slopes = []
+        for runner in data.methods:
+            idx, times = data.series(cases, runner, forward_median)
+            if len(times) >= 2:
+                slopes.append(f"{runner} {fitted_slope(pixels[idx], times):.2f}")
+        lines.append(f"Input sweep '{name}' (kernel {cases[0]['w_shape'][2]}), log-log slope of time "
+                     f"against n^d: " + ", ".join(slopes) + ".")
+    for peer in data.peers:
+        ratios = []
+        for case in data.cases:
+            m, best = data.get(case, peer), _fastest(results, case["id"])
+            if m and best:
+                ratios.append(forward_median(m) / best["forward"]["median_s"])
+        if ratios:
+            lines.append(f"{peer}: ran {len(ratios)} cases; the fastest convlab method was faster on "
+                         f"{sum(r > 1 for r in ratios)}; median time ratio {peer}/convlab {np.median(ratios):.2g}.")
+    agree = [(c["auto_method"] == (_fastest(results, c["id"]) or {}).get("method")) for c in data.cases]
+    if agree:
+        lines.append(f"method='auto' picked the fastest measured method on {sum(agree)} of {len(agree)} cases.")
+    return lines
+
+
 # --------------------------------------------------------------- files
 def _finite(value):
     """``value`` with every non-finite float replaced by ``None`` (strict JSON has no NaN or inf)."""
@@ -111,10 +145,10 @@ def _csv_row(case, m):
                                           "flops", "auto_method")}
     row.update(case=case["id"], x_shape="x".join(map(str, case["x_shape"])),
                w_shape="x".join(map(str, case["w_shape"])))
-    row.update({key: m[key] for key in ("method", "kind", "dtype", "status", "reason", "loops")})
+    row.update({key: m[key] for key in ("method", "kind", "dtype", "status", "reason", "first_call_s")})
     for phase in ("forward", "backward"):
-        for stat in ("median_s", "q1_s", "q3_s"):
-            row[f"{phase}_{stat}"] = m[phase][stat] if m[phase] else None
+        for stat in ("median_s", "q1_s", "q3_s", "loops"):
+            row[f"{phase}_{stat}"] = m[phase].get(stat) if m[phase] else None
     row.update(m["memory"])
     for dtype, errors in m["accuracy"].items():
         for what, value in errors.items():
@@ -132,10 +166,12 @@ def write_csv(results, path):
             writer.writerow(_csv_row(cases[m["case"]], m))
 
 
-def draw_figures(results, out_dir):
-    """Save every figure as PNG and SVG; return ``{slug: (title, caption or reason)}`` in order."""
+def draw_figures(results, out_dir, figures=None):
+    """Save the figures (default all) as PNG and SVG; return ``{slug: (title, caption or None)}`` in order."""
     drawn = {}
     for slug, (title, function) in ALL_FIGURES.items():
+        if figures is not None and slug not in figures:
+            continue
         made = function(results)
         if made is None:
             drawn[slug] = (title, None)
@@ -170,6 +206,18 @@ def _png_data_uri(path):
     return "data:image/png;base64," + base64.b64encode(pathlib.Path(path).read_bytes()).decode()
 
 
+def busy_warning(results):
+    """A sentence when the machine was busier than its cores while measuring, else ``""``."""
+    env = results["environment"]
+    loads = [v for v in (env.get("load_average"), results["machine"].get("load_average_end")) if v is not None]
+    cores = env.get("affinity") or env.get("cpu_count") or 1
+    if loads and max(loads) > cores:
+        return (f"Warning: the 1-minute load average reached {max(loads):.1f} on {cores} cores while measuring; "
+                f"other work competed for the CPU and multi-threaded runners (BLAS, FFTW, torch) suffer most, "
+                f"so these timings are not representative.")
+    return ""
+
+
 def render_page(results, drawn, out_dir):
     """The HTML page: summary, figures embedded as base64 PNG (no network), environment, raw data links."""
     suite = results["suite"]
@@ -183,7 +231,10 @@ def render_page(results, drawn, out_dir):
              f"Timed in {suite['dtype']}; {suite['repeats']} interleaved samples per method after "
              f"{suite['warmup']} warm-up call(s); time budget {suite['time_budget_s']:g} s per call. "
              f"{'Complete' if results['complete'] else '<b>Interrupted</b>'} run of {results['elapsed_s']:.0f} s.</p>",
-             "<h2>Summary: forward time, median [ms]</h2>", _table_html(header, rows)]
+             f"<p class='skip'>{html.escape(busy_warning(results))}</p>" if busy_warning(results) else "",
+             "<h2>Summary: forward time, median [ms]</h2>", _table_html(header, rows),
+             "<h2>Findings</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in findings(results))
+             + "</ul>"]
     parts.append("<h2>Figures</h2>")
     for number, (slug, (title, caption)) in enumerate(drawn.items(), 1):
         if caption is None:
@@ -206,7 +257,10 @@ def write_snapshot(results, drawn, out_dir, snapshot_dir):
     """Copy the PNGs and write ``summary.md`` (figure list + summary table) into ``snapshot_dir``."""
     snapshot_dir = pathlib.Path(snapshot_dir)
     snapshot_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# convlab benchmark snapshot", "", summary_markdown(results), "## Figures", ""]
+    warning = busy_warning(results)
+    lines = ["# convlab benchmark snapshot", "", *([f"> {warning}", ""] if warning else []),
+             summary_markdown(results), "## Findings (computed from the measurements)", "",
+             *[f"- {line}" for line in findings(results)], "", "## Figures", ""]
     for slug, (title, caption) in drawn.items():
         if caption is None:
             continue
@@ -216,7 +270,7 @@ def write_snapshot(results, drawn, out_dir, snapshot_dir):
     return snapshot_dir / "summary.md"
 
 
-def make_report(results, out_dir, snapshot=None):
+def make_report(results, out_dir, snapshot=None, figures=None):
     """Write ``index.html``, ``results.json``, ``results.csv`` and every figure (PNG, SVG) into ``out_dir``.
 
     Parameters
@@ -226,6 +280,8 @@ def make_report(results, out_dir, snapshot=None):
     out_dir : path
     snapshot : path, optional
         Also copy the PNGs and a Markdown summary there (the committed ``docs/report``).
+    figures : collection of str, optional
+        Slugs of :data:`ALL_FIGURES` to draw; default all of them.
 
     Returns
     -------
@@ -236,7 +292,7 @@ def make_report(results, out_dir, snapshot=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(results, out_dir / "results.json")
     write_csv(results, out_dir / "results.csv")
-    drawn = draw_figures(results, out_dir)
+    drawn = draw_figures(results, out_dir, figures)
     page = out_dir / "index.html"
     page.write_text(render_page(results, drawn, out_dir), encoding="utf-8")
     if snapshot is not None:

@@ -1,5 +1,6 @@
 """Running a whole suite: environment, machine throughput, every case, written as it goes."""
 
+import contextlib
 import datetime
 import importlib
 import importlib.metadata
@@ -58,12 +59,21 @@ def environment():
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average": _load_average(),
         "versions": {name: _version(name) for name in VERSIONED},
         "threadpools": pools,
         "fft_backend": _fft_backend(),
         "workspace_limit_bytes": get_workspace_limit(),
         "methods": {name: type(get_method(name)).__module__ for name in registered_methods()},
     }
+
+
+def _load_average():
+    """1-minute load average, or ``None`` where the OS does not report it."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _now():
@@ -122,14 +132,39 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
     peer_list = list(_peers.available_peers() if peers is True else (peers or ()))
     settings = dict(suite.settings(), dtype=dtype, methods=methods, peers=peer_list)
     results = {} if results is None else results
-    results.update(schema_version=SCHEMA_VERSION, suite=settings, environment=environment(), machine={},
+    results.update(schema_version=SCHEMA_VERSION, suite=settings, environment=None, machine={},
                    cases=[], measurements=[], complete=False, started=_now(), finished=None, elapsed_s=0.0)
+    with _planner_effort(suite.fft_planner_effort):
+        results["environment"] = environment()  # records the FFT backend in force while measuring
     sink = _Sink(journal)
     sink.write("header", {key: results[key] for key in ("schema_version", "suite", "environment", "started")})
     start = time.perf_counter()
     results["machine"] = {"gemm_gflops": {dt: measure.gemm_gflops(dt) for dt in ("float32", "float64")}}
     sink.write("machine", results["machine"])
     over_budget = {}
+    with _planner_effort(suite.fft_planner_effort):
+        _measure_cases(suite, methods, peer_list, dtype, progress, sink, results, over_budget, start)
+    if progress is not None:
+        progress(len(suite.cases), len(suite.cases), None, time.perf_counter() - start)
+    results["machine"]["load_average_end"] = _load_average()
+    results.update(complete=True, finished=_now(), elapsed_s=time.perf_counter() - start)
+    return results
+
+
+@contextlib.contextmanager
+def _planner_effort(effort):
+    """Run the FFT methods with FFTW planner ``effort`` (the current backend otherwise unchanged)."""
+    if not effort:
+        yield
+        return
+    from ..fft_backends import fft_backend, get_fft_backend
+
+    current = get_fft_backend()
+    with fft_backend(current.name, threads=current.threads, planner_effort=effort):
+        yield
+
+
+def _measure_cases(suite, methods, peer_list, dtype, progress, sink, results, over_budget, start):
     for index, case in enumerate(suite.cases):
         if progress is not None:
             progress(index, len(suite.cases), case, time.perf_counter() - start)
@@ -142,10 +177,6 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
         results["measurements"].extend(records)
         results["elapsed_s"] = time.perf_counter() - start
         sink.write("case", {"case": row, "measurements": records})
-    if progress is not None:
-        progress(len(suite.cases), len(suite.cases), None, time.perf_counter() - start)
-    results.update(complete=True, finished=_now(), elapsed_s=time.perf_counter() - start)
-    return results
 
 
 def _flops(case):

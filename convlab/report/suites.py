@@ -11,6 +11,7 @@ expands to one problem per value (per pair, when both are lists)::
     warmup = 1                               # untimed calls before the samples
     min_sample_s = 0.002                     # a sample repeats a call until it lasts this long
     time_budget_s = 0.5                      # slower single calls are not timed further
+    fft_planner_effort = "FFTW_MEASURE"      # optional: FFTW planning of the FFT methods
 
     [[case]]
     group = "kernel"        # which figures use it: one of GROUPS
@@ -47,7 +48,7 @@ GROUPS = {
     "layer": "typical layers: forward and backward per method (figure 3)",
 }
 SUITE_KEYS = frozenset({"name", "description", "dtype", "accuracy_dtypes", "repeats", "warmup",
-                        "min_sample_s", "time_budget_s", "case"})
+                        "min_sample_s", "time_budget_s", "fft_planner_effort", "case"})
 CASE_KEYS = frozenset({"group", "name", "ndim", "batch", "channels", "out_channels", "size", "kernel",
                        "stride", "padding", "dilation", "groups", "padding_mode"})
 DTYPES = ("float32", "float64")
@@ -139,6 +140,7 @@ class Suite:
     warmup: int = 1
     min_sample_s: float = 0.002
     time_budget_s: float = 1.0
+    fft_planner_effort: str = ""
     path: str = ""
 
     def settings(self):
@@ -236,6 +238,10 @@ def parse_suite(data, default_name="suite", path=""):
     for value in (dtype, *accuracy):
         if value not in DTYPES:
             raise ValueError(f"suite dtypes must be among {DTYPES}, but got {value!r}")
+    effort = data.get("fft_planner_effort", "")
+    if effort not in ("", "FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE"):
+        raise ValueError(f"fft_planner_effort must be an FFTW planner flag such as 'FFTW_ESTIMATE', "
+                         f"but got {effort!r}")
     ids = [c.id for c in cases]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -243,4 +249,5 @@ def parse_suite(data, default_name="suite", path=""):
     return Suite(name=data.get("name", default_name), cases=cases, description=data.get("description", ""),
                  dtype=dtype, accuracy_dtypes=accuracy, repeats=int(data.get("repeats", 5)),
                  warmup=int(data.get("warmup", 1)), min_sample_s=float(data.get("min_sample_s", 0.002)),
-                 time_budget_s=float(data.get("time_budget_s", 1.0)), path=path)
+                 time_budget_s=float(data.get("time_budget_s", 1.0)),
+                 fft_planner_effort=str(data.get("fft_planner_effort", "")), path=path)
