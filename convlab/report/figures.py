@@ -49,9 +49,14 @@ class Data:
         m = self.by_key.get((case["id"], runner))
         return m if m is not None and m["status"] == "ok" else None
 
-    def series(self, cases, runner, value):
-        """``(x index list, values)`` over ``cases`` where ``value(measurement)`` is not None."""
-        points = [(i, value(m)) for i, m in ((i, self.get(c, runner)) for i, c in enumerate(cases)) if m]
+    def series(self, cases, runner, value, measured_only=True):
+        """``(x index list, values)`` over ``cases`` where ``value(measurement)`` is not None.
+
+        ``measured_only=False`` also reads records that were not timed (a
+        method over the time budget still has its accuracy).
+        """
+        get = self.get if measured_only else (lambda case, name: self.by_key.get((case["id"], name)))
+        points = [(i, value(m)) for i, m in ((i, get(c, runner)) for i, c in enumerate(cases)) if m]
         points = [(i, v) for i, v in points if v is not None]
         return [i for i, _ in points], [v for _, v in points]
 
@@ -190,6 +195,8 @@ def plot_kernel_sweep(ax, kernels, curves, methods, ndim=2):
     k_cross = family_crossover(kernels, curves, methods)
     if k_cross is not None:
         ax.axvline(k_cross, color="red", linestyle=":", linewidth=1.5, label=f"crossover k ≈ {k_cross:.1f}")
+        ax.annotate(f" crossover\n k ≈ {k_cross:.1f}", (k_cross, 0.97), xycoords=("data", "axes fraction"),
+                    va="top", color="red", fontsize=9)
     spatial_names = [n for n in methods if method_family(n) == "spatial" and np.isfinite(curves[n][0])]
     if spatial_names:
         t0 = curves[spatial_names[0]][0]
@@ -215,12 +222,13 @@ def _grid(count, width=6.0, height=4.4, ncols=2):
     return fig, axes[:count]
 
 
-def _shared_legend(fig, axes, ncol=6):
+def _shared_legend(fig, axes, ncol=6, skip=()):
     """One legend below the panels, each label once (cheaper and easier to read than one per panel)."""
     seen = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(label, handle)
+            if not label.startswith(tuple(skip)):
+                seen.setdefault(label, handle)
     fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=min(ncol, len(seen)), fontsize=8)
 
 
@@ -243,7 +251,7 @@ def figure_kernel(results):
         k_cross = plot_kernel_sweep(ax, kernels, curves, data.methods, ndim=cases[0]["ndim"])
         found.append(f"{name}: " + (f"k ≈ {k_cross:.1f}" if k_cross else "no crossover in range"))
         ax.set_title(f"{name}: {_describe(cases[0])}", fontsize=10)
-        ax.legend(fontsize=7, ncol=2)  # per panel: each has its own crossover
+    _shared_legend(fig, axes, skip=("crossover",))
     fig.suptitle("Forward time against kernel size (fixed input)")
     caption = ("Spatial methods grow like k^d, FFT methods stay nearly flat; the red line marks where the "
                "fastest frequency-domain method overtakes the fastest spatial one (" + "; ".join(found) + ").")
@@ -359,7 +367,8 @@ def figure_accuracy(results):
             pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
             floor = np.finfo(dtype).eps / 100  # exact results are drawn here
             for runner in data.runners:
-                idx, err = data.series(cases, runner, lambda m: m["accuracy"].get(dtype, {}).get("y"))
+                idx, err = data.series(cases, runner, lambda m: m["accuracy"].get(dtype, {}).get("y"),
+                                       measured_only=False)
                 if err:
                     ax.plot(pixels[idx], np.maximum(err, floor), label=runner, **style(runner, data.methods))
             tol = TOLERANCES[np.dtype(dtype)]
