@@ -196,7 +196,7 @@ def plot_curves(history, path, title):
     plt.close(fig)
 
 
-def plot_comparison(results, path, title):
+def plot_comparison(results, path, title, dtype):
     """Loss curves of every method on one axes, their distance to the first, and seconds per epoch."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
@@ -212,15 +212,16 @@ def plot_comparison(results, path, title):
                      linewidth=2.5 - 0.3 * i, label=name)
         if i:
             dev = np.abs(loss - ref) / ref
-            ax_dev.semilogy(epochs, np.maximum(dev, 1e-17), marker="o", color=f"C{i}", label=name)
-    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title="loss per epoch (curves overlap)")
+            dev[dev == 0] = np.nan  # identical losses have no place on a log axis
+            ax_dev.semilogy(epochs, dev, marker="o", color=f"C{i}", label=name)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss per epoch")
     ax_loss.legend()
     for ax in (ax_loss, ax_dev):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_dev.axhline(np.finfo(dtype).eps / 2, color="gray", linestyle=":", label=f"{np.dtype(dtype)} unit roundoff")
     ax_dev.set(xlabel="epoch", ylabel=f"|loss - loss[{names[0]}]| / loss[{names[0]}]",
-               title=f"distance to {names[0]}")
-    if len(names) > 1:
-        ax_dev.legend()
+               title=f"distance to {names[0]}", yscale="log")
+    ax_dev.legend(fontsize="small", ncol=2)
     seconds = [float(np.median([r["seconds"] for r in results[n]])) for n in names]
     ax_time.barh(names, seconds, color=[f"C{i}" for i in range(len(names))])
     ax_time.invert_yaxis()
@@ -308,7 +309,7 @@ def _run_compare(args, data, image_size):
     os.makedirs(args.out, exist_ok=True)
     plot_comparison(results, os.path.join(args.out, "compare-methods.png"),
                     f"the same CNN trained with each convolution method ({args.dtype}, seed {args.seed}, "
-                    f"{len(data.x_train)} training images)")
+                    f"{len(data.x_train)} training images)", args.dtype)
     with open(os.path.join(args.out, "compare-methods.json"), "w") as f:
         json.dump(dict(settings=_settings(args), reference=ref_name, summary=summary, skipped=skipped,
                        history=results), f, indent=2)
