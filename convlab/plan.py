@@ -400,7 +400,8 @@ class ConvPlan:
             Named tuple ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``(C_out,)``.
         """
         grad_y = self._array("grad_y", grad_y, self.output_shape)
-        db = grad_y.sum(axis=(0, *range(2, grad_y.ndim)))
+        # accumulated in float64: a sum over the batch and positions can cancel to far below its terms
+        db = grad_y.sum(axis=(0, *range(2, grad_y.ndim)), dtype=np.float64).astype(self.dtype)
         return ConvGrads(self.backward_input(grad_y, w), self.backward_weight(grad_y, x), db)
 
 
