@@ -19,6 +19,17 @@ from .fft_backends import fft_backend, get_fft_backend, set_fft_backend
 
 __version__ = "0.1.0"
 
+# Submodules with heavier imports (matplotlib, scipy.sparse, sklearn) load on first use: cl.nn, cl.report, ...
+_LAZY_SUBMODULES = frozenset({"nn", "report", "operators", "datasets", "padding", "tolerances", "fft_backends"})
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "ConvError", "ConvTypeError", "UnsupportedPlanError", "WorkspaceLimitError",
     "get_workspace_limit", "set_workspace_limit", "workspace_limit",
