@@ -37,6 +37,7 @@ ill-conditioned: the error grows roughly with the largest transform entry).
 """
 
 import functools
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -162,19 +163,53 @@ def _tile_counts(sizes, ms, alphas):
     return tuple(max(1, -(-(n - a) // m) + 1) for n, m, a in zip(sizes, ms, alphas))
 
 
+class Tiling:
+    """Everything about a valid correlation of ``size`` by ``r`` taps that does not depend on data.
+
+    Built once per plan and pass (``plan.cached``): the tile sizes, the tile
+    counts, the extent the tiles read (``needed >= size``) and the Kronecker
+    transforms in the plan's dtype. ``transposed=True`` is ``F(r, m)``, the
+    weight gradient's tiling (``r`` outputs from ``m``-tap "filters").
+    """
+
+    def __init__(self, size, r, dtype, transposed=False):
+        out = tuple(p - k + 1 for p, k in zip(size, r))
+        self.r, self.out = tuple(r), out
+        self.ms = tuple(tile_size(o, k) for o, k in zip(out, r))
+        self.alphas = tuple(m + k - 1 for m, k in zip(self.ms, r))
+        self.counts = _tile_counts(size, self.ms, self.alphas)
+        self.needed = tuple((t - 1) * m + a for t, m, a in zip(self.counts, self.ms, self.alphas))
+        self.AT, self.G, self.BT = (_kron_transforms(r, self.ms, dtype) if transposed
+                                    else _kron_transforms(self.ms, r, dtype))
+
+
+def _placed(a, offset, size):
+    """``a`` (``(N, C, *n)``) inside zeros of shape ``(N, C, *size)`` starting at ``offset`` per axis.
+
+    One copy replaces the zero padding and the extension to whole tiles;
+    negative offsets and overhangs crop ``a``.
+    """
+    if all(o == 0 for o in offset) and tuple(a.shape[2:]) == tuple(size):
+        return a
+    buf = np.zeros((*a.shape[:2], *size), a.dtype)
+    dst, src = [Ellipsis], [Ellipsis]
+    for o, n, s in zip(offset, a.shape[2:], size):
+        lo, hi = max(o, 0), min(o + n, s)
+        dst.append(slice(lo, max(lo, hi)))
+        src.append(slice(lo - o, max(lo, hi) - o))
+    buf[tuple(dst)] = a[tuple(src)]
+    return buf
+
+
 def _gather(a, ms, spans, counts):
     """Tiles of ``a`` as one contiguous ``(prod(spans), C, N, prod(counts))`` matrix.
 
     Tile ``t`` along an axis starts at ``t * m`` and spans ``spans`` points
-    (overlapping when ``span > m``); ``a`` (``(N, C, *size)``) is
-    zero-extended first when the last tile runs past its end. Row ``ξ``
+    (overlapping when ``span > m``); ``a`` (``(N, C, *size)``) must already
+    extend to ``(counts - 1) * m + span`` (see :func:`_placed`). Row ``ξ``
     holds tile element ``ξ`` of every channel, image and tile, so a
     transform is a single GEMM from the left.
     """
-    needed = [(t - 1) * m + span for t, m, span in zip(counts, ms, spans)]
-    extra = [(0, max(0, need - n)) for need, n in zip(needed, a.shape[2:])]
-    if any(hi for _, hi in extra):
-        a = np.pad(a, [(0, 0), (0, 0), *extra])
     n, c = a.shape[:2]
     spatial = a.strides[2:]
     view = as_strided(a, (*spans, c, n, *counts),
@@ -184,13 +219,32 @@ def _gather(a, ms, spans, counts):
 
 
 def _scatter(y, ms, counts, out):
-    """``(prod(ms), C, N, prod(counts))`` tile outputs -> ``(N, C, *out)`` (cropped, contiguous)."""
+    """``(prod(ms), C, N, prod(counts))`` tile outputs -> ``(N, C, *out)``, written in one pass.
+
+    The destination is split per axis into the whole tiles and the last,
+    cropped one, so no full-tile intermediate is needed when ``m`` does not
+    divide ``out``.
+    """
     nd = len(ms)
     _, c, n, _ = y.shape
     y = y.reshape(*ms, c, n, *counts)
     order = (nd + 1, nd) + tuple(ax for k in range(nd) for ax in (nd + 2 + k, k))
-    y = y.transpose(order).reshape(n, c, *(t * m for t, m in zip(counts, ms)))
-    return np.ascontiguousarray(y[(Ellipsis, *(slice(0, o) for o in out))])
+    tiles = y.transpose(order)                                  # (N, C, t_1, m_1, ..., t_nd, m_nd)
+    result = np.empty((n, c, *out), y.dtype)
+    pieces = []
+    for t, m, o in zip(counts, ms, out):
+        whole = min(t, o // m)
+        axis = [(slice(0, whole), slice(0, m), slice(0, whole * m))] if whole else []
+        if whole < t:  # the last tile, cropped to the output
+            axis.append((slice(whole, whole + 1), slice(0, o - whole * m), slice(whole * m, o)))
+        pieces.append(axis)
+    for combo in itertools.product(*pieces):
+        src = tuple(s for tile, inner, _ in combo for s in (tile, inner))
+        dst = result[(Ellipsis, *(span for _, _, span in combo))]
+        shape = tuple(d for (tile, inner, span) in combo
+                      for d in (tile.stop - tile.start, inner.stop - inner.start))
+        dst.reshape(n, c, *shape)[...] = tiles[(slice(None), slice(None), *src)]
+    return result
 
 
 def _left(mat, a):
@@ -202,7 +256,28 @@ def _transformed_weights(w, G, groups):
     """``U = G w Gᵀ`` per tap axis: ``(C_out, C_in/G, *r)`` -> ``(alpha, G, C_out/G, C_in/G)``."""
     c_out, cg = w.shape[:2]
     u = G @ w.reshape(c_out * cg, -1).T
-    return u.reshape(-1, groups, c_out // groups, cg)
+    return np.ascontiguousarray(u.reshape(-1, groups, c_out // groups, cg))
+
+
+class TransformedWeights:
+    """The last weights a plan saw and their transforms, recomputed only when the weights change.
+
+    Training loops and inference call a plan again and again with the same
+    weights; comparing ``w`` with a private copy costs ``O(|w|)``, less than
+    its transform and far less than a call.
+    """
+
+    def __init__(self):
+        self.entry = (None, {})
+
+    def get(self, w, kind, factory):
+        weights, transforms = self.entry  # one atomic read: another thread may replace the entry
+        if weights is None or weights.shape != w.shape or not np.array_equal(weights, w):
+            weights, transforms = w.copy(), {}
+            self.entry = (weights, transforms)
+        if kind not in transforms:
+            transforms[kind] = factory()
+        return transforms[kind]
 
 
 def _nonfinite_outputs(xp, c_out, groups, r):
@@ -215,8 +290,8 @@ def _nonfinite_outputs(xp, c_out, groups, r):
     return np.repeat(touched, c_out // groups, axis=1)
 
 
-def _correlate(xp, w, groups, dtype):
-    """Valid stride-1 correlation of an already padded ``xp`` by Winograd.
+def _correlate(source, u, tiling, groups):
+    """Valid stride-1 correlation by Winograd of ``source`` already extended to ``tiling.needed``.
 
     A transform mixes every value of a tile, so one NaN or infinity would
     spoil the whole tile; non-finite inputs are instead zeroed and the
@@ -225,62 +300,53 @@ def _correlate(xp, w, groups, dtype):
 
     Parameters
     ----------
-    xp : ndarray, shape (N, C_in, *P)
-    w : ndarray, shape (C_out, C_in // groups, *r)
+    source : ndarray, shape (N, C_in, *tiling.needed)
+    u : ndarray, shape (alpha, G, C_out/G, C_in/G)
+        Transformed weights (:func:`_transformed_weights`).
 
     Returns
     -------
-    ndarray, shape (N, C_out, *(P - r + 1)), dtype ``dtype``
+    ndarray, shape (N, C_out, *tiling.out)
     """
-    if not np.isfinite(xp).all():
-        y = _correlate(np.where(np.isfinite(xp), xp, 0), w, groups, dtype)
-        y[_nonfinite_outputs(xp, w.shape[0], groups, w.shape[2:])] = np.nan
+    if not np.isfinite(source).all():
+        y = _correlate(np.where(np.isfinite(source), source, 0), u, tiling, groups)
+        bad = _nonfinite_outputs(source, u.shape[1] * u.shape[2], groups, tiling.r)
+        y[bad[(Ellipsis, *(slice(0, o) for o in tiling.out))]] = np.nan
         return y
-    n, c_in = xp.shape[:2]
-    c_out, cg = w.shape[:2]
-    r = tuple(w.shape[2:])
-    out = tuple(p - k + 1 for p, k in zip(xp.shape[2:], r))
-    ms = tuple(tile_size(o, k) for o, k in zip(out, r))
-    alphas = tuple(m + k - 1 for m, k in zip(ms, r))
-    AT, G, BT = _kron_transforms(ms, r, dtype)
-    counts = _tile_counts(xp.shape[2:], ms, alphas)
-
-    v = _left(BT, _gather(xp, ms, alphas, counts))           # (alpha, C_in, N, T)
-    v = v.reshape(len(BT), groups, cg, -1)
-    u = _transformed_weights(w, G, groups)                   # (alpha, G, C_out/G, C_in/G)
-    if cg == 1 and c_out == groups:  # depthwise: 1 x 1 blocks, a broadcast product
+    n, c_in = source.shape[:2]
+    alpha, _, c_out_g, cg = u.shape
+    v = _left(tiling.BT, _gather(source, tiling.ms, tiling.alphas, tiling.counts))
+    v = v.reshape(alpha, groups, cg, -1)                      # (alpha, G, C_in/G, N*T)
+    if cg == 1 and c_out_g == 1:  # depthwise: 1 x 1 blocks, a broadcast product
         m_prod = u * v
     else:
-        m_prod = np.matmul(u, v)                             # (alpha, G, C_out/G, N*T)
-    y = _left(AT, m_prod.reshape(len(BT), c_out, n, -1))    # (m, C_out, N, T)
-    return _scatter(y, ms, counts, out)
+        m_prod = np.matmul(u, v)                              # (alpha, G, C_out/G, N*T)
+    y = _left(tiling.AT, m_prod.reshape(alpha, groups * c_out_g, n, -1))
+    return _scatter(y, tiling.ms, tiling.counts, tiling.out)
 
 
-def _weight_gradient(xp, dy, groups, r, dtype):
-    """``dw[o, c, j] = Σ_{n,i} dy[n, o, i] xp[n, g(o)·C_in/G + c, i + j]`` by ``F(r, m)`` tiles.
+def _weight_gradient(source, dy, tiling, groups):
+    """``dw[o, c, j] = Σ_{n,i} dy[n, o, i] x[n, g(o)·C_in/G + c, i + j]`` by ``F(r, m)`` tiles.
 
     The output tile of ``F(m, r)`` becomes the filter: ``dy`` is cut into
-    non-overlapping tiles of ``m``, ``xp`` into the usual overlapping tiles
-    of ``alpha``; per transformed position the sum over batch and tiles is
-    one GEMM ``(C_out/G × N·T) @ (N·T × C_in/G)``.
+    non-overlapping tiles of ``m``, ``source`` (the padded ``x`` extended to
+    ``tiling.needed``) into the usual overlapping tiles of ``alpha``; per
+    transformed position the sum over batch and tiles is one GEMM
+    ``(C_out/G × N·T) @ (N·T × C_in/G)``.
     """
-    c_in = xp.shape[1]
-    c_out = dy.shape[1]
-    out = dy.shape[2:]
+    c_in, c_out = source.shape[1], dy.shape[1]
     cg = c_in // groups
-    ms = tuple(tile_size(o, k) for o, k in zip(out, r))
-    alphas = tuple(m + k - 1 for m, k in zip(ms, r))
-    AT, G, BT = _kron_transforms(r, ms, dtype)               # F(r, m): r outputs, m taps
-    counts = _tile_counts(xp.shape[2:], ms, alphas)
-
-    v = _left(BT, _gather(xp, ms, alphas, counts)).reshape(len(BT), groups, cg, -1)
-    u = _left(G, _gather(dy, ms, ms, counts)).reshape(len(BT), groups, c_out // groups, -1)
+    ms, counts, r = tiling.ms, tiling.counts, tiling.r
+    alpha = len(tiling.BT)
+    v = _left(tiling.BT, _gather(source, ms, tiling.alphas, counts)).reshape(alpha, groups, cg, -1)
+    dy_tiles = _placed(dy, (0,) * len(ms), tuple(t * m for t, m in zip(counts, ms)))
+    u = _left(tiling.G, _gather(dy_tiles, ms, ms, counts)).reshape(alpha, groups, c_out // groups, -1)
     if cg == 1 and c_out == groups:  # depthwise: a dot product per (position, group)
         m_prod = np.einsum("agi,agi->ag", u[:, :, 0], v[:, :, 0])
     else:
-        m_prod = np.matmul(u, v.swapaxes(-1, -2))           # (alpha, G, C_out/G, C_in/G)
-    dw = _left(AT, m_prod.reshape(len(BT), c_out * cg))      # (prod(r), C_out * C_in/G)
-    return np.ascontiguousarray(dw.T.reshape(c_out, cg, *r), dtype=dtype)
+        m_prod = np.matmul(u, v.swapaxes(-1, -2))            # (alpha, G, C_out/G, C_in/G)
+    dw = _left(tiling.AT, m_prod.reshape(alpha, c_out * cg))  # (prod(r), C_out * C_in/G)
+    return np.ascontiguousarray(dw.T.reshape(c_out, cg, *r))
 
 
 def _flipped_transposed(w, groups):
@@ -321,14 +387,32 @@ class Winograd(Method):
         return max(forward, backward) * plan.dtype.itemsize
 
     def forward(self, plan, x, w):
-        return _correlate(plan.zero_pad(x), w, plan.groups, plan.dtype)
+        tiling = plan.cached(("winograd", "forward"),
+                             lambda: Tiling(plan.padded_size, plan.kernel_size, plan.dtype))
+        u = _weights(plan).get(w, "forward", lambda: _transformed_weights(w, tiling.G, plan.groups))
+        source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
+        return _correlate(source, u, tiling, plan.groups)
 
     def backward_input(self, plan, grad_y, w):
-        full = tuple((k - 1, k - 1) for k in plan.kernel_size)
-        dyp = np.pad(grad_y, [(0, 0), (0, 0), *full])
-        dxp = _correlate(dyp, _flipped_transposed(w, plan.groups), plan.groups, plan.dtype)
-        return np.ascontiguousarray(plan.crop_padding(dxp))
+        # dx is the valid correlation of dy, zero-extended by r - 1 - lo in front, with the
+        # flipped kernel: only the input_size outputs that survive the crop are computed.
+        r = plan.kernel_size
+        size = tuple(n + k - 1 for n, k in zip(plan.input_size, r))
+        tiling = plan.cached(("winograd", "backward_input"), lambda: Tiling(size, r, plan.dtype))
+
+        def transform():
+            return _transformed_weights(_flipped_transposed(w, plan.groups), tiling.G, plan.groups)
+
+        u = _weights(plan).get(w, "backward_input", transform)
+        offset = tuple(k - 1 - lo for k, (lo, _) in zip(r, plan.padding))
+        return _correlate(_placed(grad_y, offset, tiling.needed), u, tiling, plan.groups)
 
     def backward_weight(self, plan, grad_y, x):
-        dw = _weight_gradient(plan.zero_pad(x), grad_y, plan.groups, plan.kernel_size, plan.dtype)
-        return dw.reshape(plan.w_shape)
+        tiling = plan.cached(("winograd", "backward_weight"),
+                             lambda: Tiling(plan.padded_size, plan.kernel_size, plan.dtype, transposed=True))
+        source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
+        return _weight_gradient(source, grad_y, tiling, plan.groups).reshape(plan.w_shape)
+
+
+def _weights(plan):
+    return plan.cached(("winograd", "weights"), TransformedWeights)
