@@ -3,7 +3,7 @@
 A few seconds of micro-benchmarks price the terms of the cost model in
 :mod:`convlab.selection` (GEMM peak and small-matrix efficiency, memory
 bandwidth, per-call overhead, FFT and sparse-product cost per point), then
-every registered method runs a handful of small problems to fit its
+every registered method runs a handful of CNN-sized and large-kernel problems to fit its
 correction factor (measured / modelled time). The result is written as JSON,
 with a fingerprint of the machine and the convlab version, to
 ``calibration.json`` in :func:`cache_dir`; a file whose fingerprint or
@@ -20,7 +20,7 @@ import numpy as np
 DESCRIPTION = """Measure this machine's constants for method="auto" and store them.
 
 Runs for a few seconds: GEMM, copy, FFT and sparse micro-benchmarks, then each
-registered method on small problems. Writes calibration.json (with a machine
+registered method on CNN-sized and large-kernel problems. Writes calibration.json (with a machine
 fingerprint and the convlab version) to the cache dir: $CONVLAB_CACHE_DIR, else
 $XDG_CACHE_HOME/convlab, else ~/.cache/convlab.
 
@@ -34,14 +34,19 @@ __all__ = ["cache_dir", "calibration_path", "fingerprint", "measure_constants", 
 
 CALIBRATION_FILE = "calibration.json"
 
-# Small problems for the per-method factors: (x_shape, w_shape, params, dtype).
+# Problems for the per-method factors, (x_shape, w_shape, params, dtype): CNN layers of the sizes
+# networks use (not toy ones: small problems flatter per-call overheads and extrapolate badly) and
+# large kernels in 1-D and 2-D, dense and depthwise. A method skips those it would take long on.
 FACTOR_PROBLEMS = (
-    ((4, 16, 32, 32), (16, 16, 3, 3), dict(padding=1), "float32"),
-    ((2, 8, 48, 48), (8, 8, 7, 7), dict(padding=3), "float32"),
-    ((1, 1, 256, 256), (1, 1, 15, 15), dict(), "float64"),
-    ((4, 32, 16, 16), (64, 32, 1, 1), dict(), "float32"),
-    ((4, 16, 32, 32), (16, 1, 3, 3), dict(padding=1, groups=16), "float32"),
-    ((4, 8, 4096), (8, 8, 65), dict(), "float32"),
+    ((8, 16, 32, 32), (32, 16, 3, 3), dict(padding=1), "float32"),
+    ((4, 64, 28, 28), (64, 64, 3, 3), dict(padding=1), "float32"),
+    ((4, 32, 28, 28), (32, 32, 5, 5), dict(padding=2), "float32"),
+    ((1, 64, 28, 28), (128, 64, 1, 1), dict(), "float32"),
+    ((4, 32, 28, 28), (64, 32, 3, 3), dict(stride=2, padding=1), "float32"),
+    ((4, 32, 28, 28), (32, 1, 3, 3), dict(padding=1, groups=32), "float32"),
+    ((4, 16, 32, 32), (16, 1, 13, 13), dict(padding=6, groups=16), "float32"),
+    ((1, 1, 384, 384), (1, 1, 21, 21), dict(), "float64"),
+    ((4, 1, 16384), (1, 1, 257), dict(), "float32"),
 )
 
 
@@ -92,7 +97,7 @@ def fingerprint():
                 numpy=np.__version__, blas=", ".join(blas))
 
 
-def _best_seconds(fn, repeats=3, budget=0.5):
+def _best_seconds(fn, repeats=5, budget=0.5):
     """Fastest of ``repeats`` timed calls after one warm-up, stopping early past ``budget`` seconds."""
     fn()
     best, spent = float("inf"), 0.0
@@ -132,12 +137,24 @@ def measure_constants(dtype):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((768, 768)).astype(dtype)
     peak = 2.0 * 768 ** 3 / _best_seconds(lambda: a @ a)
-    small_a = rng.standard_normal((64, 32, 32)).astype(dtype)
-    small_b = rng.standard_normal((64, 32, 256)).astype(dtype)
-    small = _best_seconds(lambda: small_a @ small_b) / 64
+    # small-matrix efficiency on a conv-shaped batched GEMM (C_out × C_in·k² @ C_in·k² × positions)
+    shape, batch = (32, 144, 1024), 8
+    small_a = rng.standard_normal((batch,) + shape[:2]).astype(dtype)
+    small_b = rng.standard_normal((batch,) + shape[1:]).astype(dtype)
+    small = _best_seconds(lambda: small_a @ small_b) / batch
+    # per-matrix overhead of a batched matmul: thousands of matrices with almost no arithmetic
+    tiny_a, tiny_b = np.ones((4096, 2, 2), dtype), np.ones((4096, 2, 8), dtype)
+    gemm_call = _best_seconds(lambda: tiny_a @ tiny_b) / 4096
     big = np.ones(4 << 20, dtype)
     out = np.empty_like(big)
     bandwidth = 2.0 * big.nbytes / _best_seconds(lambda: np.copyto(out, big))
+    # an im2col-shaped gather: (n, C, kh, kw, oh, ow) from a sliding-window view
+    image = rng.standard_normal((8, 32, 58, 58)).astype(dtype)  # out of L2, as real layers are
+    view = np.lib.stride_tricks.sliding_window_view(image, (3, 3), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3)
+    columns = np.empty(view.shape, dtype)
+    gather_bandwidth = 2.0 * columns.nbytes / _best_seconds(lambda: np.copyto(columns, view))
+    rows, cols = np.arange(1, 57) % 58, np.arange(1, 57)  # a wrapped output index, as fft.take reads it
+    index_point = _best_seconds(lambda: image[np.ix_(np.arange(8), np.arange(32), rows, cols)]) / (8 * 32 * 56 * 56)
     tiny = np.ones(8, dtype)
     loops = 2000
     call = _best_seconds(lambda: [tiny + tiny for _ in range(loops)]) / loops
@@ -148,8 +165,8 @@ def measure_constants(dtype):
                                 shape=(1 << 16, 1 << 16), format="csr", dtype=dtype)
     dense = rng.standard_normal(((1 << 16), 8)).astype(dtype)
     sparse_op = _best_seconds(lambda: banded @ dense) / (banded.nnz * 8)
-    return dict(peak=peak, gemm_half=_gemm_half(peak, 32, 32, 256, small), bandwidth=bandwidth,
-                call=call, fft_point=fft_point, sparse_op=sparse_op)
+    return dict(peak=peak, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call, bandwidth=bandwidth,
+                gather_bandwidth=gather_bandwidth, index_point=index_point, call=call, fft_point=fft_point, sparse_op=sparse_op)
 
 
 def fit_method_factors(calibration, methods=None, budget=0.05):
@@ -254,7 +271,8 @@ def _print(calibration):
     print(f"source: {calibration.source}")
     for dtype, values in calibration.constants.items():
         print(f"{dtype}: peak {values['peak'] / 1e9:.1f} GFLOP/s, gemm_half {values['gemm_half']:.1f}, "
-              f"bandwidth {values['bandwidth'] / 1e9:.2f} GB/s, call {values['call'] * 1e6:.2f} us, "
+              f"gemm_call {values['gemm_call'] * 1e6:.2f} us, gather {values['gather_bandwidth'] / 1e9:.2f} GB/s, "
+              f"index {values['index_point'] * 1e9:.2f} ns, bandwidth {values['bandwidth'] / 1e9:.2f} GB/s, call {values['call'] * 1e6:.2f} us, "
               f"fft_point {values['fft_point'] * 1e9:.2f} ns, sparse_op {values['sparse_op'] * 1e9:.2f} ns")
     for name, factor in sorted(calibration.method_factors.items()):
         print(f"  factor {name:<10} {factor:.2f}")

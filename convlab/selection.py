@@ -7,32 +7,30 @@ the running machine (a :class:`Calibration`, measured by
 ``convlab calibrate`` and stored in the user cache dir, or built-in
 defaults):
 
-=================  ================================================  ==========================
-term               time                                              constants
-=================  ================================================  ==========================
-GEMM ``m×k×n``     ``call + max(2mkn / (peak·e), bytes / bandwidth)``  ``peak``, ``gemm_half``
-                   with ``e = Π_d d / (d + gemm_half)`` over
-                   ``d ∈ {m, k, n}`` (small matrices run below peak)
-copy of ``b``      ``call + 2b / bandwidth`` (read and write)        ``bandwidth``, ``call``
-bytes
-real FFT,          ``call + count · P · log2 P · fft_point``         ``fft_point``
-``count × P``
-sparse product     ``call + nnz_products · sparse_op``               ``sparse_op``
-Python loop        ``iterations · call``                             ``call``
-=================  ================================================  ==========================
+======================  ===========================================================
+term                    time (constants in brackets)
+======================  ===========================================================
+``b`` GEMMs ``m×k×n``   ``call + b·gemm_call + max(2mknb / (peak·e), bytes/bandwidth)``,
+                        ``e = Π_d d/(d + gemm_half)`` over ``d ∈ {m, k, n}``
+``c`` passes of ``E``   ``call + c·E·itemsize / bandwidth`` (``y += a`` is 3 passes)
+strided gather          ``call + 2E·itemsize / gather_bandwidth``
+``np.ix_`` gather       ``call + E·index_point``
+real FFTs               ``call + count · P · log2 P · fft_point``
+sparse product          ``call + nnz_products · sparse_op``
+======================  ===========================================================
 
 Each known method is a sum of such terms, mirroring what it runs (see
-``_MODELS``): *direct* one strided window copy and one batched GEMM per
-kernel offset; *im2col* one column-matrix copy and one GEMM; *toeplitz*
-one sparse product with ``C_in/G · prod(k)`` entries per output; *fft* real
-FFTs of ``fast_len(padded)`` plus one complex GEMM per frequency;
-*fft_tiled* the same on overlap-save tiles; *winograd* its tile gather,
-three transform GEMMs and ``alpha`` channel GEMMs. A method the model does
-not know is priced from ``plan.flops`` at a quarter of GEMM peak plus
-moving its input and output, so new methods are usable at once. Finally
-each prediction is multiplied by the method's calibrated factor (measured
-time / modelled time on small problems), which absorbs what the terms
-leave out.
+``_MODELS`` and docs/auto.md): *direct* per kernel offset a window gather,
+``N·G`` GEMMs and an accumulate (depthwise: a broadcast multiply-add, no
+GEMM); *im2col* one column gather and ``N·G`` GEMMs; *toeplitz* one sparse
+product; *fft* real FFTs at the method's own sizes plus ``G`` complex GEMMs
+per frequency; *fft_tiled* the same on the tiles the method itself chooses;
+*winograd* its tile gather, transform GEMMs and ``alpha`` channel GEMMs. A
+method the model does not know is priced from ``plan.flops`` at a quarter
+of GEMM peak plus moving its input and output, so new methods are usable at
+once. Finally each prediction is multiplied by the method's calibrated
+factor (measured / modelled time on a few CNN-sized and large-kernel
+problems), which absorbs what the terms leave out.
 
 The model predicts the forward pass; plans run forward and backward with
 one method, and every method's backward costs about twice its forward.
@@ -51,10 +49,10 @@ __all__ = ["Calibration", "Prediction", "DEFAULT_CONSTANTS", "choose_method", "p
 
 #: Built-in constants (a 2-core AVX2 machine with OpenBLAS), used until ``convlab calibrate`` runs.
 DEFAULT_CONSTANTS = {
-    "float32": dict(peak=1.5e11, gemm_half=24.0, bandwidth=6e9, call=4e-6, fft_point=1.5e-9,
-                    sparse_op=3e-9),
-    "float64": dict(peak=7.5e10, gemm_half=24.0, bandwidth=6e9, call=4e-6, fft_point=2e-9,
-                    sparse_op=3.5e-9),
+    "float32": dict(peak=1.5e11, gemm_half=48.0, gemm_call=2e-7, bandwidth=6e9, gather_bandwidth=5e9,
+                    index_point=2e-9, call=4e-6, fft_point=1.5e-9, sparse_op=3e-9),
+    "float64": dict(peak=7.5e10, gemm_half=48.0, gemm_call=2e-7, bandwidth=6e9, gather_bandwidth=5e9,
+                    index_point=2e-9, call=4e-6, fft_point=2e-9, sparse_op=3.5e-9),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 GENERIC_EFFICIENCY = 0.25  # fraction of GEMM peak assumed for a method the model does not know
@@ -142,12 +140,25 @@ class _Terms:
             setattr(self, name, calibration.constant(dtype, name))
 
     def gemm(self, m, k, n, batch=1, complex_=False):
+        """``batch`` GEMMs ``m×k @ k×n``: numpy's batched matmul calls BLAS once per matrix."""
         h = self.gemm_half
         efficiency = (m / (m + h)) * (k / (k + h)) * (n / (n + h))
         scale = 4 if complex_ else 1  # one complex multiply-add is four real ones
         flops = 2.0 * m * k * n * batch * scale
         moved = (m * k + k * n + m * n) * batch * self.itemsize * (2 if complex_ else 1)
-        return self.call + max(flops / (self.peak * efficiency), moved / self.bandwidth)
+        return self.call + batch * self.gemm_call + max(flops / (self.peak * efficiency), moved / self.bandwidth)
+
+    def passes(self, elements, count):
+        """``count`` streaming passes (reads or writes) over ``elements`` values, e.g. ``y += a`` is 3."""
+        return self.call + count * elements * self.itemsize / self.bandwidth
+
+    def fancy(self, elements):
+        """An integer-array (``np.ix_``) gather of ``elements`` values."""
+        return self.call + elements * self.index_point
+
+    def gather(self, elements):
+        """A strided copy into a contiguous buffer (window or column matrix), at its measured bandwidth."""
+        return self.call + 2.0 * elements * self.itemsize / self.gather_bandwidth
 
     def copy(self, elements):
         return self.call + 2.0 * elements * self.itemsize / self.bandwidth
@@ -181,8 +192,14 @@ def _direct(t, p):
     _, _, y, cg, kg = _sizes(p)
     taps = int(np.prod(p.kernel_size))
     out = int(np.prod(p.output_size))
-    window = p.batch * p.in_channels * out
-    per_tap = t.copy(window) + t.gemm(kg, cg, out, batch=p.batch * p.groups) + t.copy(y)
+    if cg == 1:
+        # depthwise: broadcast product from the strided window into a temporary (read, write),
+        # then ``y += term`` (read, read, write)
+        per_tap = t.passes(y, 5)
+    else:
+        window = p.batch * p.in_channels * out
+        # window gather, N·G GEMMs, and ``y += product`` (write the product, read it and y, write y)
+        per_tap = t.gather(window) + t.gemm(kg, cg, out, batch=p.batch * p.groups) + t.passes(y, 4)
     return _pad(t, p) + taps * per_tap
 
 
@@ -191,7 +208,7 @@ def _im2col(t, p):
     taps = int(np.prod(p.kernel_size))
     out = int(np.prod(p.output_size))
     pointwise = taps == 1 and all(s == 1 for s in p.stride) and not any(lo or hi for lo, hi in p.padding)
-    columns = 0.0 if pointwise else t.copy(p.batch * p.in_channels * taps * out)
+    columns = 0.0 if pointwise else t.gather(p.batch * p.in_channels * taps * out)
     return _pad(t, p) + columns + t.gemm(kg, cg * taps, out, batch=p.batch * p.groups)
 
 
@@ -202,42 +219,49 @@ def _toeplitz(t, p):
 
 
 def _fft_sizes(p):
-    from scipy.fft import next_fast_len
+    from .methods.fft import axis_fft_size
 
-    return tuple(next_fast_len(n, real=True) for n in p.padded_size)
+    return tuple(axis_fft_size(n, lo, e, s, o, p.padding_mode == "circular") for n, (lo, _), e, s, o in
+                 zip(p.input_size, p.padding, p.dilated_kernel_size, p.stride, p.output_size))
 
 
-def _spectral(t, p, shape, count):
-    """FFT convolution over ``count`` independent blocks of FFT size ``shape`` each."""
+def _spectral(t, p, shape, count, fancy_outputs=False):
+    """FFT convolution over ``count`` independent blocks of FFT size ``shape`` each; ``fancy_outputs``
+    when the outputs are read back by an integer-array index (they wrap around the FFT buffer)."""
     _, _, y, cg, kg = _sizes(p)
     bins = int(np.prod(shape[:-1])) * (shape[-1] // 2 + 1)
+    points = int(np.prod(shape))
     transforms = t.fft(p.batch * p.in_channels * count, shape) + t.fft(p.out_channels * cg, shape)
     inverse = t.fft(p.batch * p.out_channels * count, shape)
-    contraction = t.gemm(kg, cg, p.batch * count, batch=bins * p.groups, complex_=True)
-    moved = t.copy(p.batch * (p.in_channels + p.out_channels) * count * 2 * bins) + t.copy(y)
+    if cg == 1 and kg == 1:  # a broadcast product per bin (fft.batched_matmul)
+        contraction = t.passes(p.batch * p.out_channels * count * 2 * bins, 3)
+    else:
+        contraction = t.gemm(kg, cg, p.batch * count, batch=bins * p.groups, complex_=True)
+    # zero-filled real buffers in and out, the outputs taken back
+    moved = t.passes(p.batch * (p.in_channels + p.out_channels) * count * points, 2)
+    moved += t.fancy(y) if fancy_outputs else t.gather(y)
     return transforms + inverse + contraction + moved
 
 
+def _finite_check(t, p):
+    """The spectral methods first check that ``x`` and ``w`` are finite (one read of each)."""
+    return t.passes(p.batch * p.in_channels * int(np.prod(p.input_size)) + int(np.prod(p.w_shape)), 1)
+
+
 def _fft(t, p):
-    return _spectral(t, p, _fft_sizes(p), 1)
-
-
-def _overlap_save_blocks(p):
-    """Block FFT size and block count per axis for overlap-save: blocks of about 4 kernel extents."""
-    from scipy.fft import next_fast_len
-
-    shape, count = [], 1
-    for n, e in zip(p.padded_size, p.dilated_kernel_size):
-        size = min(next_fast_len(n, real=True), next_fast_len(max(4 * e, 16), real=True))
-        step = max(1, size - e + 1)
-        shape.append(size)
-        count *= -(-(n - e + 1) // step)
-    return tuple(shape), count
+    # outputs at s·i - lo: a negative start (front padding) wraps and fft.take uses np.ix_
+    wraps = p.padding_mode != "circular" and any(lo > 0 for lo, _ in p.padding)
+    return _finite_check(t, p) + _spectral(t, p, _fft_sizes(p), 1, fancy_outputs=wraps)
 
 
 def _fft_tiled(t, p):
-    shape, count = _overlap_save_blocks(p)
-    return _spectral(t, p, shape, count)
+    from .methods.fft_tiled import choose_tiles
+
+    shape = choose_tiles(p)  # the tile FFT size the method itself picks
+    count = 1
+    for L, e, s, o in zip(shape, p.dilated_kernel_size, p.stride, p.output_size):
+        count *= -(-o // ((L - e) // s + 1))
+    return _finite_check(t, p) + _spectral(t, p, tuple(shape), count)
 
 
 def _winograd(t, p):
