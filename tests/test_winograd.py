@@ -92,3 +92,17 @@ def test_tile_size_prefers_large_tiles_and_shrinks_for_small_outputs():
     assert winograd.tile_size(56, 3) == 4       # F(4, 3): 14 tiles of 6 points
     assert winograd.tile_size(2, 3) == 2        # F(2, 3): one tile of 4, not one of 6
     assert all(m + 3 - 1 <= winograd.MAX_ALPHA for m in map(lambda o: winograd.tile_size(o, 3), range(1, 50)))
+
+
+def test_cached_weight_transforms_follow_in_place_changes_of_the_weights():
+    """The plan keeps U = G w Gᵀ between calls; changing w in place must not reuse a stale U."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    gy = rng.standard_normal((2, 4, 9, 9))
+    p = cl.plan(x.shape, w.shape, padding=1, method="winograd")
+    ref = cl.plan(x.shape, w.shape, padding=1, method="direct")
+    for _ in range(2):
+        assert_close(p.forward(x, w), ref.forward(x, w), np.float64, "winograd")
+        assert_close(p.backward_input(gy, w), ref.backward_input(gy, w), np.float64, "winograd")
+        w *= -0.5   # same array object, new contents
