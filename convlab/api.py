@@ -100,7 +100,7 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_
     --------
     >>> import numpy as np, convlab as cl
     >>> x = np.arange(5.0).reshape(1, 1, 5)
-    >>> cl.conv(x, np.array([[[1.0, 0.0, -1.0]]]))
+    >>> cl.conv(x, np.array([[[1.0, 0.0, -1.0]]]), method="direct")
     array([[[-2., -2., -2.]]])
     >>> cl.conv(np.ones((2, 4, 8, 8)), np.ones((6, 2, 3, 3)), groups=2, padding=1).shape
     (2, 6, 8, 8)
@@ -161,7 +161,7 @@ def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, pa
     --------
     >>> import numpy as np, convlab as cl
     >>> x = np.arange(5.0).reshape(1, 1, 5); w = np.array([[[1.0, 2.0]]])
-    >>> g = cl.conv_backward(np.ones((1, 1, 4)), x, w)
+    >>> g = cl.conv_backward(np.ones((1, 1, 4)), x, w, method="direct")
     >>> g.dx, g.dw, g.db
     (array([[[1., 3., 3., 3., 2.]]]), array([[[ 6., 10.]]]), array([4.]))
     """
@@ -183,7 +183,8 @@ def convolve(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padd
     Examples
     --------
     >>> import numpy as np, convlab as cl
-    >>> cl.convolve(np.array([[[1.0, 2.0, 3.0]]]), np.array([[[0.0, 1.0, 0.5]]]), padding="full")
+    >>> cl.convolve(np.array([[[1.0, 2.0, 3.0]]]), np.array([[[0.0, 1.0, 0.5]]]), padding="full",
+    ...             method="direct")
     array([[[0. , 1. , 2.5, 4. , 1.5]]])
     """
     x, w, bias, _ = _inputs(x, w, bias)
@@ -222,7 +223,7 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     Examples
     --------
     >>> import numpy as np, convlab as cl
-    >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2)
+    >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2, method="direct")
     array([[[1., 1., 1., 1., 1., 1.]]])
     """
     from .plan import _check_shapes, _per_dim
