@@ -35,12 +35,24 @@ def _signature(obj):
         return ""
 
 
+def _stable_repr(obj):
+    """``repr`` with set members sorted, so the page does not change with hash randomisation."""
+    if isinstance(obj, (set, frozenset)):
+        return f"{type(obj).__name__}({{{', '.join(sorted(map(repr, obj)))}}})"
+    if isinstance(obj, dict):
+        return "{" + ", ".join(f"{k!r}: {_stable_repr(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, (tuple, list)):
+        inner = ", ".join(_stable_repr(v) for v in obj)
+        return f"({inner}{',' if len(obj) == 1 else ''})" if isinstance(obj, tuple) else f"[{inner}]"
+    return repr(obj)
+
+
 def _entry(module_name, name, obj):
     kind = "class" if inspect.isclass(obj) else "function" if callable(obj) else "object"
     title = f"### `{module_name}.{name}`"
     doc = inspect.getdoc(obj) or "(no docstring)"
     if kind == "object":
-        return f"{title}\n\n```text\n{name} = {obj!r}\n```\n"
+        return f"{title}\n\n```text\n{name} = {_stable_repr(obj)}\n```\n"
     lines = [title, "", f"```text\n{kind} {name}{_signature(obj)}\n\n{doc}\n```"]
     if inspect.isclass(obj):
         for member_name, member in inspect.getmembers(obj):
