@@ -268,7 +268,7 @@ def _winograd(t, p):
     from .methods.winograd import tile_size
 
     _, _, y, cg, kg = _sizes(p)
-    ms = [tile_size(o, k) for o, k in zip(p.output_size, p.kernel_size)]
+    ms = [tile_size(o, k, p.ndim) for o, k in zip(p.output_size, p.kernel_size)]
     alpha = int(np.prod([m + k - 1 for m, k in zip(ms, p.kernel_size)]))
     tiles = p.batch * int(np.prod([-(-o // m) for o, m in zip(p.output_size, ms)]))
     m_prod = int(np.prod(ms))
