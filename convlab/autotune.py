@@ -2,7 +2,7 @@
 
 With autotuning on (``cl.conv(..., method="auto", autotune=True)``,
 ``cl.plan(..., autotune=True)`` or globally ``cl.set_autotune(True)``), the
-first plan for a problem times every candidate method once and keeps the
+first plan for a problem times every candidate method and keeps the
 fastest for the rest of the process:
 
 * candidates are the registered methods that support the plan and fit its
@@ -10,7 +10,8 @@ fastest for the rest of the process:
   ``PRUNE_FACTOR`` times the best prediction (timing a sparse Toeplitz
   product predicted at minutes would defeat the purpose);
 * each candidate runs the forward pass once to warm its caches (FFTW plans,
-  sparsity patterns), then once timed, on seeded random inputs;
+  sparsity patterns), then ``TIMING_ROUNDS`` timed passes interleaved with
+  the other candidates', on seeded random inputs; the fastest pass counts;
 * the winner is cached per problem key (shapes, dtype, stride, padding,
   dilation, groups, padding mode, workspace limit). Lookups are lock-free;
   measuring takes one process-wide lock, so two threads never time the same
@@ -32,6 +33,7 @@ __all__ = ["set_autotune", "get_autotune", "tuned_method", "measured_seconds", "
            "autotune_path", "explain", "Explanation", "PRUNE_FACTOR"]
 
 PRUNE_FACTOR = 10.0
+TIMING_ROUNDS = 3
 AUTOTUNE_FILE = "autotune.json"
 
 _state_lock = threading.Lock()
@@ -160,19 +162,27 @@ def _candidates(plan):
 
 
 def _time_once(plan, x, w):
-    plan.forward(x, w)  # warm-up: per-plan caches, FFTW plans, first-touch of buffers
     start = time.perf_counter()
     plan.forward(x, w)
     return time.perf_counter() - start
 
 
 def _measure(plan):
+    """``{method: seconds}``: the fastest of ``TIMING_ROUNDS`` forward passes of each candidate.
+
+    Rounds are interleaved across candidates so that machine drift hits all of them alike, and the
+    minimum is kept because noise on a shared machine only ever adds time.
+    """
     rng = np.random.default_rng(0)
     x = rng.standard_normal(plan.x_shape).astype(plan.dtype)
     w = rng.standard_normal(plan.w_shape).astype(plan.dtype)
-    seconds = {}
-    for name in _candidates(plan):
-        seconds[name] = _time_once(plan.with_method(name), x, w)
+    plans = {name: plan.with_method(name) for name in _candidates(plan)}
+    for candidate in plans.values():
+        candidate.forward(x, w)  # warm-up: per-plan caches, FFTW plans, first-touch of buffers
+    seconds = {name: float("inf") for name in plans}
+    for _ in range(TIMING_ROUNDS):
+        for name, candidate in plans.items():
+            seconds[name] = min(seconds[name], _time_once(candidate, x, w))
     return seconds
 
 
