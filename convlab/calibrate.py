@@ -67,7 +67,8 @@ def calibration_path():
     return os.path.join(cache_dir(), CALIBRATION_FILE)
 
 
-def _cpu_model():
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo where there is one): part of the machine fingerprint."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -93,7 +94,7 @@ def fingerprint():
                       if i.get("user_api") == "blas")
     except Exception:  # threadpoolctl is optional at runtime; the fingerprint only gets coarser
         blas = []
-    return dict(machine=platform.machine(), cpu=_cpu_model(), cpu_count=os.cpu_count(),
+    return dict(machine=platform.machine(), cpu=cpu_model(), cpu_count=os.cpu_count(),
                 numpy=np.__version__, blas=", ".join(blas))
 
 

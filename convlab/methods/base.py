@@ -15,9 +15,11 @@ method and the outside oracles.
 
 import threading
 
+import numpy as np
+
 from ..errors import ConvError
 
-__all__ = ["Method", "register", "get_method", "methods", "unregister"]
+__all__ = ["Method", "WeightDerived", "register", "get_method", "methods", "unregister"]
 
 _registry = {}
 _registry_lock = threading.Lock()
@@ -65,6 +67,29 @@ class Method:
 
     def __repr__(self):
         return f"<convlab method {self.name!r}>"
+
+
+class WeightDerived:
+    """Values a method derives from the weights (spectra, Winograd transforms), kept per plan
+    and recomputed only when the weights change.
+
+    Training loops and repeated inference call a plan again and again with the
+    same weights; comparing ``w`` with a private copy costs ``O(|w|)``, far
+    less than a transform. Keep one instance per plan (``plan.cached``).
+    """
+
+    def __init__(self):
+        self.entry = (None, {})
+
+    def get(self, w, kind, factory):
+        """``factory()`` for ``kind``, computed once per distinct ``w``."""
+        weights, derived = self.entry  # one atomic read: another thread may replace the entry
+        if weights is None or weights.shape != w.shape or not np.array_equal(weights, w):
+            weights, derived = w.copy(), {}
+            self.entry = (weights, derived)
+        if kind not in derived:
+            derived[kind] = factory()
+        return derived[kind]
 
 
 def register(cls):

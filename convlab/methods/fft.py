@@ -30,7 +30,7 @@ import scipy.fft
 
 from .. import fft_backends
 from ..padding import pad
-from .base import Method, register
+from .base import Method, WeightDerived, register
 
 __all__ = ["FFT"]
 
@@ -120,26 +120,6 @@ def batched_matmul(a, b, out):
     return np.matmul(a, b, out=out)
 
 
-class WeightSpectra:
-    """The last weights seen by a plan and their spectra, recomputed only when the weights change.
-
-    Training loops and repeated inference call a plan with the same weights;
-    comparing ``w`` with a private copy costs ``O(|w|)``, far less than its FFT.
-    """
-
-    def __init__(self):
-        self.entry = (None, {})
-
-    def get(self, w, kind, factory):
-        weights, spectra = self.entry  # one atomic read: another thread may replace the entry
-        if weights is None or weights.shape != w.shape or not np.array_equal(weights, w):
-            weights, spectra = w.copy(), {}
-            self.entry = (weights, spectra)
-        if kind not in spectra:
-            spectra[kind] = factory()
-        return spectra[kind]
-
-
 def weight_spectrum(plan, w, kind, L=None, taps=None, taps_unique=True):
     """Spectrum of the dilated kernel at FFT size ``L``, scaled by ``1/prod(L)``, as ``(F, G, a, b)``.
 
@@ -149,7 +129,7 @@ def weight_spectrum(plan, w, kind, L=None, taps=None, taps_unique=True):
     geo = geometry(plan) if L is None else None
     L = geo.L if L is None else L
     taps, taps_unique = (geo.taps, geo.taps_unique) if geo is not None else (taps, taps_unique)
-    slot = plan.cached(("fft", "weights", L, fft_backends.get_fft_backend()), WeightSpectra)
+    slot = plan.cached(("fft", "weights", L, fft_backends.get_fft_backend()), WeightDerived)
 
     def compute():
         g = plan.groups

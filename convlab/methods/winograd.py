@@ -43,7 +43,7 @@ from fractions import Fraction
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .base import Method, register
+from .base import Method, WeightDerived, register
 
 __all__ = ["Winograd", "winograd_matrices", "tile_size", "MAX_ALPHA"]
 
@@ -266,27 +266,6 @@ def _transformed_weights(w, G, groups):
     return np.ascontiguousarray(u.reshape(-1, groups, c_out // groups, cg))
 
 
-class TransformedWeights:
-    """The last weights a plan saw and their transforms, recomputed only when the weights change.
-
-    Training loops and inference call a plan again and again with the same
-    weights; comparing ``w`` with a private copy costs ``O(|w|)``, less than
-    its transform and far less than a call.
-    """
-
-    def __init__(self):
-        self.entry = (None, {})
-
-    def get(self, w, kind, factory):
-        weights, transforms = self.entry  # one atomic read: another thread may replace the entry
-        if weights is None or weights.shape != w.shape or not np.array_equal(weights, w):
-            weights, transforms = w.copy(), {}
-            self.entry = (weights, transforms)
-        if kind not in transforms:
-            transforms[kind] = factory()
-        return transforms[kind]
-
-
 def _nonfinite_outputs(xp, c_out, groups, r):
     """Outputs ``(N, C_out, *out)`` whose window reads a non-finite input in their group."""
     n, c_in = xp.shape[:2]
@@ -451,4 +430,4 @@ class Winograd(Method):
 
 
 def _weights(plan):
-    return plan.cached(("winograd", "weights"), TransformedWeights)
+    return plan.cached(("winograd", "weights"), WeightDerived)

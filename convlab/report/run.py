@@ -9,6 +9,7 @@ import os
 import platform
 import time
 
+from ..calibrate import cpu_model
 from ..methods.base import get_method, methods as registered_methods
 from ..workspace import get_workspace_limit
 from . import measure, peers as _peers
@@ -18,17 +19,6 @@ __all__ = ["run_suite", "environment", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 VERSIONED = ("numpy", "scipy", "pyfftw", "matplotlib", "threadpoolctl", "torch", "convlab")
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _version(dist):
@@ -56,7 +46,7 @@ def environment():
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": _load_average(),
