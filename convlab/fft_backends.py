@@ -75,6 +75,20 @@ class FFTBackend:
         Threads per transform (``workers`` for scipy; ignored by numpy).
     planner_effort : str
         FFTW planner flag, one of :data:`PLANNER_EFFORTS` (pyfftw only).
+
+    Examples
+    --------
+    A transform of real arrays of shape ``(2, 8)`` over the last axis gives
+    spectra of shape ``(2, 8 // 2 + 1)``:
+
+    >>> import numpy as np
+    >>> backend = FFTBackend("numpy")
+    >>> transform = backend.real_transform((2, 8), 1, np.float64)
+    >>> spectrum = transform.forward(np.ones((2, 8)))
+    >>> spectrum.shape, float(spectrum[0, 0].real)
+    ((2, 5), 8.0)
+    >>> transform.inverse(spectrum).round(12)[0]  # unnormalised: prod(L) = 8 times the input
+    array([8., 8., 8., 8., 8., 8., 8., 8.])
     """
 
     name: str
@@ -272,7 +286,27 @@ def fft_backend(name, *, threads=None, planner_effort="FFTW_MEASURE"):
 
 # --------------------------------------------------------------- FFTW wisdom
 def save_wisdom(path):
-    """Write FFTW's accumulated wisdom (all precisions) to ``path``."""
+    """Write FFTW's accumulated wisdom (all precisions) to ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to write (overwritten); read it back with :func:`load_wisdom`.
+
+    Raises
+    ------
+    ValueError
+        If pyfftw does not import.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "wisdom.fftw")
+    ...     save_wisdom(path)
+    ...     os.path.getsize(path) > 0
+    True
+    """
     if pyfftw is None:
         raise ValueError("save_wisdom needs pyfftw, which does not import")
     with open(path, "wb") as f:
@@ -280,7 +314,33 @@ def save_wisdom(path):
 
 
 def load_wisdom(path):
-    """Load FFTW wisdom written by :func:`save_wisdom`; returns which precisions loaded."""
+    """Load FFTW wisdom written by :func:`save_wisdom`; returns which precisions loaded.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_wisdom`.
+
+    Returns
+    -------
+    tuple of bool
+        Whether the double, single and long-double wisdom imported, as
+        ``pyfftw.import_wisdom`` reports.
+
+    Raises
+    ------
+    ValueError
+        If pyfftw does not import, or ``path`` is not such a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "wisdom.fftw")
+    ...     save_wisdom(path)
+    ...     load_wisdom(path)
+    (True, True, True)
+    """
     if pyfftw is None:
         raise ValueError("load_wisdom needs pyfftw, which does not import")
     with open(path, "rb") as f:

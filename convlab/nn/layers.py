@@ -103,7 +103,16 @@ class ReLU(Module):
 
 
 class Flatten(Module):
-    """``(N, *rest) -> (N, prod(rest))``, as ``torch.nn.Flatten()``; backward reshapes back."""
+    """``(N, *rest) -> (N, prod(rest))``, as ``torch.nn.Flatten()``; backward reshapes back.
+
+    Examples
+    --------
+    >>> flatten = Flatten()
+    >>> flatten(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
+    >>> flatten.backward(np.ones((2, 60))).shape
+    (2, 3, 4, 5)
+    """
 
     def forward(self, x):
         x = np.asarray(x)

@@ -65,6 +65,34 @@ class Module:
     Subclasses implement ``forward(x)`` and ``backward(grad_y)``; they keep
     what ``backward`` needs with :meth:`_save` and fetch it with
     :meth:`_saved_for_backward`.
+
+    Attributes
+    ----------
+    training : bool
+        Whether ``forward`` keeps state for ``backward`` (see :meth:`train`
+        and :meth:`eval`).
+
+    Examples
+    --------
+    A layer that doubles its input, of any shape:
+
+    >>> class Double(Module):
+    ...     def forward(self, x):
+    ...         x = np.asarray(x)
+    ...         self._save(x.shape)
+    ...         return 2 * x
+    ...     def backward(self, grad_y):
+    ...         (shape,) = self._saved_for_backward()
+    ...         return 2 * check_grad_shape(self, grad_y, shape)
+    >>> layer = Double()
+    >>> layer(np.ones((2, 3))).shape
+    (2, 3)
+    >>> layer.backward(np.ones((2, 3)))[0]
+    array([2., 2., 2.])
+    >>> layer.backward(np.ones((2, 3)))
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Double.backward() called without a preceding forward() in training mode: each forward() (in training mode) allows exactly one backward()
     """
 
     def __init__(self):

@@ -20,7 +20,34 @@ def _non_negative(name, value):
 
 
 class Optimizer:
-    """Base class: holds the parameters and one state dict per parameter."""
+    """Base class: holds the parameters and one state dict per parameter.
+
+    Subclasses implement ``_update(value, grad, state)``, which changes
+    ``value`` in place; ``state`` is the parameter's own dict, kept between steps.
+
+    Parameters
+    ----------
+    parameters : iterable of Parameter
+        What to optimise, usually ``model.parameters()``; must not be empty.
+    lr : float
+        Learning rate, finite and ``>= 0``.
+
+    Examples
+    --------
+    Plain gradient descent without momentum:
+
+    >>> from convlab.nn import Parameter
+    >>> class Descent(Optimizer):
+    ...     def _update(self, value, grad, state):
+    ...         value -= self.lr * grad
+    >>> p = Parameter(np.array([1.0, 2.0])); p.grad = np.array([1.0, -1.0])
+    >>> opt = Descent([p], lr=0.5); opt.step()
+    >>> p.value
+    array([0.5, 2.5])
+    >>> opt.zero_grad(); opt.step()  # no gradient: the parameter stays
+    >>> p.value
+    array([0.5, 2.5])
+    """
 
     def __init__(self, parameters, lr):
         self.params = list(parameters)
