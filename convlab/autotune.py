@@ -76,7 +76,14 @@ def set_autotune(enabled=True, *, persist=None):
 
 
 def get_autotune():
-    """True when ``method="auto"`` measures instead of predicting (the global switch)."""
+    """True when ``method="auto"`` measures instead of predicting (the global switch).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.get_autotune()
+    False
+    """
     return _enabled
 
 

@@ -9,15 +9,47 @@ __all__ = ["ConvError", "ConvTypeError", "UnsupportedPlanError", "WorkspaceLimit
 
 
 class ConvError(ValueError):
-    """A parameter or array has a value convlab cannot accept."""
+    """A parameter or array has a value convlab cannot accept.
+
+    The message names the parameter, the value received and what is allowed.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> try:
+    ...     cl.conv(np.ones((1, 4, 8, 8)), np.ones((6, 2, 3, 3)), groups=3)
+    ... except cl.ConvError as exc:
+    ...     print(exc)
+    groups=3 must divide C_in=4
+    """
 
 
 class ConvTypeError(TypeError):
-    """A parameter or array has a type convlab cannot accept."""
+    """A parameter or array has a type convlab cannot accept.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> try:
+    ...     cl.conv(np.ones((1, 1, 8)), np.ones((1, 1, 3)), stride=1.5)
+    ... except cl.ConvTypeError as exc:
+    ...     print(exc)
+    stride must be an int or a tuple of 1 ints, but got 1.5
+    """
 
 
 class UnsupportedPlanError(ConvError):
-    """A method was asked explicitly for a plan it does not support."""
+    """A method was asked explicitly for a plan it does not support.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> try:
+    ...     cl.plan((1, 1, 16, 16), (1, 1, 3, 3), stride=2, method="winograd")
+    ... except cl.UnsupportedPlanError as exc:
+    ...     print(exc)
+    method='winograd' does not support this plan: stride=(2, 2): Winograd tiles need stride 1 in every dim
+    """
 
 
 class WorkspaceLimitError(MemoryError):
@@ -33,6 +65,16 @@ class WorkspaceLimitError(MemoryError):
         The workspace limit in force, in bytes.
     fitting : tuple of str
         Registered methods whose workspace fits the limit for the same plan.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> p = cl.plan((1, 1, 64, 64), (1, 1, 3, 3), method="direct", workspace_limit=1024)
+    >>> try:
+    ...     p.forward(np.ones((1, 1, 64, 64)), np.ones((1, 1, 3, 3)))
+    ... except cl.WorkspaceLimitError as exc:
+    ...     print(exc.method, exc.needed > exc.limit)
+    direct True
     """
 
     def __init__(self, method, needed, limit, fitting=()):

@@ -68,6 +68,12 @@ def pad(x, pads, mode):
     ndarray, shape (..., *(n + lo + hi))
         A new array; ``x`` is never modified. When every pad is zero ``x``
         itself is returned.
+
+    Examples
+    --------
+    >>> x = np.arange(1.0, 5.0).reshape(1, 4)
+    >>> pad(x, [(2, 1)], "reflect"), pad(x, [(2, 1)], "circular")
+    (array([[3., 2., 1., 2., 3., 4., 3.]]), array([[3., 4., 1., 2., 3., 4., 1.]]))
     """
     pads = tuple(tuple(p) for p in pads)
     if not any(lo or hi for lo, hi in pads):
@@ -89,6 +95,15 @@ def pad_adjoint(grad, pads, mode):
     -------
     ndarray, shape (..., *n)
         ``<pad(x), grad> == <x, pad_adjoint(grad)>`` for every ``x``.
+
+    Examples
+    --------
+    Each border position's gradient goes back to the entry it was copied from:
+
+    >>> pad_adjoint(np.ones((1, 7)), [(2, 1)], "replicate")
+    array([[3., 1., 1., 2.]])
+    >>> pad_adjoint(np.ones((1, 7)), [(2, 1)], "reflect")
+    array([[1., 2., 2., 2.]])
     """
     first_axis = grad.ndim - len(pads)
     for offset, (lo, hi) in enumerate(pads):

@@ -40,7 +40,17 @@ PADDING_STRINGS = frozenset({"valid", "same", "full"})
 SPATIAL_DIMS = (1, 2, 3)
 
 ConvGrads = namedtuple("ConvGrads", ["dx", "dw", "db"])
-ConvGrads.__doc__ = """Gradients of ``sum(grad_y * conv(x, w, b))``: ``dx``, ``dw`` and ``db``."""
+ConvGrads.__doc__ = """Gradients of ``sum(grad_y * conv(x, w, b))``: ``dx``, ``dw`` and ``db``.
+
+Shapes: ``dx`` that of ``x``, ``dw`` that of ``w``, ``db`` ``(C_out,)``.
+
+Examples
+--------
+>>> import numpy as np, convlab as cl
+>>> g = cl.conv_backward(np.ones((2, 3, 4)), np.ones((2, 1, 6)), np.ones((3, 1, 3)), method="direct")
+>>> g.dx.shape, g.dw.shape, g.db.tolist()
+((2, 1, 6), (3, 1, 3), [8.0, 8.0, 8.0])
+"""
 
 
 # --------------------------------------------------------------- arrays and dtypes
@@ -221,6 +231,15 @@ class ConvPlan:
         Per-plan workspace limit in bytes; ``None`` follows the global limit.
     output_shape : tuple of int
         ``(N, C_out, *output_size)``.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> p = cl.plan((8, 16, 32, 32), (32, 16, 3, 3), np.float32, stride=2, padding=1, method="im2col")
+    >>> p.output_shape, p.padding, p.method, p.dtype
+    ((8, 32, 16, 16), ((1, 1), (1, 1)), 'im2col', dtype('float32'))
+    >>> p.flops  # 2 per multiply-add of the direct algorithm
+    18874368
     """
 
     x_shape: tuple

@@ -31,7 +31,14 @@ def check_limit(value, name="workspace_limit"):
 
 
 def get_workspace_limit():
-    """Return the global workspace limit in bytes (default 1 GiB)."""
+    """Return the global workspace limit in bytes (default 1 GiB).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.get_workspace_limit() == cl.workspace.DEFAULT_WORKSPACE_LIMIT
+    True
+    """
     return _limit
 
 

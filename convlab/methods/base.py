@@ -36,6 +36,29 @@ class Method:
         Padding modes the method applies itself. For any other mode the plan
         pads the input explicitly and runs the method on a valid
         (unpadded) inner plan.
+
+    Examples
+    --------
+    A forward-only method in a few lines (a real one also implements
+    ``backward_input`` and ``backward_weight``, and then the shared test
+    suite checks it against every other method):
+
+    >>> import numpy as np, convlab as cl
+    >>> @cl.register
+    ... class Einsum1d(cl.Method):
+    ...     name = "einsum1d"
+    ...     def unsupported_reason(self, plan):
+    ...         if plan.ndim != 1 or plan.stride != (1,) or plan.dilation != (1,) or plan.groups != 1:
+    ...             return "1-D, stride 1, dilation 1 and groups 1 only"
+    ...     def forward(self, plan, x, w):
+    ...         windows = np.lib.stride_tricks.sliding_window_view(plan.zero_pad(x), w.shape[2], axis=2)
+    ...         return np.einsum("ncpk,ock->nop", windows, w)
+    >>> x, w = np.arange(10.0).reshape(1, 2, 5), np.ones((3, 2, 2))
+    >>> bool(np.allclose(cl.conv(x, w, padding=1, method="einsum1d"), cl.conv(x, w, padding=1, method="direct")))
+    True
+    >>> "einsum1d" in cl.methods()
+    True
+    >>> unregister("einsum1d")
     """
 
     name = None
@@ -93,7 +116,11 @@ class WeightDerived:
 
 
 def register(cls):
-    """Class decorator: add a :class:`Method` subclass to the registry."""
+    """Class decorator: add a :class:`Method` subclass to the registry under ``cls.name``.
+
+    Registering is all a new method needs to join ``method=`` choices, ``"auto"``'s
+    candidates, the report and the shared test suite; see :class:`Method` for an example.
+    """
     if not (isinstance(cls, type) and issubclass(cls, Method)) or not cls.name:
         raise TypeError(f"register expects a Method subclass with a name, got {cls!r}")
     with _registry_lock:
@@ -120,7 +147,17 @@ def methods():
 
 
 def get_method(name):
-    """The registered :class:`Method` instance called ``name``."""
+    """The registered :class:`Method` instance called ``name``.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> p = cl.plan((1, 1, 16, 16), (1, 1, 3, 3), stride=2, method="direct")
+    >>> cl.get_method("winograd").unsupported_reason(p)
+    'stride=(2, 2): Winograd tiles need stride 1 in every dim'
+    >>> cl.get_method("direct").workspace_bytes(p) > 0
+    True
+    """
     try:
         return _registry[name]
     except (KeyError, TypeError):
