@@ -20,7 +20,25 @@ import numpy as np
 __all__ = ["Split", "load_digits", "read_idx", "load_mnist", "MNIST_FILES"]
 
 Split = collections.namedtuple("Split", ["x_train", "y_train", "x_test", "y_test"])
-Split.__doc__ = """Train and test images ``(N, 1, H, W)`` float32 in [0, 1], with int64 labels ``(N,)``."""
+Split.__doc__ = """Train and test images ``(N, 1, H, W)`` float32 in [0, 1], with int64 labels ``(N,)``.
+
+Attributes
+----------
+x_train : ndarray, shape (N_train, 1, H, W), float32
+y_train : ndarray, shape (N_train,), int64
+x_test : ndarray, shape (N_test, 1, H, W), float32
+y_test : ndarray, shape (N_test,), int64
+
+Examples
+--------
+A named tuple, so it unpacks in field order:
+
+>>> images = np.zeros((4, 1, 8, 8), np.float32)
+>>> split = Split(images[:3], np.arange(3), images[3:], np.zeros(1, np.int64))
+>>> x_train, y_train, x_test, y_test = split
+>>> x_train.shape, split.x_test.shape
+((3, 1, 8, 8), (1, 1, 8, 8))
+"""
 
 # IDX type code -> big-endian numpy dtype
 IDX_DTYPES = {
@@ -122,11 +140,35 @@ def parse_idx(data, name="<bytes>"):
 def read_idx(path):
     """Read an IDX file (optionally gzip-compressed, by a ``.gz`` name) into an ndarray.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; a name ending in ``.gz`` is decompressed with gzip.
+
+    Returns
+    -------
+    ndarray
+        Of the shape the header declares and its dtype, in native byte order.
+
     Raises
     ------
     ValueError
         Naming the file, when it is truncated, has trailing bytes, a wrong
         magic number or a corrupt gzip stream.
+
+    Examples
+    --------
+    A 2x3 array of unsigned bytes: magic number ``00 00 08 02`` (type 0x08,
+    2 dimensions), the big-endian sizes 2 and 3, then the six values:
+
+    >>> import gzip, os, tempfile
+    >>> data = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with gzip.open(os.path.join(d, "a.idx.gz"), "wb") as f:
+    ...         _ = f.write(data)
+    ...     read_idx(os.path.join(d, "a.idx.gz"))
+    array([[1, 2, 3],
+           [4, 5, 6]], dtype=uint8)
     """
     return parse_idx(_read_bytes(path), name=os.fspath(path))
 
@@ -161,6 +203,12 @@ def _check_mnist(arrays, paths):
 def load_mnist(directory):
     """MNIST from the four standard IDX files in ``directory`` (each may be ``.gz``).
 
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Holds the files named in :data:`MNIST_FILES` (``train-images-idx3-ubyte``
+        and so on), each plain or with a ``.gz`` suffix.
+
     Returns
     -------
     Split
@@ -172,6 +220,24 @@ def load_mnist(directory):
         When a file is missing.
     ValueError
         Naming the file, when one is corrupt or the files disagree with each other.
+
+    Examples
+    --------
+    Four tiny files in MNIST's format: three training and two test images of
+    28x28 unsigned bytes, and their labels:
+
+    >>> import os, tempfile
+    >>> def idx(a):  # type code 0x08 (unsigned byte), ndim, big-endian sizes, data
+    ...     return bytes([0, 0, 8, a.ndim]) + b"".join(n.to_bytes(4, "big") for n in a.shape) + a.tobytes()
+    >>> arrays = {"train_images": np.full((3, 28, 28), 255, np.uint8), "train_labels": np.uint8([0, 1, 2]),
+    ...           "test_images": np.zeros((2, 28, 28), np.uint8), "test_labels": np.uint8([7, 9])}
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for role, (name, _) in MNIST_FILES.items():
+    ...         with open(os.path.join(d, name), "wb") as f:
+    ...             _ = f.write(idx(arrays[role]))
+    ...     data = load_mnist(d)
+    >>> data.x_train.shape, data.x_train.dtype, float(data.x_train.max()), data.y_test.tolist()
+    ((3, 1, 28, 28), dtype('float32'), 1.0, [7, 9])
     """
     paths = {role: _find(directory, name) for role, (name, _) in MNIST_FILES.items()}
     arrays = {role: read_idx(path) for role, path in paths.items()}
