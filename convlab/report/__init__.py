@@ -25,7 +25,26 @@ __all__ = ["GROUPS", "Case", "Suite", "load_suite", "suite_names", "measure_case
 def make_report(results, out_dir, snapshot=None, figures=None):
     """Write the page, ``results.json``, ``results.csv`` and every figure into ``out_dir``.
 
-    See :func:`convlab.report.page.make_report`.
+    See :func:`convlab.report.page.make_report` for the parameters.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir / "index.html"``.
+
+    Examples
+    --------
+    The results of a one-case run, written without figures (drawing them takes
+    seconds):
+
+    >>> import os, tempfile
+    >>> suite = Suite("demo", (Case("layer", "demo", (1, 1, 8, 8), (1, 1, 3, 3)),),
+    ...               repeats=1, warmup=0, min_sample_s=0.0, accuracy_dtypes=("float64",))
+    >>> results = run_suite(suite, ["direct"], peers=False)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     page = make_report(results, d, figures=())
+    ...     page.name, sorted(os.listdir(d))
+    ('index.html', ['index.html', 'results.csv', 'results.json'])
     """
     from .page import make_report as _make_report
 

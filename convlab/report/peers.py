@@ -191,7 +191,20 @@ def peer_names():
 
 
 def available_peers():
-    """Names of the peers whose library is importable here."""
+    """Names of the peers whose library is importable here.
+
+    Returns
+    -------
+    tuple of str
+        A subset of :func:`peer_names`, in the same order.
+
+    Examples
+    --------
+    >>> set(available_peers()) <= set(peer_names())
+    True
+    >>> "scipy.fftconvolve" in available_peers()  # scipy is a dependency of convlab
+    True
+    """
     return tuple(name for name, peer in PEERS.items() if peer.available())
 
 

@@ -129,7 +129,37 @@ class Case:
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
-    """A named list of :class:`Case` and the measurement settings that go with it."""
+    """A named list of :class:`Case` and the measurement settings that go with it.
+
+    Usually read from TOML by :func:`load_suite`; the settings are passed on to
+    :func:`convlab.report.measure_case`, which documents them in full.
+
+    Attributes
+    ----------
+    name : str
+    cases : tuple of Case
+    description : str
+    dtype : {"float32", "float64"}
+        The dtype timed.
+    accuracy_dtypes : tuple of str
+        Dtypes whose error against float64 ``direct`` is recorded.
+    repeats, warmup : int
+        Timed rounds, and untimed calls before them.
+    min_sample_s : float
+        A timing sample repeats the call until it lasts at least this long.
+    time_budget_s : float
+        A method slower than this per call is skipped on the larger cases of its sweep.
+    fft_planner_effort : str
+        FFTW planner flag while measuring; ``""`` keeps the one in force.
+    path : str
+        The TOML file it came from, if any.
+
+    Examples
+    --------
+    >>> suite = Suite("demo", (Case("layer", "demo", (1, 1, 8, 8), (1, 1, 3, 3)),), repeats=1)
+    >>> [case.id for case in suite.cases], suite.settings()["repeats"]
+    (['layer/demo/n8/k3'], 1)
+    """
 
     name: str
     cases: tuple
