@@ -7,6 +7,7 @@ lists them, so the modules (and their heavier imports) load on demand.
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["main"]
@@ -50,6 +51,13 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except (ValueError, TypeError, ImportError, OSError, MemoryError) as exc:
+        # Bad input, a missing optional extra or an unreadable file: the message says what to
+        # change, a traceback would only bury it. CONVLAB_DEBUG=1 shows the traceback.
+        if os.environ.get("CONVLAB_DEBUG"):
+            raise
+        print(f"convlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

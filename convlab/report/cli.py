@@ -44,9 +44,10 @@ def add_arguments(parser):
 class Progress:
     """A one-line progress bar on stderr: cases done, the case being measured, time left."""
 
-    def __init__(self, stream=sys.stderr, width=24):
-        self.stream, self.width = stream, width
-        self.tty = stream.isatty()
+    def __init__(self, stream=None, width=24):
+        # sys.stderr looked up per instance, not at import: it may have been replaced since
+        self.stream, self.width = stream if stream is not None else sys.stderr, width
+        self.tty = self.stream.isatty()
 
     def __call__(self, done, total, case, elapsed):
         left = elapsed / done * (total - done) if done else math.nan
