@@ -243,18 +243,18 @@ def _settings(args):
 def _check_args(args):
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
-            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}")
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, but got {getattr(args, name)}")
     if args.limit is not None and args.limit < 1:
-        raise SystemExit(f"error: --limit must be >= 1, but got {args.limit}")
+        raise ValueError(f"--limit must be >= 1, but got {args.limit}")
     if args.compare_methods and args.method is not None:
-        raise SystemExit("error: --compare-methods trains every registered method; do not also pass --method")
+        raise ValueError("--compare-methods trains every registered method; do not also pass --method")
 
 
 def _run_one(args, data, image_size):
     model = build_model(image_size, method=args.method or "auto", dtype=args.dtype, seed=args.seed)
     reason = unsupported_reason(model, data, args.batch_size)
     if reason is not None:
-        raise SystemExit(f"error: method {args.method!r} cannot train this network: {reason}")
+        raise ValueError(f"method {args.method!r} cannot train this network: {reason}")
     methods_used = sorted({p.method for layer in model for p in getattr(layer, "plans", ())})
     print(f"{len(data.x_train)} train / {len(data.x_test)} test images {data.x_train.shape[2:]}, "
           f"method {args.method or 'auto'} ({', '.join(methods_used)}), {args.dtype}")
@@ -291,7 +291,7 @@ def _run_compare(args, data, image_size):
         results[name] = train(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed)
     if not results:
-        raise SystemExit("error: no registered method can train this network")
+        raise ValueError("no registered method can train this network")
     ref_name = next(iter(results))
     ref = np.array([r["loss"] for r in results[ref_name]])
     summary = {}
@@ -324,7 +324,7 @@ def run(args):
     data = load_data(args.mnist, seed=args.seed, limit=args.limit, dtype=np.dtype(args.dtype))
     image_size = data.x_train.shape[-1]
     if data.x_train.shape[-2] != image_size:
-        raise SystemExit(f"error: the example network expects square images, but got {data.x_train.shape[2:]}")
+        raise ValueError(f"the example network expects square images, but got {data.x_train.shape[2:]}")
     if args.compare_methods:
         return _run_compare(args, data, image_size)
     return _run_one(args, data, image_size)
