@@ -28,7 +28,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import Method, register
 
-__all__ = ["Im2col", "chunk_bytes", "chunking"]
+__all__ = ["Im2col", "chunk_bytes", "chunking", "CHUNK_TARGET_BYTES"]
+
+CHUNK_TARGET_BYTES = 16 << 20
+"""Largest chunk worth using even when the limit allows more. A column buffer written by the copy
+and read straight back by the GEMM is faster while it still sits in cache: on the 8×64×56² 3×3
+float32 layer one 58 MiB buffer took 26.7 ms forward and 72 ms backward, 16 MiB chunks 14.6 and
+38 ms (both ~equal from 8 to 32 MiB, slower again from 48 MiB)."""
 
 
 def _is_pointwise(plan):
@@ -59,7 +65,8 @@ def _sample_bytes(plan):
 
 def chunking(plan):
     """``(samples, rows)`` per chunk: how much of the batch and of the first output axis one
-    column buffer holds, the most that fits ``plan.limit`` (at least one row of one sample).
+    column buffer holds, the most that fits ``plan.limit`` and :data:`CHUNK_TARGET_BYTES`
+    (at least one row of one sample).
 
     Examples
     --------
@@ -71,7 +78,7 @@ def chunking(plan):
     (1, 2)
     """
     rows = plan.output_size[0]
-    budget = plan.limit - _padded_bytes(plan)
+    budget = min(plan.limit - _padded_bytes(plan), CHUNK_TARGET_BYTES)
     if plan.batch * (rows * _row_bytes(plan, False) + _sample_bytes(plan)) <= budget:
         return plan.batch, rows
     per_sample = rows * _row_bytes(plan, True) + _sample_bytes(plan)
