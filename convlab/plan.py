@@ -252,8 +252,9 @@ class ConvPlan:
     padding_mode: str
     method: str
     workspace_limit: int | None = None
-    _cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
-    _lock: object = dataclasses.field(default_factory=threading.RLock, repr=False, compare=False)
+    # Not init fields: every instance, including each dataclasses.replace copy, starts its own.
+    _cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: object = dataclasses.field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
     # ----- derived geometry
     @property
@@ -349,7 +350,7 @@ class ConvPlan:
             return self
         return dataclasses.replace(
             self, x_shape=(self.batch, self.in_channels, *self.padded_size),
-            padding=((0, 0),) * self.ndim, padding_mode="zeros", _cache={}, _lock=threading.RLock(),
+            padding=((0, 0),) * self.ndim, padding_mode="zeros",
         )
 
     # ----- running it
@@ -429,7 +430,7 @@ def fitting_methods(p):
     fit = []
     for name in methods():
         impl = get_method(name)
-        inner = dataclasses.replace(p, method=name, _cache={}, _lock=threading.RLock()).inner
+        inner = dataclasses.replace(p, method=name).inner
         if impl.supports(inner) and impl.workspace_bytes(inner) <= p.limit:
             fit.append(name)
     return tuple(fit)
@@ -442,7 +443,7 @@ def _resolve_method(p, method, autotune):
 
         return tuned_method(p) if (get_autotune() if autotune is None else autotune) else choose_method(p)
     impl = get_method(method)
-    inner = dataclasses.replace(p, method=method, _cache={}, _lock=threading.RLock()).inner
+    inner = dataclasses.replace(p, method=method).inner
     reason = impl.unsupported_reason(inner)
     if reason is not None:
         raise UnsupportedPlanError(f"method={method!r} does not support this plan: {reason}")
@@ -516,4 +517,4 @@ def plan(x_shape, w_shape, dtype=np.float64, *, stride=1, padding=0, dilation=1,
             )
     if autotune is not None and not isinstance(autotune, bool):
         raise ConvTypeError(f"autotune must be a bool or None, but got {autotune!r}")
-    return dataclasses.replace(p, method=_resolve_method(p, method, autotune), _cache={}, _lock=threading.RLock())
+    return dataclasses.replace(p, method=_resolve_method(p, method, autotune))

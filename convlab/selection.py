@@ -305,7 +305,7 @@ _MODELS = {"direct": _direct, "im2col": _im2col, "toeplitz": _toeplitz, "fft": _
 
 # --------------------------------------------------------------- public functions
 def _method_plan(p, name):
-    return dataclasses.replace(p, method=name, _cache={}, _lock=threading.RLock())
+    return dataclasses.replace(p, method=name)
 
 
 def predict_seconds(plan, method, calibration=None):
