@@ -4,11 +4,11 @@ import functools
 
 import numpy as np
 
+from .algorithms import methods
+from .config import get_autotune, get_workspace_limit
 from .errors import ConvError
-from .methods.base import methods
-from .plan import ConvGrads, as_array, compute_dtype, plan
-from .autotune import get_autotune
-from .workspace import get_workspace_limit
+from .planning import ConvGrads, ConvPlan, plan
+from .problem import as_array, check_array, compute_dtype, transpose_spec
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "conv_transpose", "cached_plan"]
 
@@ -31,7 +31,7 @@ def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, pad
                 groups=groups, padding_mode=padding_mode, method=method, autotune=autotune)
 
 
-def cached_plan(x_shape, w_shape, dtype, **params):
+def cached_plan(x_shape, w_shape, dtype, **params) -> ConvPlan:
     """:func:`convlab.plan` through a thread-safe LRU cache keyed by its arguments.
 
     Repeated functional calls with the same shapes and parameters reuse one
@@ -87,14 +87,14 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_
         One of :func:`convlab.methods` or ``"auto"``.
     autotune : bool, optional
         With ``method="auto"``, time the candidates once per problem and keep
-        the fastest (see :mod:`convlab.autotune`); default
+        the fastest (see :mod:`convlab.tuning.autotune`); default
         :func:`convlab.get_autotune`, else the cost model chooses.
 
     Returns
     -------
     y : ndarray, shape (N, C_out, *output_size)
         float32 for float32 inputs, float64 for float64, integer or bool inputs;
-        see :mod:`convlab.plan` for the output-size table.
+        see :mod:`convlab.problem` for the output-size table.
 
     Examples
     --------
@@ -226,40 +226,17 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2, method="direct")
     array([[[1., 1., 1., 1., 1., 1.]]])
     """
-    from .plan import _check_shapes, _per_dim
-
     x, w, bias, dtype = _inputs(x, w, bias)
-    if x.ndim - 2 not in (1, 2, 3) or w.ndim != x.ndim:
-        _check_shapes(x.shape, w.shape, 1)  # raises with the standard message
-    if x.shape[1] != w.shape[0]:
-        raise ConvError(f"x.shape[1]={x.shape[1]} must equal w.shape[0]={w.shape[0]} (C_in of the transposed convolution)")
-    ndim = x.ndim - 2
-    stride_t = _per_dim("stride", stride, ndim, 1)
-    dilation_t = _per_dim("dilation", dilation, ndim, 1)
-    padding_t = _per_dim("padding", padding, ndim, 0)
-    extra = _per_dim("output_padding", output_padding, ndim, 0)
-    for dim, (op, s, d) in enumerate(zip(extra, stride_t, dilation_t)):
-        if op >= max(s, d):
-            raise ConvError(
-                f"output_padding={output_padding!r} must be smaller than stride or dilation in every dim, "
-                f"but spatial dim {dim} has output_padding={op}, stride={s}, dilation={d}"
-            )
-    out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1
-                for n, s, p, d, k, op in zip(x.shape[2:], stride_t, padding_t, dilation_t, w.shape[2:], extra))
-    if any(o < 1 for o in out):
-        raise ConvError(f"conv_transpose output size {out} must be positive; reduce padding={padding!r}")
-    forward_x_shape = (x.shape[0], w.shape[1] * groups, *out)
-    p = cached_plan(forward_x_shape, w.shape, dtype, stride=stride_t, padding=padding_t,
-                    dilation=dilation_t, groups=groups, method=method)
+    forward = transpose_spec(x.shape, w.shape, dtype, stride=stride, padding=padding,
+                             output_padding=output_padding, dilation=dilation, groups=groups)
+    p = cached_plan(forward.x_shape, w.shape, dtype, stride=forward.stride, padding=forward.padding,
+                    dilation=forward.dilation, groups=forward.groups, method=method)
     # With output_padding >= stride (allowed when smaller than dilation) the forward
     # convolution has more outputs than x has positions: those receive zero gradient.
     tail = [(0, f - n) for f, n in zip(p.output_size, x.shape[2:])]
     y = p.backward_input(np.pad(x, [(0, 0), (0, 0), *tail]) if any(t for _, t in tail) else x, w)
     if bias is not None:
-        bias = as_array("bias", bias)
-        if bias.shape != (forward_x_shape[1],):
-            raise ConvError(f"bias must have shape ({forward_x_shape[1]},), but got {bias.shape}")
-        y += bias.astype(y.dtype, copy=False).reshape((-1,) + (1,) * ndim)
+        y += check_array("bias", bias, (forward.in_channels,), y.dtype).reshape((-1,) + (1,) * forward.ndim)
     return y
 
 

@@ -1,7 +1,7 @@
 """Exceptions raised by convlab.
 
 Every error caused by user input is raised from one validation layer
-(:mod:`convlab.plan`) and names the parameter, the value received and what
+(:mod:`convlab.problem`) and names the parameter, the value received and what
 is allowed.
 """
 
@@ -63,8 +63,9 @@ class WorkspaceLimitError(MemoryError):
         Its estimate of the workspace, in bytes.
     limit : int
         The workspace limit in force, in bytes.
-    fitting : tuple of str
-        Registered methods whose workspace fits the limit for the same plan.
+    fitting : tuple of str or None
+        Registered methods whose workspace fits the limit for the same problem
+        (``None`` when the refusal is not a method's, e.g. building a matrix).
 
     Examples
     --------
@@ -77,13 +78,14 @@ class WorkspaceLimitError(MemoryError):
     direct True
     """
 
-    def __init__(self, method, needed, limit, fitting=()):
+    def __init__(self, method, needed, limit, fitting=None):
         self.method, self.needed, self.limit = method, int(needed), int(limit)
-        self.fitting = tuple(fitting)
-        alternatives = ", ".join(repr(m) for m in self.fitting) or "none"
+        self.fitting = None if fitting is None else tuple(fitting)
+        alternatives = ("" if self.fitting is None else
+                        "; methods that fit: " + (", ".join(repr(m) for m in self.fitting) or "none"))
         super().__init__(
             f"method={method!r} needs {_mib(self.needed)} of workspace but the "
-            f"workspace limit is {_mib(self.limit)}; methods that fit: {alternatives} "
+            f"workspace limit is {_mib(self.limit)}{alternatives} "
             f"(raise the limit with convlab.set_workspace_limit or plan(..., workspace_limit=...))"
         )
 

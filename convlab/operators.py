@@ -25,6 +25,8 @@ triply) block-circulant matrix of circular cross-correlation, which the
 N-D DFT diagonalises; :func:`circulant_eigenvalues` gives its eigenvalues.
 """
 
+import math
+
 import numpy as np
 import scipy.fft
 import scipy.sparse
@@ -75,12 +77,10 @@ def toeplitz_nbytes(plan):
     return t_bytes + p_bytes
 
 
-def _guard(plan, needed):
-    """Raise :class:`WorkspaceLimitError` when ``needed`` bytes exceed the plan's limit."""
-    if needed > plan.limit:
-        from .plan import fitting_methods  # convlab.plan imports the methods, which import this module
-
-        raise WorkspaceLimitError(plan.method, needed, plan.limit, fitting_methods(plan))
+def _guard(spec, needed, what):
+    """Raise :class:`WorkspaceLimitError` when building ``what`` would need more than the workspace limit."""
+    if needed > spec.limit:
+        raise WorkspaceLimitError(what, needed, spec.limit)
 
 
 # --------------------------------------------------------------- the sparsity pattern of T
@@ -116,7 +116,7 @@ def toeplitz_pattern(plan):
 
 
 def _build_pattern(plan):
-    _guard(plan, toeplitz_nbytes(plan))
+    _guard(plan, toeplitz_nbytes(plan), "toeplitz")
     rows, cols, nnz = _counts(plan)
     index = _index_dtype(nnz, cols)
     g = plan.groups
@@ -247,7 +247,7 @@ def conv_matrix(plan, w, *, dense=False):
         raise ConvError(f"w must have shape {plan.w_shape} for this plan, but got {w.shape}")
     w = w.astype(plan.dtype, copy=False)
     if dense:
-        _guard(plan, int(np.prod(plan.output_shape)) * int(np.prod(plan.x_shape)) * plan.dtype.itemsize)
+        _guard(plan, math.prod(plan.output_shape) * math.prod(plan.x_shape) * plan.dtype.itemsize, "conv_matrix(dense=True)")
     m = (toeplitz_operator(plan, w) @ padding_matrix(plan)).tocsr()
     if plan.batch > 1:
         m = scipy.sparse.kron(scipy.sparse.identity(plan.batch, plan.dtype), m, format="csr")

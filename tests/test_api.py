@@ -7,9 +7,9 @@ import pytest
 import scipy.signal
 
 import convlab as cl
-from cases import Case
+from tests.cases import Case
 from convlab.tolerances import assert_close
-from oracles import requires_torch, torch
+from tests.oracles import requires_torch, torch
 
 
 def test_plan_attributes():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from convlab import autotune
+from convlab.algorithms import runnable
+from convlab.tuning import autotune
 
 SHAPES = ((2, 4, 12, 12), (4, 4, 3, 3))
 
@@ -20,27 +21,26 @@ def tuner(tmp_path, monkeypatch):
     in ``order`` (the fastest first), so the winner is known in advance.
     """
     monkeypatch.setenv("CONVLAB_CACHE_DIR", str(tmp_path))
-    old = autotune.set_autotune(False, persist=False)
+    old = cl.set_autotune(False, persist=False)
     autotune.clear_autotune_cache()
     calls, lock = [], threading.Lock()
     state = dict(order=list(reversed(cl.methods())))
 
-    def fake_time(plan, x, w):
+    def fake_time(run, spec, x, w):
+        name = run.__self__.name  # run is the candidate's bound run_forward
         with lock:
-            calls.append(plan.method)
-        return 1.0 + state["order"].index(plan.method)
+            calls.append(name)
+        return 1.0 + state["order"].index(name)
 
     monkeypatch.setattr(autotune, "_time_once", fake_time)
     monkeypatch.setattr(autotune, "PRUNE_FACTOR", float("inf"))  # time every fitting method
     yield calls, state, tmp_path
-    autotune.set_autotune(old, persist=False)
+    cl.set_autotune(old, persist=False)
     autotune.clear_autotune_cache()
 
 
 def fitting(p):
-    from convlab.plan import fitting_methods
-
-    return set(fitting_methods(p))
+    return set(runnable(p.spec))
 
 
 def test_times_each_candidate_for_every_round_and_keeps_the_fastest(tuner):
@@ -102,7 +102,7 @@ def test_concurrent_first_calls_measure_each_candidate_once(tuner):
 
 def test_persisted_winners_are_reused_by_a_fresh_process_state(tuner, monkeypatch):
     calls, state, cache = tuner
-    autotune.set_autotune(False, persist=True)
+    cl.set_autotune(False, persist=True)
     first = cl.plan(*SHAPES, padding=1, autotune=True).method
     path = cache / autotune.AUTOTUNE_FILE
     record = json.loads(path.read_text())
@@ -115,7 +115,7 @@ def test_persisted_winners_are_reused_by_a_fresh_process_state(tuner, monkeypatc
 
 def test_persisted_file_from_another_machine_is_ignored(tuner):
     calls, state, cache = tuner
-    autotune.set_autotune(False, persist=True)
+    cl.set_autotune(False, persist=True)
     cl.plan(*SHAPES, padding=1, autotune=True)
     path = cache / autotune.AUTOTUNE_FILE
     record = json.loads(path.read_text())
@@ -129,7 +129,7 @@ def test_persisted_file_from_another_machine_is_ignored(tuner):
 
 def test_concurrent_persisting_keeps_a_valid_file(tuner):
     _, _, cache = tuner
-    autotune.set_autotune(False, persist=True)
+    cl.set_autotune(False, persist=True)
     paddings = [0, 1, 2, 3]
     threads = [threading.Thread(target=cl.plan, args=SHAPES, kwargs=dict(padding=pd, autotune=True))
                for pd in paddings]

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import convlab as cl
-from cases import CASES, case_strategy
+from tests.cases import CASES, case_strategy
 from convlab.tolerances import assert_close
-from oracles import requires_torch, torch_conv
+from tests.oracles import requires_torch, torch_conv
 
 METHODS = cl.methods()
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from cases import CASES, Case
+from tests.cases import CASES, Case
 from convlab import fft_backends
-from convlab.methods import fft as fft_module
-from convlab.methods import fft_tiled
+from convlab.algorithms import fft as fft_module
+from convlab.algorithms import fft_tiled
 from convlab.tolerances import assert_close
 
 FFT_METHODS = ("fft", "fft_tiled")
@@ -86,7 +86,7 @@ def test_tiled_workspace_is_bounded():
     copies = 2 * (4096 + 80) ** 2 * 4
     tiles = cl.get_method("fft_tiled").workspace_bytes(p) - copies
     assert 0 < tiles <= fft_tiled.CHUNK_BYTES + (1 << 20)
-    assert cl.get_method("fft").workspace_bytes(p.with_method("fft")) > 8 * fft_tiled.CHUNK_BYTES
+    assert cl.get_method("fft").workspace_bytes(p.with_method("fft").spec) > 8 * fft_tiled.CHUNK_BYTES
 
 
 @pytest.mark.parametrize("method", FFT_METHODS)

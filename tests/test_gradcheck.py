@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from cases import Case
+from tests.cases import Case
 
 CASES = [
     Case((2, 4, 7), (4, 2, 3), stride=2, padding=((2, 1),), dilation=2, groups=2, padding_mode="reflect"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from convlab.methods.im2col import chunk_bytes, chunking
+from convlab.algorithms.im2col import chunk_bytes, chunking
 from convlab.tolerances import assert_close
 
 # (x_shape, w_shape, params): 1-D, 2-D with stride/dilation/groups, 3-D

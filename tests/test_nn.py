@@ -9,7 +9,7 @@ import pytest
 import convlab as cl
 from convlab import nn
 from convlab.tolerances import assert_close
-from oracles import requires_torch, torch
+from tests.oracles import requires_torch, torch
 
 F64 = np.float64
 

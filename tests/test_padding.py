@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convlab.padding import PADDING_MODES, pad, pad_adjoint, source_index
-from oracles import requires_torch, torch
+from tests.oracles import requires_torch, torch
 
 
 @pytest.mark.parametrize("mode", sorted(PADDING_MODES))

@@ -7,9 +7,9 @@ import pytest
 
 import convlab as cl
 from convlab.cli import main
-from convlab.methods.base import Method, register, unregister
+from convlab.algorithms import Method, register, unregister
 from convlab.train_cnn import build_model, load_data, train
-from test_datasets import write_mnist
+from tests.mnist_files import write_mnist
 
 
 def test_a_short_run_learns_well_above_chance():
@@ -46,10 +46,18 @@ def test_cli_trains_on_mnist_idx_files(tmp_path, capsys):
 
 
 class _NeverSupported(Method):
-    name = "test-never-supported"
+    name, domain = "test-never-supported", "spatial"
 
-    def unsupported_reason(self, plan):
+    def unsupported_reason(self, spec):
         return "it exists only to be skipped"
+
+    def forward(self, spec, x, w):
+        raise AssertionError("never supported, so never run")
+
+    backward_input = backward_weight = forward
+
+    def cost(self, spec, terms):
+        return 0.0
 
 
 def test_compare_methods_trains_every_method_and_skips_with_a_reason(tmp_path, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from convlab.methods import winograd
+from convlab.algorithms import winograd
 from convlab.tolerances import assert_close, relative_error, tolerance
 
 

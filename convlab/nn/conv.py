@@ -15,9 +15,10 @@ import numpy as np
 
 from ..api import _freeze
 from ..errors import ConvError
-from ..methods.base import get_method
+from ..algorithms import get_method
 from ..padding import PADDING_MODES
-from ..plan import compute_dtype, plan
+from ..planning import plan
+from ..problem import compute_dtype
 from .init import as_generator, bias_uniform, kaiming_uniform
 from .module import Module, Parameter, check_grad_shape
 

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from ..algorithms import get_method, methods as registered_methods
 from ..tolerances import TOLERANCES
 
 __all__ = ["crossover", "fitted_slope", "plot_kernel_sweep", "method_family", "style", "FIGURES",
@@ -66,16 +67,12 @@ def forward_median(m):
 
 
 def method_family(name):
-    """``"frequency"`` for FFT-based runners, else ``"spatial"`` (a method may set ``domain``)."""
+    """The domain a runner computes in: a method's declared ``domain``; for peers, from :data:`FREQUENCY_PEERS`."""
     if name in FREQUENCY_PEERS:
         return "frequency"
-    try:
-        from ..methods.base import get_method
-
-        domain = getattr(get_method(name), "domain", None)
-    except ValueError:
-        domain = None
-    return domain or ("frequency" if "fft" in name else "spatial")
+    if name in registered_methods():
+        return get_method(name).domain
+    return "spatial"
 
 
 def style(name, methods):

@@ -29,9 +29,9 @@ import numpy as np
 
 from .. import api as _api  # noqa: F401  (convlab imported for its registry)
 from ..errors import ConvError, WorkspaceLimitError
-from ..methods.base import get_method, methods as registered_methods
-from ..plan import plan as make_plan
-from ..selection import choose_method
+from ..algorithms import methods as registered_methods, verdict
+from ..planning import plan as make_plan
+from ..tuning import choose_method
 from ..tolerances import relative_error
 from . import peers as _peers
 from .peers import Runner, Unavailable
@@ -61,7 +61,7 @@ def convlab_runner(name, case, dtype, x, w, grad_y):
         p = make_plan(case.x_shape, case.w_shape, dtype, method=name, **case.plan_kwargs())
     except ConvError as exc:
         raise Unavailable("unsupported", str(exc)) from None
-    needed = get_method(name).workspace_bytes(p.inner)
+    needed = verdict(p.spec, name).workspace
     if needed > p.limit:
         raise Unavailable("skipped", str(WorkspaceLimitError(name, needed, p.limit)))
     x, w, grad_y = (a.astype(dtype) for a in (x, w, grad_y))

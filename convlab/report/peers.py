@@ -21,6 +21,8 @@ import importlib.util
 
 import numpy as np
 
+from ..problem import spec
+
 __all__ = ["Runner", "Unavailable", "Peer", "PEERS", "peer_names", "available_peers", "get_peer"]
 
 
@@ -47,16 +49,12 @@ class Unavailable(Exception):
 
 def _padded_input(case, x):
     """``x`` zero-padded as the case asks (the plan's own padding helper)."""
-    from ..plan import plan
-
-    return plan(case.x_shape, case.w_shape, x.dtype, method="direct", **case.plan_kwargs()).zero_pad(x)
+    return spec(case.x_shape, case.w_shape, x.dtype, **case.plan_kwargs()).zero_pad(x)
 
 
 def _require_plain(case, single_channel, ndims=(1, 2, 3)):
     """Raise :class:`Unavailable` unless the case is a plain convolution this peer computes."""
-    from ..plan import plan
-
-    p = plan(case.x_shape, case.w_shape, np.float64, method="direct", **case.plan_kwargs())
+    p = spec(case.x_shape, case.w_shape, np.float64, **case.plan_kwargs())
     problems = []
     if p.ndim not in ndims:
         problems.append(f"{p.ndim}-D")

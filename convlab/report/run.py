@@ -9,9 +9,9 @@ import os
 import platform
 import time
 
-from ..calibrate import cpu_model
-from ..methods.base import get_method, methods as registered_methods
-from ..workspace import get_workspace_limit
+from ..algorithms import get_method, methods as registered_methods
+from ..config import get_workspace_limit
+from ..tuning.calibration import cpu_model
 from . import measure, peers as _peers
 from .suites import load_suite
 
@@ -200,6 +200,6 @@ def _measure_cases(suite, methods, peer_list, dtype, progress, sink, results, ov
 
 
 def _flops(case):
-    from ..plan import plan
+    from ..planning import plan
 
     return plan(case.x_shape, case.w_shape, "float64", method="direct", **case.plan_kwargs()).flops

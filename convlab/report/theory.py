@@ -110,7 +110,7 @@ def circulant_arrays(n=6, k=3, seed=0):
     kernel, ``F C F⁻¹`` in the 2-D Fourier basis, and the kernel's eigenvalues from
     :func:`convlab.operators.circulant_eigenvalues`."""
     from ..operators import circulant_eigenvalues, conv_matrix
-    from ..plan import plan
+    from ..planning import plan
 
     w = np.random.default_rng(seed).standard_normal((k, k))
     p = plan((1, 1, n, n), (1, 1, k, k), np.float64, padding="same", padding_mode="circular", method="direct")

@@ -24,8 +24,8 @@ import numpy as np
 import scipy.fft
 
 from .base import Method, register
-from .fft import (all_finite, batched_matmul, grouped, nonfinite_forward, place, spectral_weights, take,
-                  transform, weight_spectrum)
+from .fft import batched_matmul, grouped, place, spectral_cost, spectral_weights, take, transform, weight_spectrum
+from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
 
 __all__ = ["FFTTiled", "choose_tiles", "CHUNK_BYTES"]
 
@@ -242,6 +242,10 @@ class FFTTiled(Method):
     """Overlap-save tiled FFT convolution with bounded workspace; see the module docstring."""
 
     name = "fft_tiled"
+    domain = "frequency"
+
+    def cost(self, spec, terms):
+        return predicted_cost(spec, terms)
 
     def workspace_bytes(self, plan):
         geo = tile_geometry(plan)
@@ -253,12 +257,27 @@ class FFTTiled(Method):
         return padded_x + whole_tiles + geo.rows * geo.row_bytes + weights
 
     def forward(self, plan, x, w):
-        if all_finite(x, w):
-            return forward_tiled(plan, x, w)
-        return nonfinite_forward(plan, x, w, forward_tiled)
+        return forward_exact_nonfinite(plan, x, w, forward_tiled)
 
     def backward_input(self, plan, grad_y, w):
-        return backward_input_tiled(plan, grad_y, w)
+        return backward_input_exact_nonfinite(plan, grad_y, w, backward_input_tiled)
 
     def backward_weight(self, plan, grad_y, x):
-        return backward_weight_tiled(plan, grad_y, x)
+        return backward_weight_exact_nonfinite(plan, grad_y, x, backward_weight_tiled)
+
+
+def predicted_cost(spec, terms):
+    """The spectral work on the tiles the method itself chooses, plus its padded input, the tile
+    gather, the output scatter and the final crop copy."""
+    shape = choose_tiles(spec)
+    outputs = [(L - e) // s + 1 for L, e, s in zip(shape, spec.dilated_kernel_size, spec.stride)]  # per tile
+    inputs = [s * (b - 1) + e for b, e, s in zip(outputs, spec.dilated_kernel_size, spec.stride)]
+    tiles = [-(-o // b) for o, b in zip(spec.output_size, outputs)]
+    count = math.prod(tiles)
+    padded = spec.batch * spec.in_channels * math.prod(
+        (T - 1) * b * s + i for T, b, s, i in zip(tiles, outputs, spec.stride, inputs))
+    whole = spec.batch * spec.out_channels * count * math.prod(outputs)
+    moved = (terms.passes(padded, 1) + terms.copy(spec.batch * spec.in_channels * math.prod(spec.input_size))
+             + terms.gather(spec.batch * spec.in_channels * count * math.prod(inputs))
+             + terms.gather(whole) + terms.copy(whole))
+    return spectral_cost(spec, terms, tuple(shape), count) + moved

@@ -18,6 +18,7 @@ straight from the strided window (no copy).
 """
 
 import itertools
+import math
 
 import numpy as np
 
@@ -58,6 +59,10 @@ class Direct(Method):
     """Sliding-window convolution, vectorised over batch, channels and output positions."""
 
     name = "direct"
+    domain = "spatial"
+
+    def cost(self, spec, terms):
+        return predicted_cost(spec, terms)
 
     def workspace_bytes(self, plan):
         padded = plan.batch * plan.in_channels * int(np.prod(plan.padded_size))
@@ -117,3 +122,20 @@ class Direct(Method):
             # sum over batch and positions of dy[n,g,o,p] * x[n,g,c,p]
             dw[(...,) + offset] = (dyg @ np.swapaxes(xg, -1, -2)).sum(axis=0)
         return dw.reshape(plan.w_shape)
+
+
+def predicted_cost(spec, terms):
+    """Per kernel offset: a window gather, ``N·G`` GEMMs and an accumulate; depthwise, a broadcast
+    multiply-add instead of the GEMM."""
+    cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    y = math.prod(spec.output_shape)
+    out = math.prod(spec.output_size)
+    if cg == 1:
+        # broadcast product from the strided window into a temporary (read, write), then y += term
+        per_tap = terms.passes(y, 5)
+    else:
+        window = spec.batch * spec.in_channels * out
+        # window gather, N·G GEMMs, and y += product (write the product, read it and y, write y)
+        per_tap = (terms.gather(window) + terms.gemm(kg, cg, out, batch=spec.batch * spec.groups)
+                   + terms.passes(y, 4))
+    return terms.pad_copy(spec) + math.prod(spec.kernel_size) * per_tap

@@ -22,6 +22,7 @@ input itself and the method is a plain GEMM.
 """
 
 import itertools
+import math
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -152,6 +153,10 @@ class Im2col(Method):
     """Unrolled patches times the weight matrix: one batched GEMM per chunk."""
 
     name = "im2col"
+    domain = "spatial"
+
+    def cost(self, spec, terms):
+        return predicted_cost(spec, terms)
 
     def workspace_bytes(self, plan):
         return _padded_bytes(plan) + chunk_bytes(plan)
@@ -204,3 +209,13 @@ class Im2col(Method):
                 dwt += (cols @ np.swapaxes(_output_chunk(plan, grad_y[batch], rows), -1, -2)).sum(axis=0)
                 del cols  # as in backward_input: one column buffer alive at a time
         return np.ascontiguousarray(np.swapaxes(dwt, -1, -2)).reshape(plan.w_shape)
+
+
+def predicted_cost(spec, terms):
+    """One column gather (none for a pointwise layer) and ``N·G`` GEMMs."""
+    cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    taps = math.prod(spec.kernel_size)
+    out = math.prod(spec.output_size)
+    pointwise = taps == 1 and all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding)
+    columns = 0.0 if pointwise else terms.gather(spec.batch * spec.in_channels * taps * out)
+    return terms.pad_copy(spec) + columns + terms.gemm(kg, cg * taps, out, batch=spec.batch * spec.groups)

@@ -18,6 +18,8 @@ Backward, in the same notation (``dY`` one column per sample):
   ``dW.ravel() = bincount(kernel_index, dT.data)``.
 """
 
+import math
+
 import numpy as np
 
 from ..operators import padding_matrix, toeplitz_nbytes, toeplitz_operator, toeplitz_pattern
@@ -47,6 +49,10 @@ class Toeplitz(Method):
     """Sparse Toeplitz (doubly / triply block Toeplitz) matrix times the padded input."""
 
     name = "toeplitz"
+    domain = "spatial"
+
+    def cost(self, spec, terms):
+        return predicted_cost(spec, terms)
     native_padding_modes = PADDING_MODES
 
     def workspace_bytes(self, plan):
@@ -83,3 +89,12 @@ class Toeplitz(Method):
             dt = gathered.sum(axis=0)                            # dT.data of this block of rows
             dw += np.bincount(kernel_index[entries], weights=dt.ravel(), minlength=dw.size)
         return dw.astype(plan.dtype).reshape(plan.w_shape)
+
+
+def predicted_cost(spec, terms):
+    """One sparse product over every stored entry, plus the column copies in and out."""
+    x = spec.batch * spec.in_channels * math.prod(spec.input_size)
+    xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
+    y = math.prod(spec.output_shape)
+    entries = y * (spec.in_channels // spec.groups) * math.prod(spec.kernel_size)
+    return terms.copy(x + xp + 2 * y) + terms.sparse(entries)

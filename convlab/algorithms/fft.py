@@ -25,12 +25,14 @@ convolution), and ``dw[k] = IFFT(conj(DY) * X)[d*k]``, contracted over the
 batch per frequency.
 """
 
+import math
+
 import numpy as np
 import scipy.fft
 
 from .. import fft_backends
-from ..padding import pad
 from .base import Method, WeightDerived, register
+from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
 
 __all__ = ["FFT"]
 
@@ -193,50 +195,15 @@ def backward_weight_spectral(plan, grad_y, x):
     return dw
 
 
-# --------------------------------------------------------------- non-finite inputs
-def nonfinite_forward(plan, x, w, spectral_forward):
-    """``y`` as the direct method gives it when ``x`` or ``w`` holds NaN or Inf.
-
-    An FFT smears one NaN over every output. Instead: the finite part by FFT
-    with the non-finite values zeroed, the outputs whose window touches a
-    non-finite value located by an FFT of indicator arrays (counts, exact to
-    far below 0.5), and those outputs recomputed as direct sums (IEEE makes
-    them NaN or ±Inf whatever the summation order).
-    """
-    bad_x, bad_w = ~np.isfinite(x), ~np.isfinite(w)
-    y = spectral_forward(plan, np.where(bad_x, 0, x), np.where(bad_w, 0, w))
-    touched = np.zeros(plan.output_shape, bool)
-    if bad_x.any():
-        touched |= spectral_forward(plan, bad_x.astype(plan.dtype), np.ones(plan.w_shape, plan.dtype)) > 0.5
-    touched[:, bad_w.reshape(plan.out_channels, -1).any(axis=1)] = True
-    y[touched] = _direct_at(plan, x, w, np.nonzero(touched))
-    return y
-
-
-def _direct_at(plan, x, w, positions):
-    """``y`` at the output positions ``(n, o, *i)`` only, summed directly (loop over kernel taps)."""
-    n, o, *i = positions
-    xp = pad(x, plan.padding, plan.padding_mode)
-    cg = plan.w_shape[1]
-    channels = (o // (plan.out_channels // plan.groups))[:, None] * cg + np.arange(cg)  # (T, C_in/G)
-    taps = w.reshape(plan.out_channels, cg, -1)
-    total = np.zeros((len(n), cg), plan.dtype)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf and 0 * inf are the point here
-        for k, offset in enumerate(np.ndindex(*plan.kernel_size)):
-            where = tuple(ii[:, None] * s + j * d for ii, s, j, d in zip(i, plan.stride, offset, plan.dilation))
-            total += xp[(n[:, None], channels, *where)] * taps[o[:, None], np.arange(cg), k]
-        return total.sum(axis=1)
-
-
-def all_finite(*arrays):
-    return all(np.isfinite(a).all() for a in arrays)
-
-
 @register
 class FFT(Method):
     """Convolution by real FFTs at fast sizes, channels contracted per frequency; see the module docstring."""
 
     name = "fft"
+    domain = "frequency"
+
+    def cost(self, spec, terms):
+        return predicted_cost(spec, terms)
     native_padding_modes = frozenset({"zeros", "circular"})
 
     def workspace_bytes(self, plan):
@@ -248,12 +215,42 @@ class FFT(Method):
         return spectra + int(np.prod(geo.L)) * per_bin * real
 
     def forward(self, plan, x, w):
-        if all_finite(x, w):
-            return forward_spectral(plan, x, w)
-        return nonfinite_forward(plan, x, w, forward_spectral)
+        return forward_exact_nonfinite(plan, x, w, forward_spectral)
 
     def backward_input(self, plan, grad_y, w):
-        return backward_input_spectral(plan, grad_y, w)
+        return backward_input_exact_nonfinite(plan, grad_y, w, backward_input_spectral)
 
     def backward_weight(self, plan, grad_y, x):
-        return backward_weight_spectral(plan, grad_y, x)
+        return backward_weight_exact_nonfinite(plan, grad_y, x, backward_weight_spectral)
+
+
+def spectral_cost(spec, terms, shape, count, fancy_outputs=False):
+    """FFT convolution over ``count`` independent blocks of FFT size ``shape`` each (shared with
+    fft_tiled); ``fancy_outputs`` when the outputs are read back by an integer-array index."""
+    cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    y = math.prod(spec.output_shape)
+    bins = math.prod(shape[:-1]) * (shape[-1] // 2 + 1)
+    points = math.prod(shape)
+    # The weight spectra are cached per spec and recomputed only when ``w`` changes (WeightDerived):
+    # a steady-state call pays one comparison of ``w`` with its stored copy, not ``C_out·C_in/G`` FFTs.
+    transforms = terms.fft(spec.batch * spec.in_channels * count, shape) + terms.passes(math.prod(spec.w_shape), 2)
+    inverse = terms.fft(spec.batch * spec.out_channels * count, shape)
+    if cg == 1 and kg == 1:  # a broadcast product per bin (batched_matmul)
+        contraction = terms.passes(spec.batch * spec.out_channels * count * 2 * bins, 3)
+    else:
+        contraction = terms.gemm(kg, cg, spec.batch * count, batch=bins * spec.groups, complex_=True)
+    # zero-filled real buffers in and out, the outputs taken back
+    moved = terms.passes(spec.batch * (spec.in_channels + spec.out_channels) * count * points, 2)
+    moved += terms.fancy(y) if fancy_outputs else terms.gather(y)
+    # the finite check of x and w (one read of each)
+    finite = terms.passes(spec.batch * spec.in_channels * math.prod(spec.input_size) + math.prod(spec.w_shape), 1)
+    return finite + transforms + inverse + contraction + moved
+
+
+def predicted_cost(spec, terms):
+    """Real FFTs of ``x`` and ``y`` at the method's own sizes and ``G`` complex GEMMs per frequency."""
+    sizes = tuple(axis_fft_size(n, lo, e, s, o, spec.padding_mode == "circular") for n, (lo, _), e, s, o in
+                  zip(spec.input_size, spec.padding, spec.dilated_kernel_size, spec.stride, spec.output_size))
+    # outputs at s·i - lo: a negative start (front padding) wraps, and take() uses np.ix_
+    wraps = spec.padding_mode != "circular" and any(lo > 0 for lo, _ in spec.padding)
+    return spectral_cost(spec, terms, sizes, 1, fancy_outputs=wraps)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from convlab import calibrate, selection
-from convlab.methods.base import register, unregister
-from convlab.methods.direct import Direct
-from convlab.selection import Calibration, choose_method, predict_seconds, predictions
+from convlab.algorithms import register, runnable, unregister
+from convlab.algorithms.direct import Direct
+from convlab.tuning import calibration
+from convlab.tuning.calibration import Calibration
+from convlab.tuning.choice import choose_method, predict_seconds, predictions
 
 
 def synthetic(dtype="float32", factors=None, **constants):
@@ -76,16 +77,14 @@ def test_only_methods_within_the_workspace_limit_are_chosen(no_running):
     for r in predictions(p, cal):
         if r.seconds is not None:
             impl = cl.get_method(r.method)
-            assert impl.workspace_bytes(dataclasses.replace(p, method=r.method).inner) <= p.limit
-    from convlab.plan import fitting_methods
-
-    assert choose_method(p, cal) in fitting_methods(p)
+            assert impl.workspace_bytes(impl.inner_spec(p.spec)) <= p.limit
+    assert choose_method(p, cal) in runnable(p.spec)
     tiny = make(LAYER, workspace_limit=1)
     with pytest.raises(cl.WorkspaceLimitError):
         choose_method(tiny, cal)
 
 
-def test_an_unknown_method_gets_a_generic_cost_and_can_win(no_running):
+def test_a_new_method_is_priced_by_its_own_cost_model_and_can_win(no_running):
     @register
     class Newcomer(Direct):
         name = "newcomer"
@@ -118,54 +117,54 @@ def test_default_model_ranks_the_textbook_cases(no_running):
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVLAB_CACHE_DIR", str(tmp_path))
-    old = selection.set_calibration(None)
+    old = calibration.set_calibration(None)
     yield tmp_path
-    selection.set_calibration(old)
+    calibration.set_calibration(old)
 
 
 def test_save_and_load_round_trip(cache):
     cal = synthetic(peak=1.234e9, factors={"direct": 2.5})
-    path = calibrate.save_calibration(cal)
+    path = calibration.save_calibration(cal)
     assert path.startswith(str(cache))
-    loaded = calibrate.load_calibration()
+    loaded = calibration.load_calibration()
     assert loaded.constants == cal.constants and loaded.method_factors == {"direct": 2.5}
     assert loaded.source == path
-    assert selection.get_calibration().constant("float32", "peak") == 1.234e9
+    assert calibration.get_calibration().constant("float32", "peak") == 1.234e9
 
 
 @pytest.mark.parametrize("field, value", [("convlab_version", "0.0.0-other"), ("fingerprint", {"cpu": "other"})])
 def test_a_file_for_another_machine_or_version_is_ignored(cache, field, value):
-    path = calibrate.save_calibration(synthetic(peak=1.234e9))
+    path = calibration.save_calibration(synthetic(peak=1.234e9))
     record = json.load(open(path))
     record[field] = value
     json.dump(record, open(path, "w"))
-    assert calibrate.load_calibration().source == "built-in defaults"
+    assert calibration.load_calibration().source == "built-in defaults"
 
 
 def test_a_corrupt_file_is_ignored(cache):
-    (cache / calibrate.CALIBRATION_FILE).write_text("{not json")
-    assert calibrate.load_calibration().source == "built-in defaults"
+    (cache / calibration.CALIBRATION_FILE).write_text("{not json")
+    assert calibration.load_calibration().source == "built-in defaults"
 
 
 def test_cache_dir_follows_xdg_when_not_overridden(monkeypatch, tmp_path):
     monkeypatch.delenv("CONVLAB_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert calibrate.cache_dir() == str(tmp_path / "convlab")
+    assert cl.config.cache_dir() == str(tmp_path / "convlab")
 
 
 def test_measured_constants_are_positive_and_finite():
-    values = calibrate.measure_constants("float32")
-    assert set(values) == selection.CONSTANT_NAMES
+    values = calibration.measure_constants("float32")
+    assert set(values) == calibration.CONSTANT_NAMES
     assert all(np.isfinite(v) and v >= 0 for v in values.values())
     assert values["peak"] > 1e8 and values["bandwidth"] > 1e7
 
 
 def test_calibrate_cli_stores_and_shows(cache, monkeypatch, capsys):
-    monkeypatch.setattr(calibrate, "FACTOR_PROBLEMS", (((1, 2, 8, 8), (2, 2, 3, 3), dict(padding=1), "float32"),))
+    monkeypatch.setattr(calibration, "FACTOR_PROBLEMS", (((1, 2, 8, 8), (2, 2, 3, 3), dict(padding=1), "float32"),))
     from convlab.cli import main
 
     assert main(["calibrate", "--methods", "direct"]) == 0
     out = capsys.readouterr().out
-    assert "peak" in out and "factor direct" in out and (cache / calibrate.CALIBRATION_FILE).exists()
+    assert "peak" in out and "factor direct" in out and (cache / calibration.CALIBRATION_FILE).exists()
     assert main(["calibrate", "--show"]) == 0
     assert str(cache) in capsys.readouterr().out

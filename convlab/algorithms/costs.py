@@ -1,0 +1,104 @@
+"""The priced terms every method's cost model is written in.
+
+A method's :meth:`~convlab.algorithms.Method.cost` is a sum of a few terms,
+each priced by a constant of the running machine:
+
+======================  ===========================================================
+term                    time (constants in brackets)
+======================  ===========================================================
+``b`` GEMMs ``m×k×n``   ``call + b·gemm_call + max(2mknb / (peak·e), bytes/bandwidth)``,
+                        ``e = Π_d d/(d + gemm_half)`` over ``d ∈ {m, k, n}``
+``c`` passes of ``E``   ``call + c·E·itemsize / bandwidth`` (``y += a`` is 3 passes)
+strided gather          ``call + 2E·itemsize / gather_bandwidth``
+``np.ix_`` gather       ``call + E·index_point``
+real FFTs               ``call + count · P · log2 P · fft_point``
+sparse product          ``call + nnz_products · sparse_op``
+======================  ===========================================================
+
+The constants come from the tuning layer (:mod:`convlab.tuning.calibration`:
+measured by ``convlab calibrate``, or the built-in defaults below).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["CostTerms", "DEFAULT_CONSTANTS", "CONSTANT_NAMES"]
+
+#: Built-in constants (a 2-core AVX2 machine with OpenBLAS), used until ``convlab calibrate`` runs.
+DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
+    "float32": dict(peak=1.5e11, gemm_half=48.0, gemm_call=2e-7, bandwidth=6e9, gather_bandwidth=5e9,
+                    index_point=2e-9, call=4e-6, fft_point=1.5e-9, sparse_op=3e-9),
+    "float64": dict(peak=7.5e10, gemm_half=48.0, gemm_call=2e-7, bandwidth=6e9, gather_bandwidth=5e9,
+                    index_point=2e-9, call=4e-6, fft_point=2e-9, sparse_op=3.5e-9),
+}
+CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
+
+
+class CostTerms:
+    """Prices of the cost terms for one dtype, from a mapping of the :data:`CONSTANT_NAMES`.
+
+    Examples
+    --------
+    >>> t = CostTerms(DEFAULT_CONSTANTS["float32"], np.float32)
+    >>> t.gemm(512, 512, 512) < t.gemm(1024, 1024, 1024)
+    True
+    """
+
+    peak: float
+    gemm_half: float
+    gemm_call: float
+    bandwidth: float
+    gather_bandwidth: float
+    index_point: float
+    call: float
+    fft_point: float
+    sparse_op: float
+
+    def __init__(self, constants: Mapping[str, float], dtype: np.dtype | type | str) -> None:
+        self.itemsize = np.dtype(dtype).itemsize
+        for name in CONSTANT_NAMES:
+            setattr(self, name, float(constants[name]))
+
+    def gemm(self, m: int, k: int, n: int, batch: int = 1, complex_: bool = False) -> float:
+        """``batch`` GEMMs ``m×k @ k×n``: numpy's batched matmul calls BLAS once per matrix."""
+        h = self.gemm_half
+        efficiency = (m / (m + h)) * (k / (k + h)) * (n / (n + h))
+        scale = 4 if complex_ else 1  # one complex multiply-add is four real ones
+        flops = 2.0 * m * k * n * batch * scale
+        moved = (m * k + k * n + m * n) * batch * self.itemsize * (2 if complex_ else 1)
+        return self.call + batch * self.gemm_call + max(flops / (self.peak * efficiency), moved / self.bandwidth)
+
+    def passes(self, elements: int, count: int) -> float:
+        """``count`` streaming passes (reads or writes) over ``elements`` values, e.g. ``y += a`` is 3."""
+        return self.call + count * elements * self.itemsize / self.bandwidth
+
+    def fancy(self, elements: int) -> float:
+        """An integer-array (``np.ix_``) gather of ``elements`` values."""
+        return self.call + elements * self.index_point
+
+    def gather(self, elements: int) -> float:
+        """A strided copy into a contiguous buffer (window or column matrix), at its measured bandwidth."""
+        return self.call + 2.0 * elements * self.itemsize / self.gather_bandwidth
+
+    def copy(self, elements: int) -> float:
+        """A contiguous copy of ``elements`` values (one read, one write)."""
+        return self.call + 2.0 * elements * self.itemsize / self.bandwidth
+
+    def fft(self, count: int, shape: tuple[int, ...]) -> float:
+        """``count`` real FFTs of ``shape`` points each."""
+        points = float(np.prod(shape))
+        return self.call + count * points * max(1.0, math.log2(points)) * self.fft_point
+
+    def sparse(self, products: int) -> float:
+        """A sparse-times-dense product of ``products`` multiply-adds."""
+        return self.call + products * self.sparse_op
+
+    def pad_copy(self, spec) -> float:
+        """The zero-padded copy of the input a spatial method makes, when there is padding."""
+        x = spec.batch * spec.in_channels * math.prod(spec.input_size)
+        xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
+        return self.copy(xp) if xp != x else 0.0

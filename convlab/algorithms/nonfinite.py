@@ -1,0 +1,84 @@
+"""One non-finite policy for the methods whose arithmetic mixes many inputs into each value.
+
+An FFT or a Winograd transform mixes every value of a block into every
+other, so one NaN or infinity would spoil the whole block, and a finite sum
+near the top of the dtype's range can overflow in a transform where the
+direct sum does not. fft, fft_tiled and winograd all route through here, so
+their results agree with the direct method wherever it gives a non-finite
+value, and they never return a non-finite value it does not give:
+
+* forward: the finite part by the fast method with the non-finite inputs
+  zeroed; the outputs whose window touches a non-finite input (located by the
+  same fast method on indicator arrays: counts, exact to far below 0.5) or
+  that came out non-finite are recomputed as direct sums, whose NaN versus
+  ±Inf IEEE arithmetic then decides exactly as it does for the direct method;
+* backward: with a non-finite input the pass is run by the direct method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..padding import pad
+from ..problem import ConvSpec
+from .direct import Direct
+
+__all__ = ["all_finite", "forward_exact_nonfinite", "backward_input_exact_nonfinite",
+           "backward_weight_exact_nonfinite"]
+
+Pass = Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]
+_REFERENCE = Direct()
+
+
+def all_finite(*arrays: np.ndarray) -> bool:
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def forward_exact_nonfinite(spec: ConvSpec, x: np.ndarray, w: np.ndarray, fast_forward: Pass) -> np.ndarray:
+    """``fast_forward(spec, x, w)``, with every output the direct method makes non-finite, or that the
+    fast method made non-finite, recomputed as a direct sum."""
+    if all_finite(x, w):
+        y = fast_forward(spec, x, w)
+        overflowed = ~np.isfinite(y)
+        if overflowed.any():
+            y[overflowed] = _direct_at(spec, x, w, np.nonzero(overflowed))
+        return y
+    bad_x, bad_w = ~np.isfinite(x), ~np.isfinite(w)
+    y = fast_forward(spec, np.where(bad_x, 0, x), np.where(bad_w, 0, w))
+    touched = ~np.isfinite(y)
+    if bad_x.any():
+        touched |= fast_forward(spec, bad_x.astype(spec.dtype), np.ones(spec.w_shape, spec.dtype)) > 0.5
+    touched[:, bad_w.reshape(spec.out_channels, -1).any(axis=1)] = True
+    y[touched] = _direct_at(spec, x, w, np.nonzero(touched))
+    return y
+
+
+def backward_input_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray, fast: Pass) -> np.ndarray:
+    """``fast(spec, grad_y, w)`` for finite arguments, else the direct method's ``dx``."""
+    if all_finite(grad_y, w):
+        return fast(spec, grad_y, w)
+    return _REFERENCE.backward_input(spec, grad_y, w)
+
+
+def backward_weight_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray, fast: Pass) -> np.ndarray:
+    """``fast(spec, grad_y, x)`` for finite arguments, else the direct method's ``dw``."""
+    if all_finite(grad_y, x):
+        return fast(spec, grad_y, x)
+    return _REFERENCE.backward_weight(spec, grad_y, x)
+
+
+def _direct_at(spec: ConvSpec, x: np.ndarray, w: np.ndarray, positions: tuple) -> np.ndarray:
+    """``y`` at the output positions ``(n, o, *i)`` only, summed directly (loop over kernel taps)."""
+    n, o, *i = positions
+    xp = pad(x, spec.padding, spec.padding_mode)
+    cg = spec.w_shape[1]
+    channels = (o // (spec.out_channels // spec.groups))[:, None] * cg + np.arange(cg)  # (T, C_in/G)
+    taps = w.reshape(spec.out_channels, cg, -1)
+    total = np.zeros((len(n), cg), spec.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf and 0 * inf are the point here
+        for k, offset in enumerate(np.ndindex(*spec.kernel_size)):
+            where = tuple(ii[:, None] * s + j * d for ii, s, j, d in zip(i, spec.stride, offset, spec.dilation))
+            total += xp[(n[:, None], channels, *where)] * taps[o[:, None], np.arange(cg), k]
+        return total.sum(axis=1)

@@ -1,0 +1,153 @@
+"""Process-wide settings, in one place (like ``torch.backends`` or pyFFTW's ``config``).
+
+=====================  ==================================================  =========================
+setting                meaning                                             functions
+=====================  ==================================================  =========================
+workspace limit        scratch memory one method call may use (bytes)      :func:`set_workspace_limit`,
+                                                                           :func:`workspace_limit`
+autotune               ``method="auto"`` measures instead of predicting    :func:`set_autotune`
+cache directory        where calibration and autotune results are kept     :func:`cache_dir`
+=====================  ==================================================  =========================
+
+The FFT backend is chosen in :mod:`convlab.fft_backends` (its settings are
+the backend objects themselves). Every setter is thread-safe and returns the
+previous value, so a caller can restore it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+
+from .checks import check_bool, check_int
+
+__all__ = ["DEFAULT_WORKSPACE_LIMIT", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
+           "check_limit", "get_autotune", "set_autotune", "get_autotune_persist", "cache_dir"]
+
+DEFAULT_WORKSPACE_LIMIT = 1 << 30  # 1 GiB
+
+_lock = threading.Lock()
+_limit = DEFAULT_WORKSPACE_LIMIT
+_autotune = False
+_autotune_persist = False
+
+
+# --------------------------------------------------------------- workspace limit
+def check_limit(value: object, name: str = "workspace_limit") -> int:
+    """Return ``value`` as a positive int number of bytes or raise naming ``name``."""
+    return check_int(name, value, minimum=1)
+
+
+def get_workspace_limit() -> int:
+    """Return the global workspace limit in bytes (default 1 GiB).
+
+    Methods report their workspace with ``workspace_bytes(spec)``; a method
+    that can work in pieces (im2col, tiled FFT) chunks to fit, one that
+    cannot raises :class:`convlab.WorkspaceLimitError`. A plan may override
+    the limit (``plan(..., workspace_limit=...)``).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.get_workspace_limit() == cl.config.DEFAULT_WORKSPACE_LIMIT
+    True
+    """
+    return _limit
+
+
+def set_workspace_limit(nbytes: int) -> int:
+    """Set the global workspace limit in bytes and return the previous one.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> old = cl.set_workspace_limit(256 * 2**20)
+    >>> cl.get_workspace_limit()
+    268435456
+    >>> _ = cl.set_workspace_limit(old)
+    """
+    global _limit
+    nbytes = check_limit(nbytes)
+    with _lock:
+        old, _limit = _limit, nbytes
+    return old
+
+
+@contextlib.contextmanager
+def workspace_limit(nbytes: int) -> Iterator[int]:
+    """Context manager that sets the global workspace limit temporarily.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> with cl.workspace_limit(2**20):
+    ...     cl.get_workspace_limit()
+    1048576
+    """
+    old = set_workspace_limit(nbytes)
+    try:
+        yield nbytes
+    finally:
+        set_workspace_limit(old)
+
+
+# --------------------------------------------------------------- autotune switch
+def set_autotune(enabled: bool = True, *, persist: bool | None = None) -> bool:
+    """Switch measured choice for ``method="auto"`` on or off globally; return the previous setting.
+
+    Parameters
+    ----------
+    enabled : bool
+    persist : bool, optional
+        Also store winners in (and read them from) ``autotune.json`` in
+        :func:`cache_dir`. Unchanged when omitted.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> old = cl.set_autotune(True)
+    >>> cl.get_autotune()
+    True
+    >>> _ = cl.set_autotune(old)
+    """
+    global _autotune, _autotune_persist
+    enabled = check_bool("enabled", enabled)
+    persist = check_bool("persist", persist, allow_none=True)
+    with _lock:
+        old, _autotune = _autotune, enabled
+        if persist is not None:
+            _autotune_persist = persist
+    return old
+
+
+def get_autotune() -> bool:
+    """True when ``method="auto"`` measures instead of predicting (the global switch).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.get_autotune()
+    False
+    """
+    return _autotune
+
+
+def get_autotune_persist() -> bool:
+    """True when autotune winners are stored in (and read from) the cache directory."""
+    return _autotune_persist
+
+
+# --------------------------------------------------------------- cache directory
+def cache_dir() -> str:
+    """Directory of convlab's per-user cache (created on demand by writers).
+
+    ``$CONVLAB_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/convlab``, else
+    ``~/.cache/convlab``.
+    """
+    override = os.environ.get("CONVLAB_CACHE_DIR")
+    if override:
+        return override
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "convlab")

@@ -1,0 +1,211 @@
+"""The plan: a validated problem bound to the method that runs it.
+
+:func:`plan` is three steps, each owned by its layer: validate the
+parameters into a :class:`~convlab.problem.ConvSpec` (:mod:`convlab.problem`),
+choose a method for it (:mod:`convlab.tuning`, unless one is named), and bind
+the two into a :class:`ConvPlan`. Running a plan checks the arrays against
+the spec and hands them to the method (:meth:`Method.run_forward
+<convlab.algorithms.Method.run_forward>` and its backward twins, which apply
+the padding modes a method does not apply itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import namedtuple
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+
+from .algorithms import Method, get_method, methods
+from .config import get_autotune
+from .errors import ConvTypeError
+from .problem import ConvSpec, check_array, check_autotune, spec as make_spec
+from .tuning import choose_method, explicit_method, tuned_method
+
+__all__ = ["ConvPlan", "ConvGrads", "plan"]
+
+ConvGrads = namedtuple("ConvGrads", ["dx", "dw", "db"])
+ConvGrads.__doc__ = """Gradients of ``sum(grad_y * conv(x, w, b))``: ``dx``, ``dw`` and ``db``.
+
+Shapes: ``dx`` that of ``x``, ``dw`` that of ``w``, ``db`` ``(C_out,)``.
+
+Examples
+--------
+>>> import numpy as np, convlab as cl
+>>> g = cl.conv_backward(np.ones((2, 3, 4)), np.ones((2, 1, 6)), np.ones((3, 1, 3)), method="direct")
+>>> g.dx.shape, g.dw.shape, g.db.tolist()
+((2, 1, 6), (3, 1, 3), [8.0, 8.0, 8.0])
+"""
+
+#: Attributes of the spec a plan answers for it (``plan.output_shape`` is ``plan.spec.output_shape``).
+SPEC_ATTRIBUTES = frozenset({
+    "x_shape", "w_shape", "dtype", "stride", "padding", "dilation", "groups", "padding_mode", "workspace_limit",
+    "ndim", "batch", "in_channels", "out_channels", "input_size", "kernel_size", "padded_size",
+    "dilated_kernel_size", "output_size", "output_shape", "key", "flops", "limit", "zero_pad", "crop_padding",
+})
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ConvPlan:
+    """A validated convolution problem bound to the method that runs it.
+
+    Build it with :func:`convlab.plan`; it is immutable and safe to share
+    between threads. Everything the method precomputes (FFTW plans, sparsity
+    patterns, weight transforms) is cached on its spec and reused by every call.
+
+    Attributes
+    ----------
+    spec : ConvSpec
+        The problem; its attributes (``x_shape``, ``w_shape``, ``dtype``,
+        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``,
+        ``output_shape``, ``flops``, ...) are also the plan's.
+    method : str
+        The resolved method name (never ``"auto"``).
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> p = cl.plan((8, 16, 32, 32), (32, 16, 3, 3), np.float32, stride=2, padding=1, method="im2col")
+    >>> p.output_shape, p.padding, p.method, p.dtype
+    ((8, 32, 16, 16), ((1, 1), (1, 1)), 'im2col', dtype('float32'))
+    >>> p.flops  # 2 per multiply-add of the direct algorithm
+    18874368
+    """
+
+    spec: ConvSpec
+    method: str
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names the plan itself lacks: the spec's attributes
+        if name in SPEC_ATTRIBUTES:
+            return getattr(self.spec, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def implementation(self) -> Method:
+        """The registered :class:`~convlab.algorithms.Method` that runs this plan."""
+        return get_method(self.method)
+
+    @property
+    def inner(self) -> ConvSpec:
+        """The spec the method itself runs (see :meth:`Method.inner_spec <convlab.algorithms.Method.inner_spec>`)."""
+        return self.implementation.inner_spec(self.spec)
+
+    def cached(self, key: Hashable, factory: Callable[[], Any]) -> Any:
+        """The spec's cache (:meth:`ConvSpec.cached <convlab.problem.ConvSpec.cached>`)."""
+        return self.spec.cached(key, factory)
+
+    def with_method(self, method: str) -> ConvPlan:
+        """The same problem run by another method (checked to support it)."""
+        return ConvPlan(self.spec, explicit_method(self.spec, method))
+
+    # ----- running it
+    def forward(self, x: Any, w: Any, bias: Any = None) -> np.ndarray:
+        """Compute ``y = conv(x, w) + bias``.
+
+        Parameters
+        ----------
+        x : array_like, shape ``x_shape``
+        w : array_like, shape ``w_shape``
+        bias : array_like, shape ``(C_out,)``, optional
+
+        Returns
+        -------
+        y : ndarray, shape ``output_shape``, dtype ``dtype``
+        """
+        s = self.spec
+        x = check_array("x", x, s.x_shape, s.dtype)
+        w = check_array("w", w, s.w_shape, s.dtype)
+        b = None if bias is None else check_array("bias", bias, (s.out_channels,), s.dtype)
+        y = self.implementation.run_forward(s, x, w)
+        if b is not None:
+            y += b.reshape((-1,) + (1,) * s.ndim)
+        return y
+
+    def backward_input(self, grad_y: Any, w: Any) -> np.ndarray:
+        """``dx``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``x``."""
+        s = self.spec
+        grad_y = check_array("grad_y", grad_y, s.output_shape, s.dtype)
+        w = check_array("w", w, s.w_shape, s.dtype)
+        return self.implementation.run_backward_input(s, grad_y, w)
+
+    def backward_weight(self, grad_y: Any, x: Any) -> np.ndarray:
+        """``dw``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``w``."""
+        s = self.spec
+        grad_y = check_array("grad_y", grad_y, s.output_shape, s.dtype)
+        x = check_array("x", x, s.x_shape, s.dtype)
+        return self.implementation.run_backward_weight(s, grad_y, x)
+
+    def backward(self, grad_y: Any, x: Any, w: Any) -> ConvGrads:
+        """Gradients of ``sum(grad_y * conv(x, w, b))``.
+
+        Returns
+        -------
+        ConvGrads
+            Named tuple ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``(C_out,)``.
+        """
+        s = self.spec
+        grad_y = check_array("grad_y", grad_y, s.output_shape, s.dtype)
+        # accumulated in float64: a sum over the batch and positions can cancel to far below its terms
+        db = grad_y.sum(axis=(0, *range(2, grad_y.ndim)), dtype=np.float64).astype(s.dtype)
+        return ConvGrads(self.backward_input(grad_y, w), self.backward_weight(grad_y, x), db)
+
+
+def plan(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1, padding: Any = 0,
+         dilation: Any = 1, groups: Any = 1, padding_mode: str = "zeros", method: str = "auto",
+         workspace_limit: int | None = None, autotune: bool | None = None) -> ConvPlan:
+    """Validate a convolution problem once and return a reusable :class:`ConvPlan`.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        ``(N, C_in, *spatial)`` with 1, 2 or 3 spatial dims.
+    w_shape : tuple of int
+        ``(C_out, C_in // groups, *kernel)``.
+    dtype : dtype, default float64
+        Input dtype; the plan computes in :func:`~convlab.problem.compute_dtype` of it.
+    stride, dilation : int or tuple of int
+    padding : int, tuple of int, tuple of (int, int), or {"valid", "same", "full"}
+    groups : int
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+    method : str
+        A name from :func:`convlab.methods` or ``"auto"``.
+    workspace_limit : int, optional
+        Bytes of scratch memory the method may use; default: the global limit.
+    autotune : bool, optional
+        For ``method="auto"``: time the candidates once and keep the fastest
+        (:mod:`convlab.tuning.autotune`) instead of asking the cost model
+        (:func:`convlab.choose_method`). Default: :func:`convlab.get_autotune`.
+
+    Returns
+    -------
+    ConvPlan
+
+    Raises
+    ------
+    ConvError, ConvTypeError
+        When any parameter is invalid; the message names it.
+    UnsupportedPlanError
+        When the named method cannot run the problem.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> p = cl.plan((2, 3, 32, 32), (8, 3, 5, 5), np.float32, padding="same", method="direct")
+    >>> p.output_shape, p.padding
+    ((2, 8, 32, 32), ((2, 2), (2, 2)))
+    >>> x = np.ones((2, 3, 32, 32), np.float32); w = np.ones((8, 3, 5, 5), np.float32)
+    >>> float(p.forward(x, w)[0, 0, 16, 16])
+    75.0
+    """
+    spec = make_spec(x_shape, w_shape, dtype, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                     padding_mode=padding_mode, workspace_limit=workspace_limit)
+    autotune = check_autotune(autotune)
+    if not isinstance(method, str):
+        raise ConvTypeError(f"method must be a str, one of {('auto', *methods())}, but got {method!r}")
+    if method != "auto":
+        return ConvPlan(spec, explicit_method(spec, method))  # unknown names fail listing the known ones
+    measure = get_autotune() if autotune is None else autotune
+    return ConvPlan(spec, tuned_method(spec) if measure else choose_method(spec))

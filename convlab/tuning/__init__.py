@@ -1,0 +1,16 @@
+"""Choosing a method: machine constants (calibration), measured choice (autotune), and the cost-model choice.
+
+Built only on the methods' own cost models and the registry's verdicts; the
+plan (:mod:`convlab.planning`) calls :func:`choose_method` or
+:func:`tuned_method` to resolve ``method="auto"``.
+"""
+
+from .autotune import PRUNE_FACTOR, autotune_path, clear_autotune_cache, measured_seconds, tuned_method
+from .calibration import Calibration, get_calibration, load_calibration, save_calibration, set_calibration
+from .choice import Prediction, choose_method, explicit_method, predict_seconds, predictions
+from .explanation import Explanation, explain
+
+__all__ = ["PRUNE_FACTOR", "autotune_path", "clear_autotune_cache", "measured_seconds", "tuned_method",
+           "Calibration", "get_calibration", "load_calibration", "save_calibration", "set_calibration",
+           "Prediction", "choose_method", "explicit_method", "predict_seconds", "predictions",
+           "Explanation", "explain"]

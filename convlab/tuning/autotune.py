@@ -1,0 +1,198 @@
+"""Measured method choice, like ``torch.backends.cudnn.benchmark``.
+
+With autotuning on (``cl.conv(..., method="auto", autotune=True)``,
+``cl.plan(..., autotune=True)`` or globally ``cl.set_autotune(True)``), the
+first plan for a problem times every candidate method and keeps the
+fastest for the rest of the process:
+
+* candidates are the registered methods that support the plan and fit its
+  workspace limit, minus those the cost model predicts at more than
+  ``PRUNE_FACTOR`` times the best prediction (timing a sparse Toeplitz
+  product predicted at minutes would defeat the purpose);
+* each candidate runs the forward pass once to warm its caches (FFTW plans,
+  sparsity patterns), then ``TIMING_ROUNDS`` timed passes interleaved with
+  the other candidates', on seeded random inputs; the fastest pass counts;
+* the winner is cached per problem key (shapes, dtype, stride, padding,
+  dilation, groups, padding mode, workspace limit). Lookups are lock-free;
+  measuring takes one process-wide lock, so two threads never time the same
+  key twice, and never time concurrently (which would distort both);
+* with ``persist=True`` winners are also written to ``autotune.json`` in
+  the cache dir (with the machine fingerprint and convlab version, like the
+  calibration) and read back by later processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+
+from .._version import __version__
+from ..algorithms import get_method, methods, verdict
+from ..config import cache_dir, get_autotune_persist
+from ..problem import ConvSpec
+from .calibration import fingerprint
+from .choice import choose_method, predictions
+
+__all__ = ["tuned_method", "measured_seconds", "clear_autotune_cache", "autotune_path", "PRUNE_FACTOR"]
+
+PRUNE_FACTOR = 10.0
+TIMING_ROUNDS = 3
+AUTOTUNE_FILE = "autotune.json"
+
+_state_lock = threading.Lock()
+_measure_lock = threading.RLock()
+_winners = {}        # key -> (method, {method: seconds})
+_loaded_from = None  # path whose entries were merged into _winners
+
+
+def autotune_path() -> str:
+    """The file persisted winners live in: ``autotune.json`` in the cache dir."""
+    return os.path.join(cache_dir(), AUTOTUNE_FILE)
+
+
+def _key(spec: ConvSpec) -> tuple:
+    return (spec.key, spec.limit)
+
+
+def _key_text(key):
+    return repr(key)
+
+
+def clear_autotune_cache():
+    """Forget every measured winner of this process (stored files are left alone)."""
+    global _loaded_from
+    with _measure_lock, _state_lock:
+        _winners.clear()
+        _loaded_from = None
+
+
+# --------------------------------------------------------------- persistence
+def _stamp() -> dict:
+    return dict(convlab_version=__version__, fingerprint=fingerprint())
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    stamp = _stamp()
+    if any(record.get(k) != v for k, v in stamp.items()):
+        return {}
+    entries = record.get("entries", {})
+    return entries if isinstance(entries, dict) else {}
+
+
+def _load_persisted():
+    """Merge the stored winners for this machine into the in-process cache (once per path)."""
+    global _loaded_from
+    path = autotune_path()
+    if _loaded_from == path:
+        return
+    for text, entry in _read(path).items():
+        try:
+            _winners.setdefault(text, (str(entry["method"]), {str(k): float(v) for k, v in entry["seconds"].items()}))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    _loaded_from = path
+
+
+def _store(text, method, seconds):
+    path = autotune_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    entries = _read(path)
+    entries[text] = dict(method=method, seconds=seconds)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(dict(_stamp(), entries=entries), f, indent=1, sort_keys=True)
+    os.replace(tmp, path)  # atomic: readers see the old file or the new one
+
+
+# --------------------------------------------------------------- measuring
+def _candidates(spec: ConvSpec) -> list[str]:
+    """Methods worth timing: supported, fitting, and predicted within ``PRUNE_FACTOR`` of the best."""
+    ranked = [r for r in predictions(spec) if r.seconds is not None]
+    if not ranked:
+        return []
+    best = ranked[0].seconds
+    return [r.method for r in ranked if r.seconds <= PRUNE_FACTOR * best]
+
+
+def _usable(spec: ConvSpec, method: str) -> bool:
+    """A stored winner counts only while it is registered and runs ``spec`` within its limit
+    (a file written by another version, or edited by hand, may name anything)."""
+    return method in methods() and verdict(spec, method).ok
+
+
+def _time_once(run, spec, x, w):
+    start = time.perf_counter()
+    run(spec, x, w)
+    return time.perf_counter() - start
+
+
+def _measure(spec: ConvSpec) -> dict[str, float]:
+    """``{method: seconds}``: the fastest of ``TIMING_ROUNDS`` forward passes of each candidate.
+
+    Rounds are interleaved across candidates so that machine drift hits all of them alike, and the
+    minimum is kept because noise on a shared machine only ever adds time.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(spec.x_shape).astype(spec.dtype)
+    w = rng.standard_normal(spec.w_shape).astype(spec.dtype)
+    runs = {name: get_method(name).run_forward for name in _candidates(spec)}
+    for run in runs.values():
+        run(spec, x, w)  # warm-up: per-spec caches, FFTW plans, first-touch of buffers
+    seconds = {name: float("inf") for name in runs}
+    for _ in range(TIMING_ROUNDS):
+        for name, run in runs.items():
+            seconds[name] = min(seconds[name], _time_once(run, spec, x, w))
+    return seconds
+
+
+def tuned_method(spec: ConvSpec) -> str:
+    """The fastest measured method for ``spec``, timing the candidates on first use.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    WorkspaceLimitError
+        When no method fits the workspace limit.
+    """
+    text = _key_text(_key(spec))
+    hit = _winners.get(text)
+    if hit is not None and _usable(spec, hit[0]):
+        return hit[0]
+    with _measure_lock:
+        persist = get_autotune_persist()
+        if persist:
+            _load_persisted()
+        hit = _winners.get(text)
+        if hit is not None and _usable(spec, hit[0]):
+            return hit[0]
+        seconds = _measure(spec)
+        if not seconds:
+            return choose_method(spec)  # raises WorkspaceLimitError naming what fits
+        method = min(seconds, key=seconds.get)
+        _winners[text] = (method, seconds)
+        if persist:
+            _store(text, method, seconds)
+        return method
+
+
+def measured_seconds(spec: ConvSpec) -> dict[str, float] | None:
+    """``{method: seconds}`` measured for ``spec``, or ``None`` when not measured yet."""
+    with _measure_lock:
+        if get_autotune_persist():
+            _load_persisted()
+    hit = _winners.get(_key_text(_key(spec)))
+    return None if hit is None else dict(hit[1])
+
+
