@@ -12,6 +12,10 @@ import sys
 # module -> heading; each module's ``__all__`` lists what it makes public.
 MODULES = {
     "convlab": "Core: convolution, plans, methods, errors",
+    "convlab.config": "Process-wide settings",
+    "convlab.problem": "The problem spec: the one validation layer",
+    "convlab.algorithms": "The method contract, the registry and the cost terms",
+    "convlab.tuning": "Choosing a method: cost models, calibration, autotune",
     "convlab.operators": "Operators: the convolution as a matrix, and its spectrum",
     "convlab.padding": "Padding modes and their adjoints",
     "convlab.tolerances": "Accuracy tolerances",

@@ -11,48 +11,16 @@ from hypothesis import HealthCheck, given, settings
 import convlab as cl
 from tests.cases import CASES, case_strategy
 from convlab.tolerances import assert_close
+from tests.equivalence import assert_matches, check_against_direct, reference, run_method
 from tests.oracles import requires_torch, torch_conv
 
 METHODS = cl.methods()
 
 
-def _run(method, case, x, w, b, gy):
-    """``y, dx, dw, db`` by ``method``, or ``None`` when it declares the plan unsupported."""
-    try:
-        p = cl.plan(case.x_shape, case.w_shape, case.dtype, method=method, **case.params)
-    except cl.UnsupportedPlanError:
-        return None
-    y = p.forward(x, w, b)
-    dx, dw, db = p.backward(gy, x, w)
-    for name, value, shape in (("y", y, p.output_shape), ("dx", dx, x.shape), ("dw", dw, w.shape)):
-        assert value.shape == shape, f"{method}: {name} shape {value.shape} != {shape}"
-        assert value.dtype == np.dtype(case.dtype), f"{method}: {name} dtype {value.dtype} != {case.dtype}"
-    return y, dx, dw, db
-
-
-def _reference(case, x, w, b, gy):
-    """The direct method in float64 on the same (possibly float32-rounded) inputs."""
-    p = cl.plan(case.x_shape, case.w_shape, np.float64, method="direct", **case.params)
-    x, w, gy = (a.astype(np.float64) for a in (x, w, gy))
-    b = None if b is None else b.astype(np.float64)
-    return (p.forward(x, w, b), *p.backward(gy, x, w))
-
-
-def _assert_matches(method, case, got, expected, oracle):
-    for what, a, e in zip(("y", "dx", "dw", "db"), got, expected):
-        assert_close(a, e, case.dtype, method, what=f"{method} {what} vs {oracle} [{case.id}]")
-
-
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_matches_direct(method, case):
-    x, w, b, gy = case.arrays()
-    got = _run(method, case, x, w, b, gy)
-    if got is None:
-        with pytest.raises(cl.UnsupportedPlanError, match=method):
-            cl.conv(x, w, b, method=method, **case.params)
-        return
-    _assert_matches(method, case, got, _reference(case, x, w, b, gy), "direct(float64)")
+    check_against_direct(method, case)  # a refusal is checked to name the method
 
 
 @requires_torch
@@ -60,10 +28,10 @@ def test_matches_direct(method, case):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_matches_torch(method, case):
     x, w, b, gy = case.arrays(seed=1)
-    got = _run(method, case, x, w, b, gy)
+    got = run_method(method, case, x, w, b, gy)
     if got is None:
-        return  # test_matches_direct checks the refusal
-    _assert_matches(method, case, got, torch_conv(case, x, w, b, gy), "torch")
+        pytest.skip(f"{method} does not support {case.id} (test_matches_direct checks the refusal)")
+    assert_matches(method, case, got, torch_conv(case, x, w, b, gy), "torch")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -84,9 +52,9 @@ def test_each_method_supports_most_cases(method):
 @given(case=case_strategy())
 def test_random_cases(method, case):
     x, w, b, gy = case.arrays(seed=2)
-    got = _run(method, case, x, w, b, gy)
+    got = run_method(method, case, x, w, b, gy)
     if got is not None:
-        _assert_matches(method, case, got, _reference(case, x, w, b, gy), "direct(float64)")
+        assert_matches(method, case, got, reference(case, x, w, b, gy), "direct(float64)")
 
 
 @requires_torch
@@ -94,7 +62,7 @@ def test_random_cases(method, case):
 @given(case=case_strategy())
 def test_direct_random_cases_match_torch(case):
     x, w, b, gy = case.arrays(seed=3)
-    _assert_matches("direct", case, _run("direct", case, x, w, b, gy), torch_conv(case, x, w, b, gy), "torch")
+    assert_matches("direct", case, run_method("direct", case, x, w, b, gy), torch_conv(case, x, w, b, gy), "torch")
 
 
 @pytest.mark.parametrize("method", METHODS)

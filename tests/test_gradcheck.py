@@ -26,8 +26,8 @@ def test_backward_matches_finite_differences(method, case):
     the loss is linear in each argument)."""
     try:
         p = cl.plan(case.x_shape, case.w_shape, method=method, **case.params)
-    except cl.UnsupportedPlanError:
-        return
+    except cl.UnsupportedPlanError as exc:
+        pytest.skip(str(exc))  # the refusal itself is checked by test_equivalence
     x, w, b, gy = case.arrays(seed=11)
     dx, dw, db = p.backward(gy, x, w)
     rng = np.random.default_rng(12)

@@ -263,7 +263,7 @@ def test_conv_layer_runs_every_method_like_direct(method):
         y = layer.forward(x)
     except cl.UnsupportedPlanError as exc:
         assert method in str(exc)
-        return
+        pytest.skip(str(exc))
     grad_y = rng.standard_normal(y.shape)
     assert_close(y, ref.forward(x), F64, method, what="y")
     assert_close(layer.backward(grad_y), ref.backward(grad_y), F64, method, what="dx")
