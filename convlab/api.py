@@ -82,7 +82,7 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_
         ``"full"`` keeps every overlap, as ``scipy.signal.correlate(mode="full")``.
     dilation : int or tuple of int, default 1
     groups : int, default 1
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, default "zeros"
     method : str, default "auto"
         One of :func:`convlab.methods` or ``"auto"``.
     autotune : bool, optional

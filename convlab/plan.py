@@ -197,10 +197,10 @@ def _check_padding_mode(padding_mode, pairs, input_size):
                 f"padding={(lo, hi)} in spatial dim {dim} must be smaller than the input size {n} "
                 f"for padding_mode='reflect'"
             )
-        if padding_mode == "circular" and max(lo, hi) > n:
+        if padding_mode in ("circular", "symmetric") and max(lo, hi) > n:
             raise ConvError(
                 f"padding={(lo, hi)} in spatial dim {dim} must be at most the input size {n} "
-                f"for padding_mode='circular'"
+                f"for padding_mode={padding_mode!r}"
             )
 
 
@@ -465,7 +465,7 @@ def plan(x_shape, w_shape, dtype=np.float64, *, stride=1, padding=0, dilation=1,
     stride, dilation : int or tuple of int
     padding : int, tuple of int, tuple of (int, int), or {"valid", "same", "full"}
     groups : int
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
     method : str
         A name from :func:`convlab.methods` or ``"auto"``.
     workspace_limit : int, optional
