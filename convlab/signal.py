@@ -272,7 +272,10 @@ def _convolve_axes(a, b, mode, axes, method, kind="convolve", boundary="fill", f
     """``a`` convolved (``flip``) or correlated with ``b`` along the non-trivial ``axes``, in ``mode``,
     with scipy's result shape. ``method`` may be "auto" or a convlab method name."""
     s1, s2 = a.shape, b.shape
-    conv_axes = [i for i in axes if s1[i] != 1 and s2[i] != 1]
+    zero_padded = boundary == "fill" and fillvalue == 0
+    # With zero padding an axis of size 1 in either input is a broadcast product; any other boundary reads
+    # padded values along it, so it is convolved.
+    conv_axes = [i for i in axes if not zero_padded or (s1[i] != 1 and s2[i] != 1)]
     if flip:  # along the broadcast axes (size 1 in one input) the convolution is a product: no flip
         b = b[tuple(slice(None, None, -1) if i in conv_axes else slice(None) for i in range(b.ndim))]
     out_dtype = np.result_type(a, b)
