@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 
-from .errors import ConvError
+from .errors import ConvError, ConvTypeError
 from .methods.base import methods
 from .plan import ConvGrads, as_array, compute_dtype, plan
 from .autotune import get_autotune
@@ -194,7 +194,7 @@ def convolve(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padd
 
 
 def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
-                   method="auto"):
+                   method="auto", output_size=None):
     """Transposed convolution with PyTorch's ``conv_transpose{1,2,3}d`` semantics.
 
     It is the gradient of :func:`conv` with respect to its input: the map
@@ -214,6 +214,12 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
         stride or dilation in each dim.
     groups : int
     method : str
+    output_size : tuple of int, optional
+        The spatial output size (optionally preceded by ``N, C_out``), as
+        PyTorch's ``output_size``: it resolves the ambiguity of a stride > 1 by
+        choosing ``output_padding``. Each size must lie in ``[out_0, out_0 + stride - 1]``
+        with ``out_0`` the size for ``output_padding=0``; then ``output_padding``
+        must be left at 0.
 
     Returns
     -------
@@ -225,6 +231,8 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     >>> import numpy as np, convlab as cl
     >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2, method="direct")
     array([[[1., 1., 1., 1., 1., 1.]]])
+    >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2, output_size=(7,), method="direct")
+    array([[[1., 1., 1., 1., 1., 1., 0.]]])
     """
     from .plan import _check_shapes, _per_dim
 
@@ -238,6 +246,8 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     dilation_t = _per_dim("dilation", dilation, ndim, 1)
     padding_t = _per_dim("padding", padding, ndim, 0)
     extra = _per_dim("output_padding", output_padding, ndim, 0)
+    if output_size is not None:
+        extra = _output_padding_for(output_size, output_padding, x.shape, w.shape, stride_t, padding_t, dilation_t)
     for dim, (op, s, d) in enumerate(zip(extra, stride_t, dilation_t)):
         if op >= max(s, d):
             raise ConvError(
@@ -261,6 +271,34 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
             raise ConvError(f"bias must have shape ({forward_x_shape[1]},), but got {bias.shape}")
         y += bias.astype(y.dtype, copy=False).reshape((-1,) + (1,) * ndim)
     return y
+
+
+def _output_padding_for(output_size, output_padding, x_shape, w_shape, stride, padding, dilation):
+    """PyTorch's reading of ``output_size``: the ``output_padding`` per dim that gives it."""
+    ndim = len(x_shape) - 2
+    if not isinstance(output_size, (tuple, list)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in output_size):
+        raise ConvTypeError(f"output_size must be a tuple of ints, but got {output_size!r}")
+    if len(output_size) == ndim + 2:
+        output_size = output_size[2:]
+    if len(output_size) != ndim:
+        raise ConvError(f"output_size={tuple(output_size)!r} must have {ndim} or {ndim + 2} entries "
+                        f"(the spatial sizes, optionally preceded by N and C_out)")
+    from .plan import _per_dim
+
+    if any(v != 0 for v in _per_dim("output_padding", output_padding, ndim, 0)):
+        raise ConvError(f"give output_size or output_padding, not both (output_padding={output_padding!r})")
+    extra = []
+    for dim, (size, n, k, s, p, d) in enumerate(zip(output_size, x_shape[2:], w_shape[2:], stride, padding,
+                                                    dilation)):
+        smallest = (n - 1) * s - 2 * p + d * (k - 1) + 1
+        if not smallest <= size <= smallest + s - 1:
+            raise ConvError(
+                f"output_size={tuple(output_size)!r}: spatial dim {dim} requests size {size}, but sizes from "
+                f"{smallest} to {smallest + s - 1} are possible for input size {n} with stride {s}, "
+                f"padding {p}, dilation {d} and kernel size {k}")
+        extra.append(int(size - smallest))
+    return tuple(extra)
 
 
 __all__ += ["ConvGrads"]

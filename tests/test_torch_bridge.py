@@ -125,3 +125,30 @@ def test_a_small_model_trains_as_with_torch():
     assert curves["torch"][-1] < curves["torch"][0]
     for name in ("fft", "auto"):
         np.testing.assert_allclose(curves[name], curves["torch"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("x_shape, k, stride, padding, dilation, output_size", [
+    ((1, 2, 5), 3, 2, 1, 1, (9,)), ((1, 2, 5), 3, 2, 1, 1, (10,)), ((2, 2, 4), 3, 3, 0, 2, (1, 3, 16)),
+    ((1, 2, 4, 5), 2, (2, 3), 1, 1, (6, 14)),
+])
+def test_conv_transpose_output_size_as_torch(x_shape, k, stride, padding, dilation, output_size):
+    ndim = len(x_shape) - 2
+    base = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d}[ndim]
+    reference = base(2, 3, k, stride=stride, padding=padding, dilation=dilation, dtype=torch.float64)
+    x = _tensor(x_shape, 10, requires_grad=False)
+    expected = reference(x, output_size=list(output_size)).detach().numpy()
+    got = cl.conv_transpose(x.numpy(), reference.weight.detach().numpy(), reference.bias.detach().numpy(),
+                            stride=stride, padding=padding, dilation=dilation, output_size=output_size)
+    cl.tolerances.assert_close(got, expected, np.float64)
+
+
+@pytest.mark.parametrize("output_size, error, match", [
+    ((12,), cl.ConvError, "sizes from 9 to 10"), ((8,), cl.ConvError, "sizes from 9 to 10"),
+    ((1, 2), cl.ConvError, "1 or 3 entries"), ("9", cl.ConvTypeError, "tuple of ints"),
+])
+def test_conv_transpose_output_size_errors(output_size, error, match):
+    with pytest.raises(error, match=match):
+        cl.conv_transpose(np.ones((1, 2, 5)), np.ones((2, 3, 3)), stride=2, padding=1, output_size=output_size)
+    with pytest.raises(cl.ConvError, match="not both"):
+        cl.conv_transpose(np.ones((1, 2, 5)), np.ones((2, 3, 3)), stride=2, padding=1, output_padding=1,
+                          output_size=(10,))
