@@ -56,8 +56,8 @@ def bench_signal(rounds, block):
     for label, s1, s2 in SIGNAL_CASES:
         a, b = rng.standard_normal(s1), rng.standard_normal(s2)
         for f in ("convolve", "fftconvolve"):
-            t = alternating({"scipy": lambda f=f: getattr(scipy.signal, f)(a, b, "same"),
-                             "convlab": lambda f=f: getattr(cls, f)(a, b, "same")}, rounds, block)
+            t = alternating({"scipy": lambda f=f, a=a, b=b: getattr(scipy.signal, f)(a, b, "same"),
+                             "convlab": lambda f=f, a=a, b=b: getattr(cls, f)(a, b, "same")}, rounds, block)
             rows.append({"case": f"{f} {label}", "scipy_s": t["scipy"], "convlab_s": t["convlab"],
                          "ratio": t["scipy"] / t["convlab"]})
             print(f"{f:12s} {label:22s} scipy {t['scipy'] * 1e3:9.2f} ms  convlab {t['convlab'] * 1e3:9.2f} ms  "
@@ -82,12 +82,12 @@ def bench_torch(rounds, block):
         layer.load_state_dict(reference.state_dict())
         x = torch.randn(shape, requires_grad=True)
 
-        def step(module):
+        def step(module, x=x):
             x.grad = None
             module.zero_grad()
             module(x).square().mean().backward()
 
-        t = alternating({"torch": lambda: step(reference), "convlab": lambda: step(layer)}, rounds, block)
+        t = alternating({"torch": lambda m=reference: step(m), "convlab": lambda m=layer: step(m)}, rounds, block)
         rows.append({"case": label, "torch_s": t["torch"], "convlab_s": t["convlab"],
                      "ratio": t["torch"] / t["convlab"]})
         print(f"{label:48s} torch {t['torch'] * 1e3:9.1f} ms  convlab fft {t['convlab'] * 1e3:8.1f} ms  "
