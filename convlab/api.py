@@ -82,7 +82,7 @@ def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_
         ``"full"`` keeps every overlap, as ``scipy.signal.correlate(mode="full")``.
     dilation : int or tuple of int, default 1
     groups : int, default 1
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}, default "zeros"
     method : str, default "auto"
         One of :func:`convlab.methods` or ``"auto"``.
     autotune : bool, optional
@@ -194,7 +194,7 @@ def convolve(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padd
 
 
 def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
-                   method="auto"):
+                   method="auto", output_size=None):
     """Transposed convolution with PyTorch's ``conv_transpose{1,2,3}d`` semantics.
 
     It is the gradient of :func:`conv` with respect to its input: the map
@@ -214,6 +214,12 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
         stride or dilation in each dim.
     groups : int
     method : str
+    output_size : tuple of int, optional
+        The spatial output size (optionally preceded by ``N, C_out``), as
+        PyTorch's ``output_size``: it resolves the ambiguity of a stride > 1 by
+        choosing ``output_padding``. Each size must lie in ``[out_0, out_0 + stride - 1]``
+        with ``out_0`` the size for ``output_padding=0``; then ``output_padding``
+        must be left at 0.
 
     Returns
     -------
@@ -225,10 +231,13 @@ def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, di
     >>> import numpy as np, convlab as cl
     >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2, method="direct")
     array([[[1., 1., 1., 1., 1., 1.]]])
+    >>> cl.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), stride=2, output_size=(7,), method="direct")
+    array([[[1., 1., 1., 1., 1., 1., 0.]]])
     """
     x, w, bias, dtype = _inputs(x, w, bias)
     forward = transpose_spec(x.shape, w.shape, dtype, stride=stride, padding=padding,
-                             output_padding=output_padding, dilation=dilation, groups=groups)
+                             output_padding=output_padding, dilation=dilation, groups=groups,
+                             output_size=output_size)
     p = cached_plan(forward.x_shape, w.shape, dtype, stride=forward.stride, padding=forward.padding,
                     dilation=forward.dilation, groups=forward.groups, method=method)
     # With output_padding >= stride (allowed when smaller than dilation) the forward

@@ -14,6 +14,8 @@ mode           padded position ``i`` reads            allowed pad sizes
 ``reflect``    mirror without repeating the edge      ``lo, hi < n``
 ``replicate``  the nearest edge value                 any
 ``circular``   ``x[i mod n]``                         ``lo, hi <= n``
+``symmetric``  mirror repeating the edge (numpy's     ``lo, hi <= n``
+               ``"symmetric"``, scipy's ``"symm"``)
 =============  =====================================  ===================
 """
 
@@ -21,9 +23,10 @@ import numpy as np
 
 __all__ = ["PADDING_MODES", "pad", "pad_adjoint", "source_index"]
 
-PADDING_MODES = frozenset({"zeros", "reflect", "replicate", "circular"})
+PADDING_MODES = frozenset({"zeros", "reflect", "replicate", "circular", "symmetric"})
 
-_NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap",
+               "symmetric": "symmetric"}
 
 
 def source_index(n, lo, hi, mode):
@@ -38,6 +41,8 @@ def source_index(n, lo, hi, mode):
     [2, 1, 0, 1, 2, 3, 2]
     >>> source_index(4, 2, 1, "circular").tolist()
     [2, 3, 0, 1, 2, 3, 0]
+    >>> source_index(4, 2, 1, "symmetric").tolist()
+    [1, 0, 0, 1, 2, 3, 3]
     """
     i = np.arange(-lo, n + hi)
     if mode == "zeros":
@@ -50,6 +55,9 @@ def source_index(n, lo, hi, mode):
         period = 2 * (n - 1) if n > 1 else 1
         i = np.abs(i) % period
         return np.where(i < n, i, period - i)
+    if mode == "symmetric":
+        i = i % (2 * n)  # period 2n: the edge sample appears twice per period
+        return np.where(i < n, i, 2 * n - 1 - i)
     raise ValueError(f"padding_mode must be one of {sorted(PADDING_MODES)}, but got {mode!r}")
 
 
@@ -61,7 +69,7 @@ def pad(x, pads, mode):
     x : ndarray, shape (..., *spatial)
     pads : sequence of (int, int)
         ``(lo, hi)`` for each trailing axis.
-    mode : {"zeros", "reflect", "replicate", "circular"}
+    mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
 
     Returns
     -------
@@ -89,7 +97,7 @@ def pad_adjoint(grad, pads, mode):
     ----------
     grad : ndarray, shape (..., *(n + lo + hi))
     pads : sequence of (int, int)
-    mode : {"zeros", "reflect", "replicate", "circular"}
+    mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
 
     Returns
     -------

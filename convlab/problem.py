@@ -206,10 +206,10 @@ def _check_padding_mode(padding_mode: Any, pairs: tuple, input_size: tuple) -> s
                 f"padding={(lo, hi)} in spatial dim {dim} must be smaller than the input size {n} "
                 f"for padding_mode='reflect'"
             )
-        if padding_mode == "circular" and max(lo, hi) > n:
+        if padding_mode in ("circular", "symmetric") and max(lo, hi) > n:
             raise ConvError(
                 f"padding={(lo, hi)} in spatial dim {dim} must be at most the input size {n} "
-                f"for padding_mode='circular'"
+                f"for padding_mode={padding_mode!r}"
             )
     return padding_mode
 
@@ -371,7 +371,7 @@ def spec(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
     stride, dilation : int or tuple of int
     padding : int, tuple of int, tuple of (int, int), or {"valid", "same", "full"}
     groups : int
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
     workspace_limit : int, optional
         Bytes of scratch memory a method may use; default: the global limit.
 
@@ -411,14 +411,16 @@ def spec(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
 
 
 def transpose_spec(x_shape: tuple, w_shape: tuple, dtype: Any, *, stride: Any = 1, padding: Any = 0,
-                   output_padding: Any = 0, dilation: Any = 1, groups: Any = 1,
+                   output_padding: Any = 0, dilation: Any = 1, groups: Any = 1, output_size: Any = None,
                    workspace_limit: Any = None) -> ConvSpec:
     """The forward convolution whose input gradient is the transposed convolution of ``x`` by ``w``.
 
     ``x`` is ``(N, C_in, *spatial)`` and ``w`` ``(C_in, C_out // groups, *kernel)``,
     as in PyTorch's ``conv_transpose{1,2,3}d``; the returned spec has
     ``x_shape = (N, C_out, *out)`` with
-    ``out = (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``.
+    ``out = (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``;
+    ``output_size`` (the spatial sizes, optionally preceded by N and C_out, as PyTorch) picks the
+    ``output_padding`` that gives it instead.
     """
     x_shape, w_shape = _shape("x.shape", x_shape), _shape("w.shape", w_shape)
     if len(x_shape) - 2 not in SPATIAL_DIMS or len(w_shape) != len(x_shape):
@@ -432,6 +434,10 @@ def transpose_spec(x_shape: tuple, w_shape: tuple, dtype: Any, *, stride: Any = 
     dilation_t = per_dim("dilation", dilation, ndim, 1)
     padding_t = per_dim("padding", padding, ndim, 0)
     extra = per_dim("output_padding", output_padding, ndim, 0)
+    if output_size is not None:
+        if any(extra):
+            raise ConvError(f"give output_size or output_padding, not both (output_padding={output_padding!r})")
+        extra = _output_padding_for(output_size, x_shape, w_shape, stride_t, padding_t, dilation_t)
     for dim, (op, s, d) in enumerate(zip(extra, stride_t, dilation_t)):
         if op >= max(s, d):
             raise ConvError(
@@ -444,6 +450,30 @@ def transpose_spec(x_shape: tuple, w_shape: tuple, dtype: Any, *, stride: Any = 
         raise ConvError(f"conv_transpose output size {out} must be positive; reduce padding={padding!r}")
     return spec((x_shape[0], w_shape[1] * groups, *out), w_shape, dtype, stride=stride_t, padding=padding_t,
                 dilation=dilation_t, groups=groups, workspace_limit=workspace_limit)
+
+
+def _output_padding_for(output_size: Any, x_shape: tuple, w_shape: tuple, stride: tuple, padding: tuple,
+                        dilation: tuple) -> tuple[int, ...]:
+    """PyTorch's reading of ``output_size``: the ``output_padding`` per dim that gives it."""
+    ndim = len(x_shape) - 2
+    if not isinstance(output_size, (tuple, list)) or not all(is_int(v) for v in output_size):
+        raise ConvTypeError(f"output_size must be a tuple of ints, but got {output_size!r}")
+    if len(output_size) == ndim + 2:
+        output_size = output_size[2:]
+    if len(output_size) != ndim:
+        raise ConvError(f"output_size={tuple(output_size)!r} must have {ndim} or {ndim + 2} entries "
+                        f"(the spatial sizes, optionally preceded by N and C_out)")
+    extra = []
+    for dim, (size, n, k, s, p, d) in enumerate(zip(output_size, x_shape[2:], w_shape[2:], stride, padding,
+                                                    dilation)):
+        smallest = (n - 1) * s - 2 * p + d * (k - 1) + 1
+        if not smallest <= size <= smallest + s - 1:
+            raise ConvError(
+                f"output_size={tuple(output_size)!r}: spatial dim {dim} requests size {size}, but sizes from "
+                f"{smallest} to {smallest + s - 1} are possible for input size {n} with stride {s}, "
+                f"padding {p}, dilation {d} and kernel size {k}")
+        extra.append(int(size - smallest))
+    return tuple(extra)
 
 
 def as_spec(name: str, value: Any) -> ConvSpec:

@@ -36,7 +36,15 @@ def torch_conv(case, x, w, b, grad_y):
     else:
         plan = cl.plan(case.x_shape, case.w_shape, method="direct", **case.params)
         flat = [v for pair in reversed(plan.padding) for v in pair]  # F.pad: last dim first
-        inp, padding = F.pad(xt, flat, mode=_TORCH_PAD_MODE[case.padding_mode]), 0
+        if case.padding_mode == "symmetric":  # torch has no such mode: numpy's, as a differentiable gather
+            index = [torch.as_tensor(np.pad(np.arange(n), pair, mode="symmetric"))
+                     for n, pair in zip(case.x_shape[2:], plan.padding)]
+            inp = xt
+            for axis, idx in enumerate(index):
+                inp = inp.index_select(2 + axis, idx)
+            padding = 0
+        else:
+            inp, padding = F.pad(xt, flat, mode=_TORCH_PAD_MODE[case.padding_mode]), 0
     with warnings.catch_warnings():  # torch notes that even kernels with "same" copy the input
         warnings.simplefilter("ignore", UserWarning)
         y = conv(inp, wt, bt, stride=case.stride, padding=padding, dilation=case.dilation, groups=case.groups)

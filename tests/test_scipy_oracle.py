@@ -9,7 +9,8 @@ import convlab as cl
 from convlab.tolerances import assert_close
 
 METHODS = cl.methods()
-NDIMAGE_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}
+NDIMAGE_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap",
+                "symmetric": "reflect"}
 
 
 def _skip_unless_supported(method, x, w, **params):

@@ -153,7 +153,7 @@ class Conv1d(_ConvNd):
         As :func:`convlab.conv`; ``padding`` also takes ``"valid"``, ``"same"`` or ``"full"``.
     groups : int, default 1
     bias : bool, default True
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+    padding_mode : {"zeros", "reflect", "replicate", "circular", "symmetric"}
     method : str, default "auto"
         Any name from :func:`convlab.methods`, or ``"auto"``.
     dtype : dtype, default float32

@@ -1,0 +1,114 @@
+"""convlab.signal against scipy.signal, and convlab.torch against torch.nn, as ratios of medians.
+
+* ``convlab.signal.convolve`` / ``fftconvolve`` against scipy's on 1-D, 2-D and
+  3-D problems (float64, ``mode="same"``);
+* ``convlab.torch.Conv2d(16, 16, 31, padding=15, method="fft")`` forward +
+  backward on ``(8, 16, 128, 128)`` against ``torch.nn.Conv2d`` (float32), and
+  the 1-D ``Conv1d(1, 1, 1025, padding=512)`` on ``(8, 1, 65536)``.
+
+The two sides are timed in alternating blocks (``--block`` calls of one, then
+of the other, ``--rounds`` times), not call by call, so that caches and
+thread pools settle within a block; each side's time is the median over all
+its calls after one untimed warm-up (which plans FFTW transforms). Ratios are
+``other / convlab``: above 1 means convlab is faster.
+
+Run (the numbers depend on load; re-run on an idle machine)::
+
+    python benchmarks/bench_compat.py [--rounds 3] [--block 3] [--skip-torch] [--json out.json]
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import scipy.signal
+
+from convlab import signal as cls
+
+SIGNAL_CASES = [
+    ("1-D 100k x 1001", (100_000,), (1001,)),
+    ("1-D 10k x 31", (10_000,), (31,)),
+    ("2-D 512x512 x 31x31", (512, 512), (31, 31)),
+    ("2-D 256x256 x 5x5", (256, 256), (5, 5)),
+    ("3-D 64^3 x 9^3", (64, 64, 64), (9, 9, 9)),
+]
+
+
+def alternating(fns, rounds, block):
+    """Median seconds per call of each function, timed in alternating blocks after one warm-up call each."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench_signal(rounds, block):
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, s1, s2 in SIGNAL_CASES:
+        a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+        for f in ("convolve", "fftconvolve"):
+            t = alternating({"scipy": lambda f=f, a=a, b=b: getattr(scipy.signal, f)(a, b, "same"),
+                             "convlab": lambda f=f, a=a, b=b: getattr(cls, f)(a, b, "same")}, rounds, block)
+            rows.append({"case": f"{f} {label}", "scipy_s": t["scipy"], "convlab_s": t["convlab"],
+                         "ratio": t["scipy"] / t["convlab"]})
+            print(f"{f:12s} {label:22s} scipy {t['scipy'] * 1e3:9.2f} ms  convlab {t['convlab'] * 1e3:9.2f} ms  "
+                  f"scipy/convlab {t['scipy'] / t['convlab']:7.2f}", flush=True)
+    return rows
+
+
+def bench_torch(rounds, block):
+    import torch
+
+    import convlab.torch as clt
+
+    rows = []
+    cases = [("Conv2d(16,16,31,p=15) fwd+bwd (8,16,128,128)", torch.nn.Conv2d, clt.Conv2d, (16, 16, 31),
+              {"padding": 15}, (8, 16, 128, 128)),
+             ("Conv1d(1,1,1025,p=512) fwd+bwd (8,1,65536)", torch.nn.Conv1d, clt.Conv1d, (1, 1, 1025),
+              {"padding": 512}, (8, 1, 65536))]
+    for label, base, ours, args, kwargs, shape in cases:
+        torch.manual_seed(0)
+        reference = base(*args, **kwargs)
+        layer = ours(*args, method="fft", **kwargs)
+        layer.load_state_dict(reference.state_dict())
+        x = torch.randn(shape, requires_grad=True)
+
+        def step(module, x=x):
+            x.grad = None
+            module.zero_grad()
+            module(x).square().mean().backward()
+
+        t = alternating({"torch": lambda m=reference: step(m), "convlab": lambda m=layer: step(m)}, rounds, block)
+        rows.append({"case": label, "torch_s": t["torch"], "convlab_s": t["convlab"],
+                     "ratio": t["torch"] / t["convlab"]})
+        print(f"{label:48s} torch {t['torch'] * 1e3:9.1f} ms  convlab fft {t['convlab'] * 1e3:8.1f} ms  "
+              f"torch/convlab {t['torch'] / t['convlab']:7.1f}", flush=True)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two sides (default 3)")
+    parser.add_argument("--block", type=int, default=3, help="calls per block (default 3)")
+    parser.add_argument("--skip-torch", action="store_true", help="only the scipy comparison")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    results = {"signal": bench_signal(args.rounds, args.block)}
+    if not args.skip_torch:
+        results["torch"] = bench_torch(args.rounds, args.block)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(results, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
