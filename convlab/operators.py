@@ -43,9 +43,9 @@ _INT32_MAX = np.iinfo(np.int32).max
 def _counts(plan):
     """``(rows, cols, nnz)`` of the per-sample ``T`` of ``plan``."""
     g = plan.groups
-    rows = plan.out_channels * int(np.prod(plan.output_size))
-    cols = plan.in_channels * int(np.prod(plan.padded_size))
-    nnz = rows * (plan.in_channels // g) * int(np.prod(plan.kernel_size))
+    rows = plan.out_channels * math.prod(plan.output_size)
+    cols = plan.in_channels * math.prod(plan.padded_size)
+    nnz = rows * (plan.in_channels // g) * math.prod(plan.kernel_size)
     return rows, cols, nnz
 
 
@@ -71,7 +71,7 @@ def toeplitz_nbytes(plan):
     rows, cols, nnz = _counts(plan)
     index = _index_dtype(nnz, cols).itemsize
     t_bytes = nnz * (plan.dtype.itemsize + 2 * index) + (rows + 1) * index
-    p_nnz = plan.in_channels * int(np.prod(plan.padded_size))  # an upper bound (zeros mode has fewer)
+    p_nnz = plan.in_channels * math.prod(plan.padded_size)  # an upper bound (zeros mode has fewer)
     p_index = _index_dtype(p_nnz).itemsize
     p_bytes = p_nnz * (plan.dtype.itemsize + p_index) + (p_nnz + 1) * p_index
     return t_bytes + p_bytes
@@ -121,9 +121,9 @@ def _build_pattern(plan):
     index = _index_dtype(nnz, cols)
     g = plan.groups
     c_out, c_in = plan.out_channels // g, plan.in_channels // g
-    k = int(np.prod(plan.kernel_size))
+    k = math.prod(plan.kernel_size)
     spatial = _spatial_offsets(plan).astype(index)                        # (P, K)
-    channel = (np.arange(plan.in_channels, dtype=index) * int(np.prod(plan.padded_size))).reshape(g, c_in)
+    channel = (np.arange(plan.in_channels, dtype=index) * math.prod(plan.padded_size)).reshape(g, c_in)
     # Entry order (group, out channel, out position, in channel, kernel offset): rows in order and,
     # within a row, columns increasing (channel blocks, then offsets in C order), so CSR is canonical.
     indices = np.empty((g, c_out, spatial.shape[0], c_in, k), index)

@@ -37,6 +37,8 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
+import math
+
 import numpy as np
 
 from ..errors import ConvError, WorkspaceLimitError
@@ -137,7 +139,7 @@ class Method(abc.ABC):
         inner = self.inner_spec(spec)
         seconds = self.cost(inner, terms)
         if inner is not spec:
-            seconds += terms.copy(int(np.prod(inner.x_shape)))
+            seconds += terms.copy(math.prod(inner.x_shape))
         return seconds
 
     # ----- running a pass on any spec: the padding modes the method does not apply itself are

@@ -65,14 +65,14 @@ class Direct(Method):
         return predicted_cost(spec, terms)
 
     def workspace_bytes(self, plan):
-        padded = plan.batch * plan.in_channels * int(np.prod(plan.padded_size))
-        window = plan.batch * plan.in_channels * int(np.prod(plan.output_size))
+        padded = plan.batch * plan.in_channels * math.prod(plan.padded_size)
+        window = plan.batch * plan.in_channels * math.prod(plan.output_size)
         return (padded + window) * plan.dtype.itemsize
 
     def forward(self, plan, x, w):
         xp = plan.zero_pad(x)
         g = plan.groups
-        y = np.zeros((plan.batch, g, plan.out_channels // g, int(np.prod(plan.output_size))), plan.dtype)
+        y = np.zeros((plan.batch, g, plan.out_channels // g, math.prod(plan.output_size)), plan.dtype)
         wg = w.reshape(g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size)
         if _is_depthwise(plan):
             return self._forward_depthwise(plan, xp, wg)

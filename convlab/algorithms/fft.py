@@ -67,16 +67,20 @@ def _unique(per_axis):
     return all(isinstance(i, slice) or len(np.unique(i)) == len(i) for i in per_axis)
 
 
+def fft_lengths(spec):
+    """The FFT length per axis (O(1): no index arrays, so workspace estimates stay free)."""
+    circular = spec.padding_mode == "circular"
+    return tuple(axis_fft_size(n, lo, e, s, out, circular)
+                 for n, (lo, _), e, s, out in zip(spec.input_size, spec.padding, spec.dilated_kernel_size,
+                                                  spec.stride, spec.output_size))
+
+
 class Geometry:
     """Everything about a plan's FFT that does not depend on the data (built once per plan)."""
 
     def __init__(self, plan):
-        circular = plan.padding_mode == "circular"
-        self.L = tuple(
-            axis_fft_size(n, lo, e, s, out, circular)
-            for n, (lo, _), e, s, out in zip(plan.input_size, plan.padding, plan.dilated_kernel_size,
-                                             plan.stride, plan.output_size))
-        self.F = int(np.prod(self.L[:-1])) * (self.L[-1] // 2 + 1)
+        self.L = fft_lengths(plan)
+        self.F = math.prod(self.L[:-1]) * (self.L[-1] // 2 + 1)
         self.scale = 1.0 / float(np.prod(self.L))
         self.inputs = _index([_progression(0, 1, n, L) for n, L in zip(plan.input_size, self.L)])
         out = [_progression(-lo, s, o, L) for (lo, _), s, o, L in
@@ -208,11 +212,12 @@ class FFT(Method):
 
     def workspace_bytes(self, plan):
         # The padded real buffers and the half spectra of x, y and w, and the cached weight spectra.
-        geo = geometry(plan)
+        L = fft_lengths(plan)
+        bins = math.prod(L[:-1]) * (L[-1] // 2 + 1)
         real, cplx = plan.dtype.itemsize, 2 * plan.dtype.itemsize
         per_bin = plan.batch * (plan.in_channels + plan.out_channels) + plan.out_channels * plan.w_shape[1]
-        spectra = geo.F * per_bin * cplx + 2 * geo.F * plan.out_channels * plan.w_shape[1] * cplx
-        return spectra + int(np.prod(geo.L)) * per_bin * real
+        spectra = bins * per_bin * cplx + 2 * bins * plan.out_channels * plan.w_shape[1] * cplx
+        return spectra + math.prod(L) * per_bin * real
 
     def forward(self, plan, x, w):
         return forward_exact_nonfinite(plan, x, w, forward_spectral)
@@ -249,8 +254,7 @@ def spectral_cost(spec, terms, shape, count, fancy_outputs=False):
 
 def predicted_cost(spec, terms):
     """Real FFTs of ``x`` and ``y`` at the method's own sizes and ``G`` complex GEMMs per frequency."""
-    sizes = tuple(axis_fft_size(n, lo, e, s, o, spec.padding_mode == "circular") for n, (lo, _), e, s, o in
-                  zip(spec.input_size, spec.padding, spec.dilated_kernel_size, spec.stride, spec.output_size))
+    sizes = fft_lengths(spec)
     # outputs at s·i - lo: a negative start (front padding) wraps, and take() uses np.ix_
     wraps = spec.padding_mode != "circular" and any(lo > 0 for lo, _ in spec.padding)
     return spectral_cost(spec, terms, sizes, 1, fancy_outputs=wraps)

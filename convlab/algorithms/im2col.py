@@ -48,20 +48,20 @@ def _padded_bytes(plan):
     """The zero-padded input copy (forward, dW) or input gradient (dX)."""
     if not any(lo or hi for lo, hi in plan.padding):
         return 0  # plan.zero_pad returns the input itself
-    return plan.batch * plan.in_channels * int(np.prod(plan.padded_size)) * plan.dtype.itemsize
+    return plan.batch * plan.in_channels * math.prod(plan.padded_size) * plan.dtype.itemsize
 
 
 def _row_bytes(plan, chunked):
     """Bytes per sample and position along the first output axis: its column-buffer rows and,
     when chunked, its share of the output (or output-gradient) chunk copied out of a strided slice."""
-    positions = int(np.prod(plan.output_size[1:]))
-    cols = plan.in_channels * int(np.prod(plan.kernel_size)) * positions
+    positions = math.prod(plan.output_size[1:])
+    cols = plan.in_channels * math.prod(plan.kernel_size) * positions
     return (cols + (plan.out_channels * positions if chunked else 0)) * plan.dtype.itemsize
 
 
 def _sample_bytes(plan):
     """Bytes per sample of the per-sample ``dY_n · cols_nᵀ`` products summed into ``dW``."""
-    return plan.out_channels * plan.w_shape[1] * int(np.prod(plan.kernel_size)) * plan.dtype.itemsize
+    return plan.out_channels * plan.w_shape[1] * math.prod(plan.kernel_size) * plan.dtype.itemsize
 
 
 def chunking(plan):
@@ -128,7 +128,7 @@ def _im2col(plan, xp, rows):
     view = _windows(plan, xp, rows)
     cols = np.empty(view.shape, plan.dtype)
     np.copyto(cols, view)
-    return cols.reshape(view.shape[0], plan.groups, -1, int(np.prod(view.shape[2 + plan.ndim:])))
+    return cols.reshape(view.shape[0], plan.groups, -1, math.prod(view.shape[2 + plan.ndim:]))
 
 
 def _col2im_add(plan, dxp, dcols, rows):
@@ -165,7 +165,7 @@ class Im2col(Method):
     def forward(self, plan, x, w):
         wg = _grouped_weight(plan, w)
         if _is_pointwise(plan):
-            cols = x.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
+            cols = x.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             return (wg @ cols).reshape(plan.output_shape)
         xp = plan.zero_pad(x)
         chunks = list(_chunks(plan))
@@ -181,7 +181,7 @@ class Im2col(Method):
     def backward_input(self, plan, grad_y, w):
         wt = np.swapaxes(_grouped_weight(plan, w), -1, -2)  # (G, Kg, C_out/G): BLAS reads it transposed
         if _is_pointwise(plan):
-            dyg = grad_y.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
+            dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             return (wt @ dyg).reshape(plan.x_shape)
         dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
         for batch, rows in _chunks(plan):
@@ -197,12 +197,12 @@ class Im2col(Method):
         # transposed operand is the small dY to BLAS far faster than one whose transposed
         # operand is the large column buffer (measured 2-5x on this layout).
         if _is_pointwise(plan):
-            cols = x.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
-            dyg = grad_y.reshape(plan.batch, plan.groups, -1, int(np.prod(plan.output_size)))
+            cols = x.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
+            dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             dwt = (cols @ np.swapaxes(dyg, -1, -2)).sum(axis=0)
         else:
             xp = plan.zero_pad(x)
-            dwt = np.zeros((plan.groups, plan.w_shape[1] * int(np.prod(plan.kernel_size)),
+            dwt = np.zeros((plan.groups, plan.w_shape[1] * math.prod(plan.kernel_size),
                             plan.out_channels // plan.groups), plan.dtype)
             for batch, rows in _chunks(plan):
                 cols = _im2col(plan, xp[batch], rows)

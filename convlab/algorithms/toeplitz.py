@@ -36,12 +36,12 @@ def _columns(a):
 
 def _entries_per_row(plan):
     """Stored entries in each row of ``T``: one per input channel of the group and kernel offset."""
-    return (plan.in_channels // plan.groups) * int(np.prod(plan.kernel_size))
+    return (plan.in_channels // plan.groups) * math.prod(plan.kernel_size)
 
 
 def _rows_per_step(plan):
     """Rows of ``T`` per step of the weight gradient, so that one step gathers about ``nnz`` values."""
-    return max(1, int(np.prod(plan.output_shape[1:])) // plan.batch)
+    return max(1, math.prod(plan.output_shape[1:]) // plan.batch)
 
 
 @register
@@ -57,9 +57,9 @@ class Toeplitz(Method):
 
     def workspace_bytes(self, plan):
         itemsize = plan.dtype.itemsize
-        inputs = plan.batch * plan.in_channels * int(np.prod(plan.input_size)) * itemsize  # x as columns
-        padded = plan.batch * plan.in_channels * int(np.prod(plan.padded_size)) * itemsize  # P·X
-        outputs = int(np.prod(plan.output_shape)) * itemsize  # T·P·X before its transpose
+        inputs = plan.batch * plan.in_channels * math.prod(plan.input_size) * itemsize  # x as columns
+        padded = plan.batch * plan.in_channels * math.prod(plan.padded_size) * itemsize  # P·X
+        outputs = math.prod(plan.output_shape) * itemsize  # T·P·X before its transpose
         # dW step: gathered inputs, their products with dY, and those as float64 bincount weights
         entries = _rows_per_step(plan) * _entries_per_row(plan)
         gradient_step = entries * (plan.batch * itemsize + itemsize + 8)
@@ -80,7 +80,7 @@ class Toeplitz(Method):
         padded = (padding_matrix(plan) @ _columns(x)).T        # P·X, one row per sample: (N, C_in·prod(padded))
         dy = grad_y.reshape(plan.batch, rows)
         step, per_row = _rows_per_step(plan), _entries_per_row(plan)
-        dw = np.zeros(int(np.prod(plan.w_shape)), np.float64)
+        dw = np.zeros(math.prod(plan.w_shape), np.float64)
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
             entries = slice(r0 * per_row, r1 * per_row)

@@ -223,7 +223,7 @@ def _gather(a, ms, spans, counts):
     view = as_strided(a, (*spans, c, n, *counts),
                       (*spatial, a.strides[1], a.strides[0], *(s * m for s, m in zip(spatial, ms))),
                       writeable=False)
-    return np.ascontiguousarray(view).reshape(int(np.prod(spans)), c, n, int(np.prod(counts)))
+    return np.ascontiguousarray(view).reshape(math.prod(spans), c, n, math.prod(counts))
 
 
 def _scatter(y, ms, counts, result):
@@ -282,7 +282,7 @@ def _channel_steps(per_channel, channels):
 def _input_transform(source, tiling):
     """``Bᵀ d`` for every tile: ``(N, C, *needed)`` -> ``(alpha, C, N*T)``, a few channels at a time."""
     n, c = source.shape[:2]
-    alpha, tiles = len(tiling.BT), n * int(np.prod(tiling.counts))
+    alpha, tiles = len(tiling.BT), n * math.prod(tiling.counts)
     v = np.empty((alpha, c, tiles), source.dtype)
     for cs in _channel_steps(alpha * tiles * source.itemsize, c):
         d = _gather(source[:, cs], tiling.ms, tiling.alphas, tiling.counts)
@@ -379,8 +379,8 @@ class Winograd(Method):
     def workspace_bytes(self, plan):
         def passes(out, batch_channels_in, channels_out):
             ms = [tile_size(o, k, plan.ndim) for o, k in zip(out, plan.kernel_size)]
-            tiles = int(np.prod([-(-o // m) for o, m in zip(out, ms)]))
-            alpha = int(np.prod([m + k - 1 for m, k in zip(ms, plan.kernel_size)]))
+            tiles = math.prod([-(-o // m) for o, m in zip(out, ms)])
+            alpha = math.prod([m + k - 1 for m, k in zip(ms, plan.kernel_size)])
             # tiles copy + transformed input (two layouts) + products (two layouts)
             return tiles * alpha * (3 * batch_channels_in + 2 * channels_out)
 
