@@ -31,7 +31,8 @@ from .planning import ConvGrads, ConvPlan, plan
 from .api import conv, conv1d, conv2d, conv3d, conv_backward, conv_transpose, convolve
 
 # Submodules with heavier imports (matplotlib, scipy.sparse, sklearn) load on first use: cl.nn, cl.report, ...
-_LAZY_SUBMODULES = frozenset({"nn", "report", "operators", "datasets", "padding", "tolerances", "fft_backends"})
+_LAZY_SUBMODULES = frozenset({"nn", "report", "operators", "datasets", "padding", "tolerances", "fft_backends", "api",
+                              "config", "signal", "dask"})
 
 
 def __getattr__(name):

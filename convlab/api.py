@@ -10,7 +10,8 @@ from .errors import ConvError
 from .planning import ConvGrads, ConvPlan, plan
 from .problem import as_array, check_array, compute_dtype, transpose_spec
 
-__all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "conv_transpose", "cached_plan"]
+__all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "conv_transpose", "cached_plan",
+           "clear_plan_cache"]
 
 _PLAN_CACHE_SIZE = 256
 
@@ -50,6 +51,11 @@ def cached_plan(x_shape, w_shape, dtype, **params) -> ConvPlan:
         if "unhashable" not in str(exc):
             raise
         return plan(x_shape, w_shape, dtype, **params)  # let validation name the bad parameter
+
+
+def clear_plan_cache() -> None:
+    """Forget the plans functional calls keep, so the next call plans (and, for ``method="auto"``, chooses) anew."""
+    _cached_plan.cache_clear()
 
 
 def _inputs(x, w, bias=None, *, expected_ndim=None, name="conv"):

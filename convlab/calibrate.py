@@ -5,7 +5,7 @@ A thin command over :mod:`convlab.tuning.calibration`.
 
 import time
 
-from .tuning.calibration import calibrate, load_calibration, save_calibration, set_calibration
+from .tuning.calibration import calibrate, check_writable, load_calibration, save_calibration, set_calibration
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -42,9 +42,10 @@ def run(args):
     if args.show:
         _print(load_calibration())
         return 0
+    path = check_writable()  # before seconds of measuring, not after
     start = time.perf_counter()
-    calibration = calibrate(args.methods)
-    path = save_calibration(calibration)
+    calibration = calibrate(args.methods)  # unknown method names fail before anything is measured
+    path = save_calibration(calibration, path)
     set_calibration(None)  # the next choice reloads what was just stored
     _print(load_calibration(path))
     print(f"stored in {path} ({time.perf_counter() - start:.1f} s)")

@@ -21,6 +21,8 @@ mode           padded position ``i`` reads            allowed pad sizes
 
 import numpy as np
 
+from .checks import check_choice
+
 __all__ = ["PADDING_MODES", "pad", "pad_adjoint", "source_index"]
 
 PADDING_MODES = frozenset({"zeros", "reflect", "replicate", "circular", "symmetric"})
@@ -58,7 +60,7 @@ def source_index(n, lo, hi, mode):
     if mode == "symmetric":
         i = i % (2 * n)  # period 2n: the edge sample appears twice per period
         return np.where(i < n, i, 2 * n - 1 - i)
-    raise ValueError(f"padding_mode must be one of {sorted(PADDING_MODES)}, but got {mode!r}")
+    return check_choice("padding_mode", mode, PADDING_MODES)  # raises: every mode is handled above
 
 
 def pad(x, pads, mode):
@@ -83,6 +85,7 @@ def pad(x, pads, mode):
     >>> pad(x, [(2, 1)], "reflect"), pad(x, [(2, 1)], "circular")
     (array([[3., 2., 1., 2., 3., 4., 3.]]), array([[3., 4., 1., 2., 3., 4., 1.]]))
     """
+    check_choice("padding_mode", mode, PADDING_MODES)
     pads = tuple(tuple(p) for p in pads)
     if not any(lo or hi for lo, hi in pads):
         return x
@@ -113,6 +116,7 @@ def pad_adjoint(grad, pads, mode):
     >>> pad_adjoint(np.ones((1, 7)), [(2, 1)], "reflect")
     array([[1., 2., 2., 2.]])
     """
+    check_choice("padding_mode", mode, PADDING_MODES)
     first_axis = grad.ndim - len(pads)
     for offset, (lo, hi) in enumerate(pads):
         if lo == 0 and hi == 0:

@@ -107,3 +107,59 @@ def test_conv_transpose_validation():
         cl.conv_transpose(x, np.zeros((3, 3, 3, 3)))
     with pytest.raises(ValueError, match="bias must have shape"):
         cl.conv_transpose(x, np.zeros((2, 3, 3, 3)), bias=np.zeros(2))
+
+
+# --------------------------------------------------------------- arguments named in every error
+@pytest.mark.parametrize("call, exception, words", [
+    (lambda: cl.conv([[[1.0, 2.0], [3.0]]], np.ones((1, 1, 1))), ValueError, ["x", "ragged"]),
+    (lambda: _conv(padding_mode={}), ValueError, ["padding_mode", "{}", "zeros"]),
+    (lambda: _conv(padding_mode="reflekt"), ValueError, ["padding_mode", "'reflekt'", "reflect"]),
+    (lambda: cl.choose_method("x"), TypeError, ["problem", "'x'", "ConvSpec"]),
+    (lambda: cl.explain(None), TypeError, ["plan", "None", "ConvPlan"]),
+    (lambda: cl.padding.pad(np.ones((2, 3)), [(1, 1)], "reflekt"), ValueError, ["padding_mode", "'reflekt'"]),
+    (lambda: cl.plan((1, 1, 8), (1, 1, 3), autotune="yes"), TypeError, ["autotune", "'yes'"]),
+    (lambda: cl.set_workspace_limit(True), TypeError, ["workspace_limit", "True"]),
+])
+def test_every_refusal_names_the_argument(call, exception, words):
+    with pytest.raises(exception) as info:
+        call()
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_tensor_that_requires_grad_is_refused_by_name():
+    torch = pytest.importorskip("torch")
+    x = torch.ones((1, 1, 8), dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TypeError, match="x is a tensor that requires grad"):
+        cl.conv(x, np.ones((1, 1, 3)))
+
+
+# --------------------------------------------------------------- numerics near the top of the range
+@pytest.mark.parametrize("method", ["fft", "fft_tiled", "winograd"])
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1e36), (np.float64, 1e305)])
+def test_transforms_never_overflow_where_the_direct_sum_does_not(method, dtype, scale):
+    """Values whose direct sums are finite, but whose transforms (sums of many of them) overflow."""
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(0.5, 1.0, (1, 1, 24, 24)) * scale).astype(dtype)
+    w = rng.uniform(-1.0, 1.0, (1, 1, 5, 5)).astype(dtype) / 4
+    expected = cl.conv(x.astype(np.float64), w.astype(np.float64), method="direct")
+    assert np.isfinite(cl.conv(x, w, method="direct")).all()  # the premise: direct stays finite
+    got = cl.conv(x, w, method=method)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected.astype(dtype), rtol=1e-3 if dtype == np.float32 else 1e-9,
+                               atol=float(scale) * 1e-3)
+    g = cl.conv_backward(np.ones_like(got), x, w, method=method)
+    assert np.isfinite(g.dw).all() == np.isfinite(cl.conv_backward(np.ones_like(got), x, w, method="direct").dw).all()
+
+
+@pytest.mark.parametrize("method", ["fft", "fft_tiled", "winograd"])
+def test_infinity_stays_infinity_as_in_direct(method):
+    x = np.ones((1, 1, 12, 12))
+    x[0, 0, 5, 5] = np.inf
+    w = np.full((1, 1, 3, 3), 0.5)
+    expected = cl.conv(x, w, method="direct")
+    got = cl.conv(x, w, method=method)
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12)

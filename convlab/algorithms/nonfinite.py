@@ -12,7 +12,8 @@ value, and they never return a non-finite value it does not give:
   same fast method on indicator arrays: counts, exact to far below 0.5) or
   that came out non-finite are recomputed as direct sums, whose NaN versus
   ±Inf IEEE arithmetic then decides exactly as it does for the direct method;
-* backward: with a non-finite input the pass is run by the direct method.
+* backward: with a non-finite input, or a non-finite result from finite inputs
+  (an overflow inside a transform), the pass is run by the direct method.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = ["all_finite", "forward_exact_nonfinite", "backward_input_exact_nonfin
 
 Pass = Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]
 _REFERENCE = Direct()
+# a transform that overflows is detected from its result and recomputed: numpy need not warn about it
+_OVERFLOW_IS_HANDLED = np.errstate(over="ignore", invalid="ignore")
 
 
 def all_finite(*arrays: np.ndarray) -> bool:
@@ -40,13 +43,15 @@ def forward_exact_nonfinite(spec: ConvSpec, x: np.ndarray, w: np.ndarray, fast_f
     """``fast_forward(spec, x, w)``, with every output the direct method makes non-finite, or that the
     fast method made non-finite, recomputed as a direct sum."""
     if all_finite(x, w):
-        y = fast_forward(spec, x, w)
+        with _OVERFLOW_IS_HANDLED:
+            y = fast_forward(spec, x, w)
         overflowed = ~np.isfinite(y)
         if overflowed.any():
             y[overflowed] = _direct_at(spec, x, w, np.nonzero(overflowed))
         return y
     bad_x, bad_w = ~np.isfinite(x), ~np.isfinite(w)
-    y = fast_forward(spec, np.where(bad_x, 0, x), np.where(bad_w, 0, w))
+    with _OVERFLOW_IS_HANDLED:
+        y = fast_forward(spec, np.where(bad_x, 0, x), np.where(bad_w, 0, w))
     touched = ~np.isfinite(y)
     if bad_x.any():
         touched |= fast_forward(spec, bad_x.astype(spec.dtype), np.ones(spec.w_shape, spec.dtype)) > 0.5
@@ -56,16 +61,22 @@ def forward_exact_nonfinite(spec: ConvSpec, x: np.ndarray, w: np.ndarray, fast_f
 
 
 def backward_input_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray, fast: Pass) -> np.ndarray:
-    """``fast(spec, grad_y, w)`` for finite arguments, else the direct method's ``dx``."""
+    """``fast(spec, grad_y, w)`` when it is finite for finite arguments, else the direct method's ``dx``."""
     if all_finite(grad_y, w):
-        return fast(spec, grad_y, w)
+        with _OVERFLOW_IS_HANDLED:
+            dx = fast(spec, grad_y, w)
+        if all_finite(dx):
+            return dx
     return _REFERENCE.backward_input(spec, grad_y, w)
 
 
 def backward_weight_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray, fast: Pass) -> np.ndarray:
-    """``fast(spec, grad_y, x)`` for finite arguments, else the direct method's ``dw``."""
+    """``fast(spec, grad_y, x)`` when it is finite for finite arguments, else the direct method's ``dw``."""
     if all_finite(grad_y, x):
-        return fast(spec, grad_y, x)
+        with _OVERFLOW_IS_HANDLED:
+            dw = fast(spec, grad_y, x)
+        if all_finite(dw):
+            return dw
     return _REFERENCE.backward_weight(spec, grad_y, x)
 
 

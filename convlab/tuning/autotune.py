@@ -23,17 +23,16 @@ fastest for the rest of the process:
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 
 import numpy as np
 
-from .._version import __version__
 from ..algorithms import get_method, methods, verdict
 from ..config import cache_dir, get_autotune_persist
 from ..problem import ConvSpec
+from . import store
 from .calibration import fingerprint
 from .choice import choose_method, predictions
 
@@ -72,45 +71,44 @@ def clear_autotune_cache():
 
 # --------------------------------------------------------------- persistence
 def _stamp() -> dict:
-    return dict(convlab_version=__version__, fingerprint=fingerprint())
+    return store.stamp(fingerprint())
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    stamp = _stamp()
-    if any(record.get(k) != v for k, v in stamp.items()):
-        return {}
-    entries = record.get("entries", {})
-    return entries if isinstance(entries, dict) else {}
+def _entries(record: dict) -> dict:
+    """``{key text: (method, {method: seconds})}``, every entry checked (raises on the first bad one)."""
+    entries = record["entries"]
+    if not isinstance(entries, dict):
+        raise TypeError(f"entries must be an object, but is {type(entries).__name__}")
+    checked = {}
+    for text, entry in entries.items():
+        method, seconds = entry["method"], entry["seconds"]
+        if not isinstance(method, str) or not isinstance(seconds, dict):
+            raise TypeError(f"entry {text!r} must have a method name and a seconds object")
+        checked[str(text)] = (method, {str(k): float(v) for k, v in seconds.items()})
+    return checked
 
 
-def _load_persisted():
-    """Merge the stored winners for this machine into the in-process cache (once per path)."""
+def _load_persisted() -> None:
+    """Merge the stored winners for this machine into the in-process cache (once per path).
+
+    Entries are trusted only as far as :func:`_usable` confirms them for each problem.
+    """
     global _loaded_from
     path = autotune_path()
     if _loaded_from == path:
         return
-    for text, entry in _read(path).items():
-        try:
-            _winners.setdefault(text, (str(entry["method"]), {str(k): float(v) for k, v in entry["seconds"].items()}))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            continue
+    for text, entry in (store.read_record(path, _stamp(), _entries) or {}).items():
+        _winners.setdefault(text, entry)
     _loaded_from = path
 
 
-def _store(text, method, seconds):
-    path = autotune_path()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    entries = _read(path)
-    entries[text] = dict(method=method, seconds=seconds)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(_stamp(), entries=entries), f, indent=1, sort_keys=True)
-    os.replace(tmp, path)  # atomic: readers see the old file or the new one
+def _store(text: str, method: str, seconds: dict) -> None:
+    def merge(current):
+        entries = dict(current or {})
+        entries[text] = (method, seconds)
+        return dict(entries={k: dict(method=m, seconds=s) for k, (m, s) in entries.items()})
+
+    store.update_record(autotune_path(), _stamp(), _entries, merge)  # a failed write only warns
 
 
 # --------------------------------------------------------------- measuring

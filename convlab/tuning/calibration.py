@@ -14,22 +14,23 @@ not match is ignored in favour of the built-in defaults.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 import platform
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import scipy.sparse
 from threadpoolctl import threadpool_info
 
-from .._version import __version__
 from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, CostTerms, get_method, methods as registered_methods, verdict
 from ..config import cache_dir
 from ..errors import ConvError
 from ..fft_backends import get_fft_backend
 from ..problem import spec as make_spec
+from . import store
 
 __all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_path", "fingerprint", "cpu_model",
            "measure_constants", "fit_method_factors", "calibrate", "load_calibration", "save_calibration",
@@ -268,35 +269,63 @@ def calibrate(methods=None):
     return Calibration(constants, fit_method_factors(base, methods), "measured")
 
 
-def save_calibration(calibration, path=None):
-    """Write ``calibration`` with this machine's fingerprint and the convlab version; return the path."""
+def _stamp() -> dict:
+    return store.stamp(fingerprint())
+
+
+def _positive(name: str, value: Any) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a positive finite number, but is {value!r}")
+    return number
+
+
+def _validated(record: dict) -> dict:
+    """The record's constants and factors, checked entry by entry (raises on the first bad one)."""
+    constants = record["constants"]
+    if not isinstance(constants, dict):
+        raise TypeError(f"constants must be an object, but is {type(constants).__name__}")
+    checked = {dt: {k: _positive(f"constants.{dt}.{k}", constants[dt][k]) for k in sorted(CONSTANT_NAMES)}
+               for dt in ("float32", "float64")}
+    factors = record.get("method_factors", {})
+    if not isinstance(factors, dict):
+        raise TypeError(f"method_factors must be an object, but is {type(factors).__name__}")
+    return dict(constants=checked,
+                method_factors={str(k): _positive(f"method_factors.{k}", v) for k, v in factors.items()})
+
+
+def save_calibration(calibration: Calibration, path: str | None = None) -> str:
+    """Write ``calibration`` with this machine's and this code's stamp; return the path.
+
+    Raises ``OSError`` naming the file when it cannot be written.
+    """
     path = path or calibration_path()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    record = dict(convlab_version=__version__, fingerprint=fingerprint(), created=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  constants=calibration.constants, method_factors=calibration.method_factors)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
+    record = dict(created=time.strftime("%Y-%m-%dT%H:%M:%S"), constants=calibration.constants,
+                  method_factors=calibration.method_factors)
+    store.update_record(path, _stamp(), _validated, lambda current: record, strict=True)
     return path
 
 
-def load_calibration(path=None):
-    """The stored calibration when it matches this machine and version, else the built-in defaults."""
+def check_writable(path: str | None = None) -> str:
+    """Raise ``OSError`` naming the cache file when it cannot be written (before seconds of measuring)."""
     path = path or calibration_path()
+    directory = os.path.dirname(path) or "."
     try:
-        with open(path) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return Calibration.defaults()
-    if record.get("convlab_version") != __version__ or record.get("fingerprint") != fingerprint():
-        return Calibration.defaults()
-    try:
-        constants = {dt: {k: float(record["constants"][dt][k]) for k in CONSTANT_NAMES}
-                     for dt in ("float32", "float64")}
-        factors = {str(k): float(v) for k, v in record.get("method_factors", {}).items()}
-    except (KeyError, TypeError, ValueError):
-        return Calibration.defaults()
-    return Calibration(constants, factors, path)
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the convlab cache directory {directory}: {exc}") from exc
+    if not os.access(directory, os.W_OK):
+        raise OSError(f"cannot write the convlab cache directory {directory}")
+    return path
 
 
+def load_calibration(path: str | None = None) -> Calibration:
+    """The stored calibration when it validates and matches this machine and code, else the defaults.
+
+    A file that does not validate is ignored with one warning naming it.
+    """
+    path = path or calibration_path()
+    record = store.read_record(path, _stamp(), _validated)
+    if record is None:
+        return Calibration.defaults()
+    return Calibration(record["constants"], record["method_factors"], path)
