@@ -31,8 +31,11 @@ __all__ = ["all_finite", "forward_exact_nonfinite", "backward_input_exact_nonfin
 
 Pass = Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]
 _REFERENCE = Direct()
-# a transform that overflows is detected from its result and recomputed: numpy need not warn about it
-_OVERFLOW_IS_HANDLED = np.errstate(over="ignore", invalid="ignore")
+
+
+def _overflow_is_handled():
+    """A transform that overflows is detected from its result and recomputed: numpy need not warn."""
+    return np.errstate(over="ignore", invalid="ignore")
 
 
 def all_finite(*arrays: np.ndarray) -> bool:
@@ -43,14 +46,14 @@ def forward_exact_nonfinite(spec: ConvSpec, x: np.ndarray, w: np.ndarray, fast_f
     """``fast_forward(spec, x, w)``, with every output the direct method makes non-finite, or that the
     fast method made non-finite, recomputed as a direct sum."""
     if all_finite(x, w):
-        with _OVERFLOW_IS_HANDLED:
+        with _overflow_is_handled():
             y = fast_forward(spec, x, w)
         overflowed = ~np.isfinite(y)
         if overflowed.any():
             y[overflowed] = _direct_at(spec, x, w, np.nonzero(overflowed))
         return y
     bad_x, bad_w = ~np.isfinite(x), ~np.isfinite(w)
-    with _OVERFLOW_IS_HANDLED:
+    with _overflow_is_handled():
         y = fast_forward(spec, np.where(bad_x, 0, x), np.where(bad_w, 0, w))
     touched = ~np.isfinite(y)
     if bad_x.any():
@@ -63,7 +66,7 @@ def forward_exact_nonfinite(spec: ConvSpec, x: np.ndarray, w: np.ndarray, fast_f
 def backward_input_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray, fast: Pass) -> np.ndarray:
     """``fast(spec, grad_y, w)`` when it is finite for finite arguments, else the direct method's ``dx``."""
     if all_finite(grad_y, w):
-        with _OVERFLOW_IS_HANDLED:
+        with _overflow_is_handled():
             dx = fast(spec, grad_y, w)
         if all_finite(dx):
             return dx
@@ -73,7 +76,7 @@ def backward_input_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, w: np.nda
 def backward_weight_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray, fast: Pass) -> np.ndarray:
     """``fast(spec, grad_y, x)`` when it is finite for finite arguments, else the direct method's ``dw``."""
     if all_finite(grad_y, x):
-        with _OVERFLOW_IS_HANDLED:
+        with _overflow_is_handled():
             dw = fast(spec, grad_y, x)
         if all_finite(dw):
             return dw
