@@ -3,7 +3,6 @@
 import base64
 import csv
 import html
-import io
 import json
 import math
 import os

@@ -21,6 +21,8 @@ import importlib.util
 
 import numpy as np
 
+from ..harness import blas_threads
+
 __all__ = ["Runner", "Unavailable", "Peer", "PEERS", "peer_names", "available_peers", "get_peer"]
 
 
@@ -47,16 +49,12 @@ class Unavailable(Exception):
 
 def _padded_input(case, x):
     """``x`` zero-padded as the case asks (the plan's own padding helper)."""
-    from ..plan import plan
-
-    return plan(case.x_shape, case.w_shape, x.dtype, method="direct", **case.plan_kwargs()).zero_pad(x)
+    return case.plan("direct", x.dtype).zero_pad(x)
 
 
 def _require_plain(case, single_channel, ndims=(1, 2, 3)):
     """Raise :class:`Unavailable` unless the case is a plain convolution this peer computes."""
-    from ..plan import plan
-
-    p = plan(case.x_shape, case.w_shape, np.float64, method="direct", **case.plan_kwargs())
+    p = case.plan("direct", np.float64)
     problems = []
     if p.ndim not in ndims:
         problems.append(f"{p.ndim}-D")
@@ -132,14 +130,6 @@ class OAConvolve(_ScipyPeer):
         return oaconvolve(xp, w[(slice(None, None, -1),) * w.ndim], mode="valid")
 
 
-def _blas_threads():
-    """Threads numpy's BLAS uses (threadpoolctl), or ``None`` when unknown."""
-    from threadpoolctl import threadpool_info
-
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    return max(counts) if counts else None
-
-
 class Torch(Peer):
     name = "torch"
     module = "torch"
@@ -149,7 +139,7 @@ class Torch(Peer):
         import torch.nn.functional as F
 
         p = _require_plain(case, single_channel=False)
-        threads = _blas_threads()
+        threads = blas_threads()
         if threads:
             torch.set_num_threads(threads)
         symmetric = all(lo == hi for lo, hi in p.padding)

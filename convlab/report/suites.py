@@ -32,6 +32,8 @@ import dataclasses
 import itertools
 import pathlib
 
+from .. import harness
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -54,9 +56,9 @@ CASE_KEYS = frozenset({"group", "name", "ndim", "batch", "channels", "out_channe
 DTYPES = ("float32", "float64")
 
 
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One convolution problem of a suite.
+@dataclasses.dataclass(frozen=True, init=False)
+class Case(harness.Case):
+    """One convolution problem of a suite: a :class:`convlab.harness.Case` that belongs to a figure group.
 
     Attributes
     ----------
@@ -68,23 +70,26 @@ class Case:
         ``(N, C_in, *spatial)`` and ``(C_out, C_in // groups, *kernel)``.
     stride, padding, dilation, groups, padding_mode
         As accepted by :func:`convlab.plan`.
+    dtype : str
+        Inherited; the report times every case in the suite's dtype instead.
 
     Examples
     --------
     >>> c = Case("layer", "demo", (1, 2, 8, 8), (4, 2, 3, 3), padding="same")
-    >>> c.id, c.kernel, c.size
-    ('layer/demo/n8/k3', 3, 8)
+    >>> c.id, c.kernel, c.size, c.plan("direct").output_shape
+    ('layer/demo/n8/k3', 3, 8, (1, 4, 8, 8))
     """
 
-    group: str
-    name: str
-    x_shape: tuple
-    w_shape: tuple
-    stride: object = 1
-    padding: object = 0
-    dilation: object = 1
-    groups: int = 1
-    padding_mode: str = "zeros"
+    group: str = "layer"
+
+    def __init__(self, group, name, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
+                 padding_mode="zeros", dtype="float32"):
+        # The suite's positional order (group and name first) over the harness record's fields.
+        values = dict(group=group, name=name, x_shape=x_shape, w_shape=w_shape, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups, padding_mode=padding_mode, dtype=dtype)
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+        self.__post_init__()
 
     @property
     def ndim(self):
@@ -108,20 +113,17 @@ class Case:
     def label(self):
         """A short human description: ``2-D 1x4x64² k3 same``."""
         n, c = self.x_shape[:2]
-        sup = {1: "", 2: "²", 3: "³"}[self.ndim]
+        sup = {1: "", 2: "²", 3: "³"}.get(self.ndim, "")
         extra = "".join(f" {key}={value}" for key, value in
                         (("stride", self.stride), ("dilation", self.dilation), ("groups", self.groups))
                         if value != 1)
         pad = self.padding if isinstance(self.padding, str) else f"pad={self.padding}"
         return f"{self.ndim}-D {n}×{c}→{self.w_shape[0]} {self.size}{sup} k{self.kernel}{sup} {pad}{extra}"
 
-    def plan_kwargs(self):
-        """Keyword arguments of :func:`convlab.plan` besides the shapes and dtype."""
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
-                    padding_mode=self.padding_mode)
-
     def to_dict(self):
+        """The case as the results file stores it (``dtype`` is the suite's, not stored per case)."""
         d = dataclasses.asdict(self)
+        del d["dtype"]
         d.update(id=self.id, label=self.label, ndim=self.ndim, x_shape=list(self.x_shape),
                  w_shape=list(self.w_shape))
         return d
