@@ -144,6 +144,7 @@ def _check_settings(repeats, warmup, min_sample_s, max_loops, max_time_s):
 def time_interleaved(callables: Mapping[str, Callable[[], object]], repeats: int = 5, warmup: int = 1,
                      min_sample_s: float = 0.002, *, call_seconds: Mapping[str, float] | None = None,
                      max_loops: int = MAX_LOOPS, max_time_s: float | None = None,
+                     progress: Callable[[int, int], object] | None = None,
                      clock: Clock = time.perf_counter) -> dict[str, Timing]:
     """Time callables against each other in interleaved rounds; the median per call of each.
 
@@ -167,6 +168,8 @@ def time_interleaved(callables: Mapping[str, Callable[[], object]], repeats: int
     max_time_s : float, optional
         Stop starting new rounds once this many seconds have been spent in
         them (after the first round, which always runs); fewer samples then.
+    progress : callable, optional
+        Called as ``progress(rounds_done, repeats)`` after each round.
     clock : callable, default time.perf_counter
         Returns seconds; replaced in tests by a fake clock.
 
@@ -203,6 +206,8 @@ def time_interleaved(callables: Mapping[str, Callable[[], object]], repeats: int
         shift = round_index % max(len(entries), 1)
         for _, fn, loops, samples in entries[shift:] + entries[:shift]:
             samples.append(time_call(fn, loops, clock=clock))
+        if progress is not None:
+            progress(round_index + 1, repeats)
     return {name: summarize(samples, loops) for name, _, loops, samples in entries}
 
 

@@ -106,6 +106,14 @@ def test_time_limit_stops_starting_rounds():
     assert len(t2.samples) == 1
 
 
+def test_progress_after_every_round():
+    m = FakeMachine()
+    seen = []
+    time_interleaved({"a": m.callable("a", [1.0])}, repeats=3, warmup=0, min_sample_s=0.0, clock=m.clock,
+                     progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
 def test_time_call_divides_by_the_loops():
     m = FakeMachine()
     assert time_call(m.callable("a", [0.25]), loops=4, clock=m.clock) == 0.25
