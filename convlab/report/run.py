@@ -14,7 +14,7 @@ import convlab as cl
 from .. import harness
 from . import measure
 from . import peers as _peers
-from .suites import load_suite
+from .suites import check_suite, load_suite
 
 __all__ = ["run_suite", "environment", "SCHEMA_VERSION"]
 
@@ -147,6 +147,9 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
     for name in methods:
         cl.get_method(name)  # unknown names fail here, listing the registered ones
     peer_list = list(_peers.available_peers() if peers is True else (peers or ()))
+    for name in peer_list:
+        _peers.get_peer(name)
+    check_suite(suite, dtype)  # every case and setting, before anything is measured
     settings = dict(suite.settings(), dtype=dtype, methods=methods, peers=peer_list)
     results = {} if results is None else results
     results.update(schema_version=SCHEMA_VERSION, suite=settings, environment=None, machine={},
