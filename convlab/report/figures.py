@@ -230,6 +230,8 @@ def _shared_legend(fig, axes, ncol=6, skip=()):
         for handle, label in zip(*ax.get_legend_handles_labels()):
             if not label.startswith(tuple(skip)):
                 seen.setdefault(label, handle)
+    if not seen:  # nothing was drawn (every runner skipped): no legend rather than an empty one
+        return
     fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=min(ncol, len(seen)), fontsize=8)
 
 
