@@ -87,7 +87,7 @@ def load_data(mnist=None, seed=0, limit=None, dtype=np.float32):
     """The digits (or MNIST from ``mnist``), optionally cut to ``limit`` images per split."""
     from convlab.datasets import Split, load_digits, load_mnist
 
-    data = load_mnist(mnist) if mnist else load_digits(seed=seed)
+    data = load_mnist(mnist, limit=limit) if mnist else load_digits(seed=seed)  # reads only `limit` images
     if limit is not None:
         data = Split(data.x_train[:limit], data.y_train[:limit], data.x_test[:limit], data.y_test[:limit])
     return Split(data.x_train.astype(dtype), data.y_train, data.x_test.astype(dtype), data.y_test)
