@@ -148,8 +148,8 @@ def test_replot_escapes_every_string_from_the_file(tmp_path, measured):
     ('{"suite": {}, "cases": []}', ["missing 'measurements'"]),
     ("[1, 2]", ["must be a JSON object"]),
     ("not json", ["not a JSON file"]),
-    ('{"suite": {}, "cases": [], "measurements": [{"case": "x", "method": "m", "status": "ok"}]}', ["measurements[0].case",
-                                                                     "one of the cases"]),
+    ('{"suite": {}, "cases": [], "measurements": [{"case": "x", "method": "m", "status": "ok"}]}',
+     ["measurements[0].case", "one of the cases"]),
 ])
 def test_replot_of_a_bad_file_is_a_one_line_error(tmp_path, capsys, content, words):
     code, src = _replot(tmp_path, content)
