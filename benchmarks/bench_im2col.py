@@ -1,6 +1,6 @@
 """Forward and backward times of direct, im2col and toeplitz on CNN-like layers (float32).
 
-Prints, per layer and method, the best-of-``--repeat`` wall time of the
+Prints, per layer and method, the median (convlab.harness) of ``--repeat`` samples of the wall time of the
 forward pass and of the backward pass (``dx`` and ``dW``), and the achieved
 GFLOP/s (``plan.flops`` per pass, the backward counted as two such products),
 next to the GFLOP/s of one large float32 ``np.matmul`` measured in the same
@@ -13,11 +13,13 @@ Run::
 """
 
 import argparse
-import time
 
 import numpy as np
 
 import convlab as cl
+from convlab import harness
+from convlab.case import Case
+from convlab.report.peers import Unavailable, get_peer
 
 LAYERS = [  # (name, x_shape, w_shape, params)
     ("resnet 3x3 64->64 56x56", (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
@@ -30,32 +32,22 @@ LAYERS = [  # (name, x_shape, w_shape, params)
 METHODS = ("direct", "im2col", "toeplitz")
 
 
-def best_time(fn, repeat):
-    """Best wall time of ``repeat`` calls after one warm-up call (caches, page faults)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds(fn, repeat):
+    """Median seconds per call (:func:`convlab.harness.time_interleaved`, one warm-up call)."""
+    return harness.time_interleaved({"f": fn}, repeat)["f"].median
 
 
-def matmul_gflops(repeat, n=2048):
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, n, n), dtype=np.float32)
-    return 2 * n**3 / best_time(lambda: a @ b, repeat) / 1e9
-
-
-def torch_forward(x, w, params, repeat):
-    try:
-        import torch
-    except ImportError:
+def torch_forward(name, x_shape, w_shape, params, repeat):
+    """Forward seconds of the report's torch peer on the same layer, or ``None`` without torch."""
+    torch_peer = get_peer("torch")
+    if not torch_peer.available():
         return None
-    conv = {3: torch.nn.functional.conv1d, 4: torch.nn.functional.conv2d}[x.ndim]
-    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
-    with torch.no_grad():
-        return best_time(lambda: conv(xt, wt, **params), repeat)
+    case = Case(x_shape, w_shape, "float32", name=name, **params)
+    try:
+        runner = torch_peer.runner(case, "float32", *case.arrays())
+    except Unavailable:
+        return None
+    return seconds(runner.forward, repeat)
 
 
 def main(argv=None):
@@ -64,7 +56,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="only the first layer and the smallest")
     args = parser.parse_args(argv)
     layers = [LAYERS[0], LAYERS[4]] if args.quick else LAYERS
-    peak = matmul_gflops(args.repeat)
+    peak = harness.gemm_flops("float32", 2048) / 1e9
     print(f"float32 np.matmul 2048x2048: {peak:.1f} GFLOP/s (measured now; the machine may be shared)")
     print(f"{'layer':26s} {'method':9s} {'forward ms':>11s} {'GFLOP/s':>8s} {'backward ms':>12s} {'GFLOP/s':>8s}")
     rng = np.random.default_rng(1)
@@ -75,15 +67,15 @@ def main(argv=None):
             p = cl.plan(x_shape, w_shape, np.float32, method=method, **params)
             gy = np.ones(p.output_shape, np.float32)
             try:
-                fwd = best_time(lambda: p.forward(x, w), args.repeat)
-                bwd = best_time(lambda: (p.backward_input(gy, w), p.backward_weight(gy, x)), args.repeat)
+                fwd = seconds(lambda: p.forward(x, w), args.repeat)
+                bwd = seconds(lambda: (p.backward_input(gy, w), p.backward_weight(gy, x)), args.repeat)
             except cl.WorkspaceLimitError as exc:
                 print(f"{name:26s} {method:9s} refused: needs {exc.needed / 2**20:.0f} MiB "
                       f"> limit {exc.limit / 2**20:.0f} MiB")
                 continue
             print(f"{name:26s} {method:9s} {fwd * 1e3:11.2f} {p.flops / fwd / 1e9:8.1f} "
                   f"{bwd * 1e3:12.2f} {2 * p.flops / bwd / 1e9:8.1f}")
-        t = torch_forward(x, w, params, args.repeat)
+        t = torch_forward(name, x_shape, w_shape, params, args.repeat)
         if t is not None:
             print(f"{name:26s} {'torch':9s} {t * 1e3:11.2f} {p.flops / t / 1e9:8.1f}")
 

@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 import scipy.signal
-from threadpoolctl import threadpool_info
 
 import convlab as cl
+from convlab import harness
 from convlab.selection import predictions
 
 # (name, x_shape, C_out, kernel, params, dtype)
@@ -52,26 +52,13 @@ LARGE = [
 ]
 
 
-def blas_threads():
-    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-    return max(counts) if counts else 1
-
-
 def median_seconds(fn, repeats, budget):
-    """Median of up to ``repeats`` timed calls after a warm-up; fewer when calls are slow.
+    """Median seconds per call (:func:`convlab.harness.time_interleaved`); fewer rounds past ``budget`` s.
 
     The warm-up (FFTW planning, per-plan caches) is never counted: at least
-    one timed call always follows it.
+    one timed round always follows it.
     """
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        if sum(times) > budget:
-            break
-    return float(np.median(times))
+    return harness.time_interleaved({"f": fn}, repeats, warmup=1, max_time_s=budget)["f"].median
 
 
 class Case:
@@ -159,8 +146,7 @@ def run_case(case, args, threads, with_backward):
 
 
 def gemm_gflops(args):
-    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
-    return 2 * 2048 ** 3 / median_seconds(lambda: a @ a, args.repeats, args.budget) / 1e9
+    return harness.gemm_flops("float32", 2048) / 1e9
 
 
 # --------------------------------------------------------------- report
@@ -224,7 +210,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats = 3
-    threads = blas_threads()
+    threads = harness.blas_threads() or 1
     started = time.perf_counter()
     print(f"convlab {cl.__version__}; numpy BLAS threads = torch threads = {threads}; "
           f"methods {', '.join(cl.methods())}; constants: {cl.explain(CaseStub.plan()).calibration}")

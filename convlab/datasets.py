@@ -12,6 +12,7 @@ corrupt file raises :class:`ValueError` naming the file and the problem.
 
 import collections
 import gzip
+import math
 import os
 import zlib
 
@@ -74,7 +75,7 @@ def load_digits(test_size=0.25, seed=0):
     Raises
     ------
     ImportError
-        When scikit-learn is not installed (``pip install convlab[examples]``).
+        When scikit-learn is not installed (``pip install -e ".[examples]"`` from the checkout).
 
     Examples
     --------
@@ -86,7 +87,8 @@ def load_digits(test_size=0.25, seed=0):
         from sklearn.datasets import load_digits as sk_load_digits
         from sklearn.model_selection import train_test_split
     except ImportError:
-        raise ImportError("the digits data set needs scikit-learn: pip install convlab[examples]") from None
+        raise ImportError('the digits data set needs scikit-learn: pip install -e ".[examples]" from the convlab '
+                          "checkout") from None
     digits = sk_load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None]
     y = digits.target.astype(np.int64)
@@ -95,27 +97,8 @@ def load_digits(test_size=0.25, seed=0):
 
 
 # --------------------------------------------------------------- IDX files
-def _read_bytes(path):
-    """The decompressed content of ``path`` (gzip when the name ends in ``.gz``)."""
-    if not str(path).endswith(".gz"):
-        with open(path, "rb") as f:
-            return f.read()
-    try:
-        with gzip.open(path, "rb") as f:
-            return f.read()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: not a valid gzip file ({exc})") from None
-
-
-def parse_idx(data, name="<bytes>"):
-    """Parse the bytes of an IDX file into an ndarray (native byte order); ``name`` labels errors.
-
-    Examples
-    --------
-    >>> parse_idx(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6]))
-    array([[1, 2, 3],
-           [4, 5, 6]], dtype=uint8)
-    """
+def _header(data, name):
+    """``(dtype, shape, header bytes)`` from the start of an IDX file; ``data`` may hold more than the header."""
     if len(data) < 4:
         raise ValueError(f"{name}: truncated IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
     zero, code, ndim = data[:2], data[2], data[3]
@@ -127,34 +110,71 @@ def parse_idx(data, name="<bytes>"):
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(f"{name}: truncated IDX header: {ndim} dimensions need {header} bytes, file has {len(data)}")
-    shape = tuple(int(v) for v in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    return IDX_DTYPES[code], shape, header
+
+
+def _declared(name, dtype, shape, header):
+    """Bytes the header declares (exact: Python ints cannot overflow), and how to say it in an error."""
+    total = header + math.prod(shape) * dtype.itemsize
+    return total, f"header declares shape {shape} of {dtype.newbyteorder('=')}, i.e. {total} bytes"
+
+
+def parse_idx(data, name="<bytes>"):
+    """Parse the bytes of an IDX file into an ndarray (native byte order); ``name`` labels errors.
+
+    Examples
+    --------
+    >>> parse_idx(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6]))
+    array([[1, 2, 3],
+           [4, 5, 6]], dtype=uint8)
+    """
+    dtype, shape, header = _header(data, name)
+    expected, declared = _declared(name, dtype, shape, header)
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
-        raise ValueError(f"{name}: IDX file {problem}: header declares shape {shape} of {dtype.newbyteorder('=')}, "
-                         f"i.e. {expected} bytes, but the file has {len(data)}")
+        raise ValueError(f"{name}: IDX file {problem}: {declared}, but the file has {len(data)}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def read_idx(path):
+def _gzip_size(path):
+    """The uncompressed size modulo 2**32 that a gzip file's trailer records (its last 4 bytes)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 18:  # a gzip member is at least a 10-byte header and an 8-byte trailer
+            return None
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
+
+
+def read_idx(path, limit=None):
     """Read an IDX file (optionally gzip-compressed, by a ``.gz`` name) into an ndarray.
+
+    The header is checked against the file before anything is allocated: a
+    plain file's size must be what the header declares, a gzip file's
+    trailer must record that size (modulo 2**32, as gzip stores it). The
+    data are then streamed, and with ``limit`` only the first ``limit``
+    entries along the first axis are decompressed and read.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file; a name ending in ``.gz`` is decompressed with gzip.
+    limit : int, optional
+        Read at most this many entries (images, labels) along the first axis.
 
     Returns
     -------
     ndarray
-        Of the shape the header declares and its dtype, in native byte order.
+        Of the shape the header declares (its first dimension cut to
+        ``limit``) and its dtype, in native byte order.
 
     Raises
     ------
     ValueError
         Naming the file, when it is truncated, has trailing bytes, a wrong
-        magic number or a corrupt gzip stream.
+        magic number, a size that disagrees with its header, or a corrupt
+        gzip stream.
 
     Examples
     --------
@@ -166,11 +186,45 @@ def read_idx(path):
     >>> with tempfile.TemporaryDirectory() as d:
     ...     with gzip.open(os.path.join(d, "a.idx.gz"), "wb") as f:
     ...         _ = f.write(data)
-    ...     read_idx(os.path.join(d, "a.idx.gz"))
-    array([[1, 2, 3],
-           [4, 5, 6]], dtype=uint8)
+    ...     read_idx(os.path.join(d, "a.idx.gz")), read_idx(os.path.join(d, "a.idx.gz"), limit=1)
+    (array([[1, 2, 3],
+           [4, 5, 6]], dtype=uint8), array([[1, 2, 3]], dtype=uint8))
     """
-    return parse_idx(_read_bytes(path), name=os.fspath(path))
+    name = os.fspath(path)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be None or an int >= 1, but got {limit!r}")
+    if not str(name).endswith(".gz"):
+        with open(path, "rb") as f:
+            return _read_stream(f, name, os.fstat(f.fileno()).st_size, None, limit)
+    try:
+        with gzip.open(path, "rb") as f:
+            return _read_stream(f, name, None, _gzip_size(path), limit)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{name}: not a valid gzip file ({exc})") from None
+
+
+def _read_stream(f, name, size, gzip_size, limit):
+    """Header, then the checks against the file, then only the rows wanted (see :func:`read_idx`)."""
+    head = f.read(4)
+    if len(head) == 4 and head[:2] == b"\0\0":
+        head += f.read(4 * head[3])
+    dtype, shape, header = _header(head, name)
+    expected, declared = _declared(name, dtype, shape, header)
+    if size is not None and size != expected:
+        problem = "truncated" if size < expected else "has trailing bytes"
+        raise ValueError(f"{name}: IDX file {problem}: {declared}, but the file has {size}")
+    if gzip_size is not None and gzip_size != expected % 2**32:
+        raise ValueError(f"{name}: not a valid gzip file of this IDX data: {declared}, but the gzip trailer "
+                         f"records {gzip_size} bytes (modulo 2**32): truncated or corrupt")
+    rows = shape[0] if limit is None else min(shape[0], limit)
+    row_bytes = math.prod(shape[1:]) * dtype.itemsize
+    data = f.read(rows * row_bytes)
+    if len(data) < rows * row_bytes:
+        raise ValueError(f"{name}: IDX file truncated: {declared}, but the data end after "
+                         f"{header + len(data)} bytes")
+    if rows == shape[0] and f.read(1):
+        raise ValueError(f"{name}: IDX file has trailing bytes: {declared}, but there are more")
+    return np.frombuffer(data, dtype).reshape((rows, *shape[1:])).astype(dtype.newbyteorder("="))
 
 
 def _find(directory, name):
@@ -180,6 +234,18 @@ def _find(directory, name):
             return path
     raise FileNotFoundError(f"MNIST file {name} (or {name}.gz) not found in {directory!r}; --mnist DIR must hold "
                             f"{', '.join(n for n, _ in MNIST_FILES.values())}")
+
+
+def _count(path):
+    """The first dimension an IDX file's header declares (``None`` when unreadable: read_idx then says why)."""
+    try:
+        opener = gzip.open if os.fspath(path).endswith(".gz") else open
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            head += f.read(4 * head[3]) if len(head) == 4 else b""
+        return _header(head, os.fspath(path))[1][0]
+    except (ValueError, OSError, EOFError, zlib.error, IndexError):
+        return None
 
 
 def _check_mnist(arrays, paths):
@@ -200,7 +266,7 @@ def _check_mnist(arrays, paths):
                          f"{arrays['test_images'].shape[1:]} in {paths['test_images']}")
 
 
-def load_mnist(directory):
+def load_mnist(directory, limit=None):
     """MNIST from the four standard IDX files in ``directory`` (each may be ``.gz``).
 
     Parameters
@@ -208,6 +274,9 @@ def load_mnist(directory):
     directory : str or os.PathLike
         Holds the files named in :data:`MNIST_FILES` (``train-images-idx3-ubyte``
         and so on), each plain or with a ``.gz`` suffix.
+    limit : int, optional
+        Read only the first ``limit`` images and labels of each split
+        (:func:`read_idx` decompresses no more than that).
 
     Returns
     -------
@@ -240,7 +309,13 @@ def load_mnist(directory):
     ((3, 1, 28, 28), dtype('float32'), 1.0, [7, 9])
     """
     paths = {role: _find(directory, name) for role, (name, _) in MNIST_FILES.items()}
-    arrays = {role: read_idx(path) for role, path in paths.items()}
+    counts = {role: _count(path) for role, path in paths.items()}
+    for split in ("train", "test"):  # checked on the headers: with a limit, the arrays are cut
+        images, labels = counts[f"{split}_images"], counts[f"{split}_labels"]
+        if None not in (images, labels) and images != labels:
+            raise ValueError(f"{paths[split + '_labels']}: {labels} labels for {images} images in "
+                             f"{paths[split + '_images']}")
+    arrays = {role: read_idx(path, limit) for role, path in paths.items()}
     _check_mnist(arrays, paths)
 
     def images(a):

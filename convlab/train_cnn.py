@@ -7,6 +7,11 @@ import time
 
 import numpy as np
 
+import convlab as cl
+
+from . import nn
+from .datasets import Split, load_digits, load_mnist
+
 DESCRIPTION = """Train a small convolutional network on handwritten digits, in numpy.
 
 The network (Conv 3x3 -> ReLU -> MaxPool -> Conv 3x3 -> ReLU -> MaxPool ->
@@ -70,7 +75,6 @@ def build_model(image_size, n_classes=10, *, method="auto", dtype=np.float32, se
     >>> model(np.zeros((2, 1, 8, 8), np.float32)).shape
     (2, 10)
     """
-    from convlab import nn
 
     rng = np.random.default_rng(seed)
     pooled = image_size // 2 // 2
@@ -85,9 +89,8 @@ def build_model(image_size, n_classes=10, *, method="auto", dtype=np.float32, se
 
 def load_data(mnist=None, seed=0, limit=None, dtype=np.float32):
     """The digits (or MNIST from ``mnist``), optionally cut to ``limit`` images per split."""
-    from convlab.datasets import Split, load_digits, load_mnist
 
-    data = load_mnist(mnist) if mnist else load_digits(seed=seed)
+    data = load_mnist(mnist, limit=limit) if mnist else load_digits(seed=seed)  # reads only `limit` images
     if limit is not None:
         data = Split(data.x_train[:limit], data.y_train[:limit], data.x_test[:limit], data.y_test[:limit])
     return Split(data.x_train.astype(dtype), data.y_train, data.x_test.astype(dtype), data.y_test)
@@ -128,7 +131,6 @@ def train(model, data, *, epochs, batch_size, lr, seed=0, log=print):
     training), ``test_acc`` (after the epoch) and ``seconds`` (the training
     pass: forward, backward and update; not the evaluation).
     """
-    from convlab import nn
 
     loss_fn, opt = nn.CrossEntropyLoss(), nn.Adam(model.parameters(), lr=lr)
     order_rng = np.random.default_rng(seed + 1)
@@ -159,7 +161,6 @@ def unsupported_reason(model, data, batch_size):
     Builds the plan of every convolution layer for every batch shape the run
     will see, by a forward pass on zeros in evaluation mode.
     """
-    import convlab as cl
 
     n_train, n_test = len(data.x_train), len(data.x_test)
     sizes = {min(batch_size, n_train), n_train % batch_size or batch_size, min(EVAL_BATCH, n_test),
@@ -277,7 +278,6 @@ def _run_one(args, data, image_size):
 
 
 def _run_compare(args, data, image_size):
-    import convlab as cl
 
     results, skipped = {}, {}
     for name in cl.methods():

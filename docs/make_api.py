@@ -22,6 +22,9 @@ MODULES = {
     "convlab.fft_backends": "FFT backends",
     "convlab.nn": "Layers, losses and optimisers (convlab.nn)",
     "convlab.datasets": "Data sets for the example",
+    "convlab.harness": "The measurement harness: stopwatch and machine probes",
+    "convlab.case": "The problem record of the measuring applications",
+    "convlab.signal": "scipy.signal drop-in (convlab.signal)",
     "convlab.report": "Benchmark report (convlab.report)",
 }
 

@@ -113,5 +113,58 @@ def test_digits_split_is_stratified_and_seeded():
 def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
     for name in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
         monkeypatch.setitem(sys.modules, name, None)  # makes the import fail
-    with pytest.raises(ImportError, match=r"pip install convlab\[examples\]"):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[examples\]"'):
         load_digits()
+
+
+# --------------------------------------------------------------- untrusted sizes
+def _gzip_declaring(path, count, images):
+    """A gzip IDX image file whose header declares ``count`` 28x28 images but holds ``images`` of them."""
+    header = bytes([0, 0, 8, 3]) + b"".join(int(n).to_bytes(4, "big") for n in (count, 28, 28))
+    path.write_bytes(gzip.compress(header + bytes(28 * 28 * images)))
+    return path
+
+
+def test_a_tiny_gzip_declaring_billions_of_images_is_refused_at_once(tmp_path):
+    import tracemalloc
+
+    path = _gzip_declaring(tmp_path / "bomb-idx3-ubyte.gz", 4_000_000_000, 3)
+    for limit in (None, 2, 10**9):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match="header declares shape \\(4000000000, 28, 28\\)") as info:
+                read_idx(path, limit=limit)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert str(path) in str(info.value) and peak < 1 << 20, peak
+
+
+def test_limit_reads_only_the_images_needed(tmp_path):
+    import tracemalloc
+
+    path = _gzip_declaring(tmp_path / "many-idx3-ubyte.gz", 20_000, 20_000)  # 15.7 MB of pixels, 15 kB of gzip
+    tracemalloc.start()
+    try:
+        images = read_idx(path, limit=10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert images.shape == (10, 28, 28) and peak < 1 << 20, peak
+    assert read_idx(path, limit=30_000).shape == (20_000, 28, 28)  # a limit above the count reads them all
+
+
+def test_load_mnist_with_a_limit_still_checks_the_declared_counts(tmp_path):
+    write_mnist(tmp_path, train_labels=idx_bytes(np.zeros(5, np.uint8)))
+    with pytest.raises(ValueError, match="5 labels for 6 images"):
+        load_mnist(tmp_path, limit=2)
+    write_mnist(tmp_path)
+    data = load_mnist(tmp_path, limit=2)
+    assert data.x_train.shape[0] == 2 and data.y_test.shape == (2,)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True])
+def test_bad_limit_is_refused(tmp_path, limit):
+    path = write(tmp_path / "a-idx1-ubyte", GOOD)
+    with pytest.raises(ValueError, match="limit must be None or an int >= 1"):
+        read_idx(path, limit=limit)

@@ -13,10 +13,10 @@ steps are importable::
 'kernel'
 """
 
-from .suites import GROUPS, Case, Suite, load_suite, suite_names
 from .measure import measure_case
 from .peers import available_peers, peer_names
 from .run import environment, run_suite
+from .suites import GROUPS, Case, Suite, load_suite, suite_names
 
 __all__ = ["GROUPS", "Case", "Suite", "load_suite", "suite_names", "measure_case", "available_peers",
            "peer_names", "environment", "run_suite", "make_report"]

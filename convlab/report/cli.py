@@ -1,10 +1,11 @@
 """``convlab report``: run a benchmark suite and write the report page."""
 
-import json
 import math
 import os
 import sys
 import time
+
+from .run import run_suite
 
 DESCRIPTION = """Benchmark every registered method (and scipy/torch peers) and write a report.
 
@@ -65,30 +66,47 @@ class Progress:
 
 
 def run(args):
-    from .page import busy_warning, findings, make_report, summary_text
-    from .run import run_suite
+    from .page import load_results
 
-    os.makedirs(args.out, exist_ok=True)
     if args.replot:
-        with open(args.replot) as f:
-            results = json.load(f)
-    else:
-        results = {}
-        start = time.perf_counter()
-        try:
-            run_suite(args.suite, args.methods, dtype=args.dtype, peers=not args.no_peers, progress=Progress(),
-                      journal=os.path.join(args.out, "results.jsonl"), results=results)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted after {time.perf_counter() - start:.0f} s: writing the report of the "
-                  f"{len(results.get('cases', []))} cases measured so far", file=sys.stderr)
-            if not results.get("cases"):
-                return 130
+        results = load_results(args.replot)  # a bad file fails here, before anything is written
+        os.makedirs(args.out, exist_ok=True)
+        _write(results, args)
+        return 0
+    os.makedirs(args.out, exist_ok=True)
+    results = {}
+    start = time.perf_counter()
+    try:
+        run_suite(args.suite, args.methods, dtype=args.dtype, peers=not args.no_peers, progress=Progress(),
+                  journal=os.path.join(args.out, "results.jsonl"), results=results)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after {time.perf_counter() - start:.0f} s: writing the report of the "
+              f"{len(results.get('cases', []))} cases measured so far", file=sys.stderr)
+        if not results.get("cases"):
+            return 130
+        _write(results, args)
+        return 130
+    except Exception:
+        # A case that fails after others were measured: keep their page, then report the error.
+        if results.get("cases"):
+            print(f"\nstopped by an error after {len(results['cases'])} cases: writing their report first",
+                  file=sys.stderr)
+            _write(results, args)
+        raise
+    _write(results, args)
+    return 0
+
+
+def _write(results, args):
+    """Write the page (and snapshot) and print the summary, the findings and where the page is."""
+    from .page import busy_warning, findings, make_report, missing_peer_note, summary_text
+
     page = make_report(results, args.out, snapshot=args.snapshot)
     print(summary_text(results))
     print("\n" + "\n".join(findings(results)))
-    if busy_warning(results):
-        print("\n" + busy_warning(results))
+    for note in (missing_peer_note(results), busy_warning(results)):
+        if note:
+            print("\n" + note)
     print(f"\nreport: {page.resolve()}")
     if args.snapshot:
         print(f"snapshot: {os.path.abspath(args.snapshot)}")
-    return 0 if results.get("complete") else 130

@@ -194,11 +194,12 @@ def plot_kernel_sweep(ax, kernels, curves, methods, ndim=2):
         ax.axvline(k_cross, color="red", linestyle=":", linewidth=1.5, label=f"crossover k ≈ {k_cross:.1f}")
         ax.annotate(f" crossover\n k ≈ {k_cross:.1f}", (k_cross, 0.97), xycoords=("data", "axes fraction"),
                     va="top", color="red", fontsize=9)
-    spatial_names = [n for n in methods if method_family(n) == "spatial" and np.isfinite(curves[n][0])]
+    spatial_names = [n for n in methods if method_family(n) == "spatial" and n in curves
+                     and np.isfinite(curves[n][0])]
     if spatial_names:
         t0 = curves[spatial_names[0]][0]
         ax.plot(kernels, t0 * (kernels / kernels[0]) ** ndim, color="0.6", linewidth=0.8, linestyle="-.",
-                label=rf"$\propto k^{ndim}$ guide")
+                label=f"∝ k{'¹²³'[ndim - 1] if 1 <= ndim <= 3 else f'^{ndim}'} guide")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(kernels, [f"{k:g}" for k in kernels])
@@ -226,6 +227,8 @@ def _shared_legend(fig, axes, ncol=6, skip=()):
         for handle, label in zip(*ax.get_legend_handles_labels()):
             if not label.startswith(tuple(skip)):
                 seen.setdefault(label, handle)
+    if not seen:  # nothing was drawn (every runner skipped): no legend rather than an empty one
+        return
     fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=min(ncol, len(seen)), fontsize=8)
 
 

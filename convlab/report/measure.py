@@ -11,9 +11,10 @@ How a case is measured (:func:`measure_case`):
 3. Peak extra memory of one forward and one backward call is measured with
    :mod:`tracemalloc` (numpy and pyfftw allocations are traced; torch's are
    not, so peers report ``None``). It includes the returned arrays.
-4. Timing: ``repeats`` rounds; in each round every runner takes one forward
-   and one backward sample, in an order rotated every round, so that drift of
-   a shared machine hits all runners alike. A sample repeats the call until it
+4. Timing: :func:`convlab.harness.time_interleaved`, the one stopwatch:
+   ``repeats`` rounds; in each round every runner takes one forward and one
+   backward sample, in an order rotated every round, so that drift of a
+   shared machine hits all runners alike. A sample repeats the call until it
    lasts ``min_sample_s``. The median and quartiles are kept.
 
 A runner that cannot run the case is recorded with a status and a reason,
@@ -21,49 +22,38 @@ never dropped: ``unsupported`` (the method refuses the plan), ``skipped``
 (workspace over the limit, or slower than the time budget) or ``failed``.
 """
 
-import math
-import time
 import tracemalloc
 
 import numpy as np
 
-from .. import api as _api  # noqa: F401  (convlab imported for its registry)
-from ..errors import ConvError, WorkspaceLimitError
-from ..algorithms import methods as registered_methods, verdict
-from ..planning import plan as make_plan
-from ..tuning import choose_method
+import convlab as cl
+
+from .. import harness
 from ..tolerances import relative_error
 from . import peers as _peers
 from .peers import Runner, Unavailable
 
-__all__ = ["measure_case", "case_inputs", "Runner", "convlab_runner", "summarize", "gemm_gflops"]
-
-SAMPLE_LOOP_CAP = 1000
+__all__ = ["measure_case", "case_inputs", "Runner", "convlab_runner", "summarize"]
 
 
 def case_inputs(case, seed=0):
     """``(x, w, grad_y)`` for ``case`` in float64, exactly representable in float32.
 
-    ``w`` is scaled by ``1/sqrt(fan_in)`` so outputs stay of order one.
+    The harness's seeded arrays (:meth:`convlab.case.Case.arrays`): ``w``
+    is scaled by ``1/sqrt(fan_in)`` so outputs stay of order one.
     """
-    rng = np.random.default_rng(seed)
-    p = make_plan(case.x_shape, case.w_shape, np.float64, method="direct", **case.plan_kwargs())
-    fan_in = int(np.prod(case.w_shape[1:]))
-    x = rng.standard_normal(case.x_shape, np.float32)
-    w = rng.standard_normal(case.w_shape, np.float32) / np.float32(math.sqrt(fan_in))
-    grad_y = rng.standard_normal(p.output_shape, np.float32)
-    return x.astype(np.float64), w.astype(np.float64), grad_y.astype(np.float64)
+    return case.arrays(seed, np.float64)
 
 
 def convlab_runner(name, case, dtype, x, w, grad_y):
     """A :class:`Runner` for registered method ``name``, or raise :class:`Unavailable`."""
     try:
-        p = make_plan(case.x_shape, case.w_shape, dtype, method=name, **case.plan_kwargs())
-    except ConvError as exc:
+        p = case.plan(name, dtype)
+    except cl.ConvError as exc:
         raise Unavailable("unsupported", str(exc)) from None
-    needed = verdict(p.spec, name).workspace
+    needed = cl.get_method(name).workspace_bytes(p.inner)
     if needed > p.limit:
-        raise Unavailable("skipped", str(WorkspaceLimitError(name, needed, p.limit)))
+        raise Unavailable("skipped", str(cl.WorkspaceLimitError(name, needed, p.limit)))
     x, w, grad_y = (a.astype(dtype) for a in (x, w, grad_y))
     return Runner(name, "convlab", lambda: p.forward(x, w), lambda: p.backward(grad_y, x, w),
                   workspace_bytes=int(needed))
@@ -109,36 +99,31 @@ def _first_call(runner, record):
     The first call is the one that fills plan caches, so its peak includes
     what the method keeps for later calls.
     """
-    start = time.perf_counter()
-    y, record["memory"]["forward_bytes"] = _traced(runner.forward, runner.traced)
-    grads = None
-    if runner.backward is not None:
-        grads, record["memory"]["backward_bytes"] = _traced(runner.backward, runner.traced)
-    record["first_call_s"] = time.perf_counter() - start
+    outputs = {}
+
+    def first():
+        outputs["y"], record["memory"]["forward_bytes"] = _traced(runner.forward, runner.traced)
+        outputs["grads"] = None
+        if runner.backward is not None:
+            outputs["grads"], record["memory"]["backward_bytes"] = _traced(runner.backward, runner.traced)
+
+    record["first_call_s"] = harness.time_call(first)
+    y, grads = outputs["y"], outputs["grads"]
     record["memory"]["workspace_bytes"] = runner.workspace_bytes
     return y, grads
 
 
-def _sample(call, loops):
-    start = time.perf_counter()
-    for _ in range(loops):
-        call()
-    return (time.perf_counter() - start) / loops
-
-
 def summarize(samples):
-    """``{"median_s", "q1_s", "q3_s", "samples_s"}`` of a list of seconds per call (``None`` when empty).
+    """``{"median_s", "q1_s", "q3_s", "samples_s", "loops"}`` of seconds per call (``None`` when empty).
+
+    The statistic of :func:`convlab.harness.summarize`, in the results file's form.
 
     Examples
     --------
     >>> summarize([3.0, 1.0, 2.0])["median_s"]
     2.0
     """
-    if not samples:
-        return None
-    q1, median, q3 = np.percentile(samples, [25, 50, 75])
-    return {"median_s": float(median), "q1_s": float(q1), "q3_s": float(q3),
-            "samples_s": [float(s) for s in samples]}
+    return harness.summarize(samples).to_dict() if len(samples) else None
 
 
 def _dominates(small, large):
@@ -197,11 +182,11 @@ def measure_case(case, methods=None, *, peers=(), dtype="float32", accuracy_dtyp
     >>> rows[0]["status"], rows[0]["accuracy"]["float64"]["y"]
     ('ok', 0.0)
     """
-    names = [(m, "convlab") for m in (registered_methods() if methods is None else methods)]
+    names = [(m, "convlab") for m in (cl.methods() if methods is None else methods)]
     names += [(p, "peer") for p in peers]
     over_budget = {} if over_budget is None else over_budget
     arrays = case_inputs(case, seed)
-    reference = make_plan(case.x_shape, case.w_shape, np.float64, method="direct", **case.plan_kwargs())
+    reference = case.plan("direct", np.float64)
     reference = (reference.forward(arrays[0], arrays[1]), *reference.backward(arrays[2], arrays[0], arrays[1])[:2])
     records, runners = [], []
     for name, kind in names:
@@ -244,52 +229,35 @@ def measure_case(case, methods=None, *, peers=(), dtype="float32", accuracy_dtyp
 
 def _steady_call_s(runner):
     """``(forward, backward)`` seconds of one call after the first (backward 0 when there is none)."""
-    return _sample(runner.forward, 1), (_sample(runner.backward, 1) if runner.backward is not None else 0.0)
+    return (harness.time_call(runner.forward),
+            harness.time_call(runner.backward) if runner.backward is not None else 0.0)
 
 
 def _time_interleaved(runners, repeats, warmup, min_sample_s):
-    """Fill ``forward``/``backward`` of each record; runners take turns every round.
+    """Fill ``forward``/``backward`` of each record with :func:`convlab.harness.time_interleaved`.
 
     ``runners`` holds ``(runner, record, (forward_s, backward_s))`` with the
     seconds of one steady call, which set how many calls make one sample.
+    The first and the steady call already warmed each up once.
     """
-    calls = []
+    calls, seconds, where = {}, {}, {}
     for runner, record, steady in runners:
-        for phase, seconds in zip(("forward", "backward"), steady):
+        for phase, call_s in zip(("forward", "backward"), steady):
             call = getattr(runner, phase)
-            if call is None:
-                continue
-            for _ in range(warmup - 1):  # the first and the steady call already warmed up once
-                call()
-            loops = max(1, min(SAMPLE_LOOP_CAP, math.ceil(min_sample_s / max(seconds, 1e-9))))
-            calls.append((record, phase, call, loops, []))
-    for round_index in range(repeats):
-        shift = round_index % max(len(calls), 1)
-        for record, phase, call, loops, samples in calls[shift:] + calls[:shift]:
-            samples.append(_sample(call, loops))
-    for record, phase, _, loops, samples in calls:
-        record[phase] = dict(summarize(samples), loops=loops)
+            if call is not None:
+                key = f"{record['method']}/{phase}"
+                calls[key], seconds[key], where[key] = call, call_s, (record, phase)
+    if not calls:
+        return
+    timings = harness.time_interleaved(calls, repeats, max(warmup - 1, 0), min_sample_s, call_seconds=seconds)
+    for key, timing in timings.items():
+        record, phase = where[key]
+        record[phase] = timing.to_dict()
 
 
 def auto_method(case, dtype):
     """What ``method="auto"`` picks for ``case`` (or the reason it cannot pick)."""
     try:
-        p = make_plan(case.x_shape, case.w_shape, dtype, method="direct", **case.plan_kwargs())
-        return choose_method(p)
-    except (ConvError, MemoryError) as exc:
+        return cl.choose_method(case.plan("direct", dtype))
+    except (cl.ConvError, MemoryError) as exc:
         return f"none: {exc}"
-
-
-def gemm_gflops(dtype="float32", n=1024, repeats=5):
-    """The machine's measured matrix-multiply throughput in GFLOP/s (best of ``repeats``).
-
-    Examples
-    --------
-    >>> gemm_gflops("float64", n=64, repeats=1) > 0
-    True
-    """
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
-    a @ b
-    best = min(_sample(lambda: a @ b, 1) for _ in range(repeats))
-    return 2.0 * n ** 3 / best / 1e9

@@ -3,7 +3,6 @@
 import base64
 import csv
 import html
-import io
 import json
 import math
 import os
@@ -14,7 +13,8 @@ import numpy as np
 from .figures import FIGURES, Data, fitted_slope, forward_median, kernel_crossovers
 from .theory import THEORY_FIGURES
 
-__all__ = ["make_report", "summary_rows", "summary_text", "summary_markdown", "write_csv", "write_json",
+__all__ = ["make_report", "load_results", "normalize_results", "missing_peer_note",
+           "summary_rows", "summary_text", "summary_markdown", "write_csv", "write_json",
            "write_snapshot", "ALL_FIGURES"]
 
 ALL_FIGURES = dict(sorted({**FIGURES, **THEORY_FIGURES}.items()))
@@ -122,6 +122,137 @@ def findings(results):
     return lines
 
 
+# --------------------------------------------------------------- reading results
+def _need(ok, where, what, value):
+    if not ok:
+        raise ValueError(f"{where}: {what}, but got {value!r}"[:300])
+
+
+def _number_or_none(value):
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_timing(where, t):
+    _need(t is None or isinstance(t, dict), where, "must be null or an object", t)
+    if t:
+        for key in ("median_s", "q1_s", "q3_s"):
+            _need(isinstance(t.get(key), (int, float)) and not isinstance(t.get(key), bool), f"{where}.{key}",
+                  "must be a number", t.get(key))
+
+
+def normalize_results(results, where="results"):
+    """Check a results dict before drawing it, and fill what a partial one lacks; return it.
+
+    ``suite``, ``cases`` and ``measurements`` are required, with the fields
+    the page reads; ``environment``, ``machine``, ``complete``,
+    ``elapsed_s``, ``started`` and ``finished`` get neutral defaults, so an
+    interrupted or hand-trimmed run still draws.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where`` and the first field that is missing or of the wrong type.
+
+    Examples
+    --------
+    >>> normalize_results({})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: results: not a convlab results file (...): missing 'suite', 'cases', 'measurements'
+    """
+    _need(isinstance(results, dict), where, "not a convlab results file: must be a JSON object", type(results))
+    missing = [key for key in ("suite", "cases", "measurements") if key not in results]
+    if missing:
+        raise ValueError(f"{where}: not a convlab results file (write one with convlab report): missing "
+                         f"{', '.join(map(repr, missing))}")
+    suite = results["suite"]
+    _need(isinstance(suite, dict), f"{where}: suite", "must be an object", suite)
+    suite.setdefault("name", "?")
+    suite.setdefault("description", "")
+    for key, default in (("dtype", "float32"), ("repeats", "?"), ("warmup", "?"), ("time_budget_s", "?"),
+                         ("accuracy_dtypes", [])):
+        suite.setdefault(key, default)
+    for key in ("methods", "peers"):
+        value = suite.setdefault(key, [])
+        _need(isinstance(value, list) and all(isinstance(v, str) for v in value), f"{where}: suite.{key}",
+              "must be a list of strings", value)
+    _need(isinstance(suite["accuracy_dtypes"], list), f"{where}: suite.accuracy_dtypes", "must be a list",
+          suite["accuracy_dtypes"])
+    _need(isinstance(results["cases"], list), f"{where}: cases", "must be a list", results["cases"])
+    for i, case in enumerate(results["cases"]):
+        at = f"{where}: cases[{i}]"
+        _need(isinstance(case, dict), at, "must be an object", case)
+        for key in ("id", "group", "name", "label"):
+            _need(isinstance(case.get(key), str), f"{at}.{key}", "must be a string", case.get(key))
+        for key in ("x_shape", "w_shape"):
+            shape = case.get(key)
+            _need(isinstance(shape, list) and len(shape) >= 3 and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape), f"{at}.{key}",
+                "must be a list of at least 3 positive ints", shape)
+        case.setdefault("ndim", len(case["x_shape"]) - 2)
+        case.setdefault("auto_method", "?")
+        _need(isinstance(case["auto_method"], str), f"{at}.auto_method", "must be a string", case["auto_method"])
+        _need(_number_or_none(case.setdefault("flops", None)), f"{at}.flops", "must be a number", case["flops"])
+    case_ids = {case["id"] for case in results["cases"]}
+    _need(isinstance(results["measurements"], list), f"{where}: measurements", "must be a list",
+          results["measurements"])
+    for i, m in enumerate(results["measurements"]):
+        at = f"{where}: measurements[{i}]"
+        _need(isinstance(m, dict), at, "must be an object", m)
+        for key in ("case", "method", "status"):
+            _need(isinstance(m.get(key), str), f"{at}.{key}", "must be a string", m.get(key))
+        _need(m["case"] in case_ids, f"{at}.case", "must be the id of one of the cases", m["case"])
+        for key, default in (("kind", "convlab"), ("dtype", suite["dtype"]), ("reason", None),
+                             ("first_call_s", None), ("forward", None), ("backward", None)):
+            m.setdefault(key, default)
+        for phase in ("forward", "backward"):
+            _check_timing(f"{at}.{phase}", m[phase])
+        memory = m.setdefault("memory", {})
+        accuracy = m.setdefault("accuracy", {})
+        _need(isinstance(memory, dict) and all(_number_or_none(v) for v in memory.values()), f"{at}.memory",
+              "must map names to numbers", memory)
+        _need(isinstance(accuracy, dict) and all(isinstance(v, dict) and all(_number_or_none(e) for e in v.values())
+                                                 for v in accuracy.values()),
+              f"{at}.accuracy", "must map dtypes to {name: number}", accuracy)
+    for key in ("environment", "machine"):
+        value = results.setdefault(key, {})
+        if value is None:
+            value = results[key] = {}
+        _need(isinstance(value, dict), f"{where}: {key}", "must be an object", value)
+    env, machine = results["environment"], results["machine"]
+    for key in ("load_average", "affinity", "cpu_count"):
+        _need(_number_or_none(env.get(key)), f"{where}: environment.{key}", "must be a number", env.get(key))
+    _need(_number_or_none(machine.get("load_average_end")), f"{where}: machine.load_average_end",
+          "must be a number", machine.get("load_average_end"))
+    gemm = machine.get("gemm_gflops") or {}
+    _need(isinstance(gemm, dict) and all(_number_or_none(v) for v in gemm.values()),
+          f"{where}: machine.gemm_gflops", "must map dtypes to numbers", gemm)
+    results.setdefault("complete", False)
+    results.setdefault("started", "")
+    results.setdefault("finished", None)
+    elapsed = results.setdefault("elapsed_s", 0.0)
+    _need(_number_or_none(elapsed), f"{where}: elapsed_s", "must be a number", elapsed)
+    if elapsed is None:
+        results["elapsed_s"] = 0.0
+    return results
+
+
+def load_results(path):
+    """Read and check a ``results.json`` for ``--replot`` (:func:`normalize_results`).
+
+    Raises
+    ------
+    ValueError
+        Naming the file: not JSON, or not a convlab results file.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON file ({exc})") from None
+    return normalize_results(results, where=str(path))
+
+
 # --------------------------------------------------------------- files
 def _finite(value):
     """``value`` with every non-finite float replaced by ``None`` (strict JSON has no NaN or inf)."""
@@ -167,19 +298,30 @@ def write_csv(results, path):
 
 
 def draw_figures(results, out_dir, figures=None):
-    """Save the figures (default all) as PNG and SVG; return ``{slug: (title, caption or None)}`` in order."""
+    """Save the figures (default all) as PNG and SVG; return ``{slug: (title, caption, problem)}`` in order.
+
+    ``caption`` is ``None`` when the figure was not drawn, and ``problem``
+    then says why (no cases for it, or the error drawing it raised: one
+    figure must not cost the page). Text is drawn literally: names from a
+    suite or a results file (``$`` included) never go through matplotlib's
+    mathtext.
+    """
+    import matplotlib
+
     drawn = {}
     for slug, (title, function) in ALL_FIGURES.items():
         if figures is not None and slug not in figures:
             continue
-        made = function(results)
-        if made is None:
-            drawn[slug] = (title, None)
+        try:
+            with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+                made = function(results)
+                if made is not None:
+                    for ext in ("png", "svg"):
+                        made[0].savefig(os.path.join(out_dir, f"{slug}.{ext}"), dpi=110)
+        except Exception as exc:  # one figure must not cost the page: the run's data are worth more
+            drawn[slug] = (title, None, f"could not be drawn from these results ({type(exc).__name__}: {exc})")
             continue
-        fig, caption = made
-        for ext in ("png", "svg"):
-            fig.savefig(os.path.join(out_dir, f"{slug}.{ext}"), dpi=110)
-        drawn[slug] = (title, caption)
+        drawn[slug] = (title, made[1], None) if made is not None else (title, None, "no cases in this suite for it")
     return drawn
 
 
@@ -218,27 +360,65 @@ def busy_warning(results):
     return ""
 
 
+def _escaped(value, spec=""):
+    """``value`` as page text: numbers formatted with ``spec``, everything else ``str`` and HTML-escaped.
+
+    Results files are untrusted (``--replot`` reads any file), so no string
+    from one reaches the page unescaped.
+
+    Examples
+    --------
+    >>> _escaped(0.25, "g"), _escaped("<script>"), _escaped("<b>", "g")
+    ('0.25', '&lt;script&gt;', '&lt;b&gt;')
+    """
+    if spec and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, spec)
+    return html.escape(str(value))
+
+
+TORCH_HINT = 'pip install -e ".[torch]"'
+
+
+def missing_peer_note(results):
+    """One line when the PyTorch peer was left out because torch is not installed, else ``""``.
+
+    Examples
+    --------
+    >>> results = {"suite": {"peers": ["scipy.fftconvolve"]}, "environment": {"versions": {"torch": None}}}
+    >>> print(missing_peer_note(results))  # doctest: +ELLIPSIS
+    PyTorch peer not measured: torch is not installed (add it from the checkout with pip install -e ".[torch]").
+    """
+    peers = results.get("suite", {}).get("peers") or []
+    torch_version = ((results.get("environment") or {}).get("versions") or {}).get("torch", "unknown")
+    if peers and "torch" not in peers and torch_version is None:
+        return f"PyTorch peer not measured: torch is not installed (add it from the checkout with {TORCH_HINT})."
+    return ""
+
+
 def render_page(results, drawn, out_dir):
     """The HTML page: summary, figures embedded as base64 PNG (no network), environment, raw data links."""
     suite = results["suite"]
     header, rows = summary_rows(results)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>convlab report: {html.escape(suite['name'])}"
+    e = _escaped
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>convlab report: {e(suite['name'])}"
              f"</title><style>{PAGE_STYLE}</style></head><body>",
-             f"<h1>convlab benchmark report: suite <code>{html.escape(suite['name'])}</code></h1>",
-             f"<p>{html.escape(suite.get('description', ''))}</p>",
-             f"<p>Methods: {', '.join(f'<code>{html.escape(m)}</code>' for m in suite['methods'])}. "
-             f"Peers: {', '.join(f'<code>{html.escape(p)}</code>' for p in suite['peers']) or 'none'}. "
-             f"Timed in {suite['dtype']}; {suite['repeats']} interleaved samples per method after "
-             f"{suite['warmup']} warm-up call(s); time budget {suite['time_budget_s']:g} s per call. "
-             f"{'Complete' if results['complete'] else '<b>Interrupted</b>'} run of {results['elapsed_s']:.0f} s.</p>",
+             f"<h1>convlab benchmark report: suite <code>{e(suite['name'])}</code></h1>",
+             f"<p>{e(suite.get('description', ''))}</p>",
+             f"<p>Methods: {', '.join(f'<code>{e(m)}</code>' for m in suite['methods'])}. "
+             f"Peers: {', '.join(f'<code>{e(p)}</code>' for p in suite['peers']) or 'none'}. "
+             f"Timed in {e(suite['dtype'])}; {e(suite['repeats'])} interleaved samples per method after "
+             f"{e(suite['warmup'])} warm-up call(s); time budget {e(suite['time_budget_s'], 'g')} s per call. "
+             f"{'Complete' if results['complete'] else '<b>Interrupted</b>'} run of "
+             f"{e(results['elapsed_s'], '.0f')} s.</p>",
+             f"<p class='skip'>{e(missing_peer_note(results))}</p>" if missing_peer_note(results) else "",
              f"<p class='skip'>{html.escape(busy_warning(results))}</p>" if busy_warning(results) else "",
              "<h2>Summary: forward time, median [ms]</h2>", _table_html(header, rows),
              "<h2>Findings</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in findings(results))
              + "</ul>"]
     parts.append("<h2>Figures</h2>")
-    for number, (slug, (title, caption)) in enumerate(drawn.items(), 1):
+    for slug, (title, caption, problem) in drawn.items():
         if caption is None:
-            parts.append(f"<p class='skip'>Figure {slug}: {html.escape(title)}: no cases in this suite for it.</p>")
+            parts.append(f"<p class='skip'>Figure {slug}: {html.escape(title)}: {html.escape(problem)}.</p>")
             continue
         uri = _png_data_uri(os.path.join(out_dir, f"{slug}.png"))
         parts.append(f"<figure id='{slug}'><img alt='{html.escape(title)}' src='{uri}'>"
@@ -261,7 +441,7 @@ def write_snapshot(results, drawn, out_dir, snapshot_dir):
     lines = ["# convlab benchmark snapshot", "", *([f"> {warning}", ""] if warning else []),
              summary_markdown(results), "## Findings (computed from the measurements)", "",
              *[f"- {line}" for line in findings(results)], "", "## Figures", ""]
-    for slug, (title, caption) in drawn.items():
+    for slug, (title, caption, _) in drawn.items():
         if caption is None:
             continue
         (snapshot_dir / f"{slug}.png").write_bytes((pathlib.Path(out_dir) / f"{slug}.png").read_bytes())
@@ -288,6 +468,7 @@ def make_report(results, out_dir, snapshot=None, figures=None):
     pathlib.Path
         The page.
     """
+    normalize_results(results)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(results, out_dir / "results.json")

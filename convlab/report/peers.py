@@ -21,7 +21,7 @@ import importlib.util
 
 import numpy as np
 
-from ..problem import spec
+from ..harness import blas_threads
 
 __all__ = ["Runner", "Unavailable", "Peer", "PEERS", "peer_names", "available_peers", "get_peer"]
 
@@ -49,12 +49,12 @@ class Unavailable(Exception):
 
 def _padded_input(case, x):
     """``x`` zero-padded as the case asks (the plan's own padding helper)."""
-    return spec(case.x_shape, case.w_shape, x.dtype, **case.plan_kwargs()).zero_pad(x)
+    return case.plan("direct", x.dtype).zero_pad(x)
 
 
 def _require_plain(case, single_channel, ndims=(1, 2, 3)):
     """Raise :class:`Unavailable` unless the case is a plain convolution this peer computes."""
-    p = spec(case.x_shape, case.w_shape, np.float64, **case.plan_kwargs())
+    p = case.plan("direct", np.float64)
     problems = []
     if p.ndim not in ndims:
         problems.append(f"{p.ndim}-D")
@@ -130,14 +130,6 @@ class OAConvolve(_ScipyPeer):
         return oaconvolve(xp, w[(slice(None, None, -1),) * w.ndim], mode="valid")
 
 
-def _blas_threads():
-    """Threads numpy's BLAS uses (threadpoolctl), or ``None`` when unknown."""
-    from threadpoolctl import threadpool_info
-
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    return max(counts) if counts else None
-
-
 class Torch(Peer):
     name = "torch"
     module = "torch"
@@ -147,7 +139,7 @@ class Torch(Peer):
         import torch.nn.functional as F
 
         p = _require_plain(case, single_channel=False)
-        threads = _blas_threads()
+        threads = blas_threads()
         if threads:
             torch.set_num_threads(threads)
         symmetric = all(lo == hi for lo, hi in p.padding)

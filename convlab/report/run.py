@@ -9,11 +9,13 @@ import os
 import platform
 import time
 
-from ..algorithms import get_method, methods as registered_methods
-from ..config import get_workspace_limit
-from ..tuning.calibration import cpu_model
-from . import measure, peers as _peers
-from .suites import load_suite
+import convlab as cl
+
+from .. import harness
+from ..fft_backends import fft_backend, get_fft_backend
+from . import measure
+from . import peers as _peers
+from .suites import check_suite, load_suite
 
 __all__ = ["run_suite", "environment", "SCHEMA_VERSION"]
 
@@ -30,10 +32,6 @@ def _version(dist):
 
 def _fft_backend():
     """The FFT backend convlab's FFT methods use (``convlab.fft_backends``), as text."""
-    try:
-        from ..fft_backends import get_fft_backend
-    except ImportError:
-        return "scipy.fft"
     return repr(get_fft_backend())
 
 
@@ -55,22 +53,18 @@ def environment():
     (True, True, True)
     >>> _ = json.dumps(env)  # JSON-ready as it is
     """
-    from threadpoolctl import threadpool_info
-
-    pools = [{key: pool.get(key) for key in ("user_api", "internal_api", "num_threads", "version", "prefix")}
-             for pool in threadpool_info()]
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": cpu_model(),
+        "cpu": harness.cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": _load_average(),
         "versions": {name: _version(name) for name in VERSIONED},
-        "threadpools": pools,
+        "threadpools": harness.threadpools(),
         "fft_backend": _fft_backend(),
-        "workspace_limit_bytes": get_workspace_limit(),
-        "methods": {name: type(get_method(name)).__module__ for name in registered_methods()},
+        "workspace_limit_bytes": cl.get_workspace_limit(),
+        "methods": {name: type(cl.get_method(name)).__module__ for name in cl.methods()},
     }
 
 
@@ -146,10 +140,13 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
     dtype = dtype or suite.dtype
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', but got {dtype!r}")
-    methods = list(registered_methods() if methods is None else methods)
+    methods = list(cl.methods() if methods is None else methods)
     for name in methods:
-        get_method(name)  # unknown names fail here, listing the registered ones
+        cl.get_method(name)  # unknown names fail here, listing the registered ones
     peer_list = list(_peers.available_peers() if peers is True else (peers or ()))
+    for name in peer_list:
+        _peers.get_peer(name)
+    check_suite(suite, dtype)  # every case and setting, before anything is measured
     settings = dict(suite.settings(), dtype=dtype, methods=methods, peers=peer_list)
     results = {} if results is None else results
     results.update(schema_version=SCHEMA_VERSION, suite=settings, environment=None, machine={},
@@ -159,7 +156,7 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
     sink = _Sink(journal)
     sink.write("header", {key: results[key] for key in ("schema_version", "suite", "environment", "started")})
     start = time.perf_counter()
-    results["machine"] = {"gemm_gflops": {dt: measure.gemm_gflops(dt) for dt in ("float32", "float64")}}
+    results["machine"] = {"gemm_gflops": {dt: harness.gemm_flops(dt) / 1e9 for dt in ("float32", "float64")}}
     sink.write("machine", results["machine"])
     over_budget = {}
     with _planner_effort(suite.fft_planner_effort):
@@ -177,7 +174,6 @@ def _planner_effort(effort):
     if not effort:
         yield
         return
-    from ..fft_backends import fft_backend, get_fft_backend
 
     current = get_fft_backend()
     with fft_backend(current.name, threads=current.threads, planner_effort=effort):
@@ -200,6 +196,4 @@ def _measure_cases(suite, methods, peer_list, dtype, progress, sink, results, ov
 
 
 def _flops(case):
-    from ..planning import plan
-
-    return plan(case.x_shape, case.w_shape, "float64", method="direct", **case.plan_kwargs()).flops
+    return case.plan("direct", "float64").flops

@@ -30,14 +30,17 @@ this module and are found by name.
 
 import dataclasses
 import itertools
+import math
 import pathlib
+
+from ..case import Case as _ProblemCase
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-__all__ = ["Case", "Suite", "load_suite", "suite_names", "GROUPS"]
+__all__ = ["Case", "Suite", "load_suite", "parse_suite", "check_suite", "suite_names", "GROUPS"]
 
 SUITE_DIR = pathlib.Path(__file__).with_name("suites")
 
@@ -54,9 +57,9 @@ CASE_KEYS = frozenset({"group", "name", "ndim", "batch", "channels", "out_channe
 DTYPES = ("float32", "float64")
 
 
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One convolution problem of a suite.
+@dataclasses.dataclass(frozen=True, init=False)
+class Case(_ProblemCase):
+    """One convolution problem of a suite: a :class:`convlab.case.Case` that belongs to a figure group.
 
     Attributes
     ----------
@@ -68,23 +71,26 @@ class Case:
         ``(N, C_in, *spatial)`` and ``(C_out, C_in // groups, *kernel)``.
     stride, padding, dilation, groups, padding_mode
         As accepted by :func:`convlab.plan`.
+    dtype : str
+        Inherited; the report times every case in the suite's dtype instead.
 
     Examples
     --------
     >>> c = Case("layer", "demo", (1, 2, 8, 8), (4, 2, 3, 3), padding="same")
-    >>> c.id, c.kernel, c.size
-    ('layer/demo/n8/k3', 3, 8)
+    >>> c.id, c.kernel, c.size, c.plan("direct").output_shape
+    ('layer/demo/n8/k3', 3, 8, (1, 4, 8, 8))
     """
 
-    group: str
-    name: str
-    x_shape: tuple
-    w_shape: tuple
-    stride: object = 1
-    padding: object = 0
-    dilation: object = 1
-    groups: int = 1
-    padding_mode: str = "zeros"
+    group: str = "layer"
+
+    def __init__(self, group, name, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
+                 padding_mode="zeros", dtype="float32"):
+        # The suite's positional order (group and name first) over the harness record's fields.
+        values = dict(group=group, name=name, x_shape=x_shape, w_shape=w_shape, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups, padding_mode=padding_mode, dtype=dtype)
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+        self.__post_init__()
 
     @property
     def ndim(self):
@@ -108,20 +114,17 @@ class Case:
     def label(self):
         """A short human description: ``2-D 1x4x64² k3 same``."""
         n, c = self.x_shape[:2]
-        sup = {1: "", 2: "²", 3: "³"}[self.ndim]
+        sup = {1: "", 2: "²", 3: "³"}.get(self.ndim, "")
         extra = "".join(f" {key}={value}" for key, value in
                         (("stride", self.stride), ("dilation", self.dilation), ("groups", self.groups))
                         if value != 1)
         pad = self.padding if isinstance(self.padding, str) else f"pad={self.padding}"
         return f"{self.ndim}-D {n}×{c}→{self.w_shape[0]} {self.size}{sup} k{self.kernel}{sup} {pad}{extra}"
 
-    def plan_kwargs(self):
-        """Keyword arguments of :func:`convlab.plan` besides the shapes and dtype."""
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
-                    padding_mode=self.padding_mode)
-
     def to_dict(self):
+        """The case as the results file stores it (``dtype`` is the suite's, not stored per case)."""
         d = dataclasses.asdict(self)
+        del d["dtype"]
         d.update(id=self.id, label=self.label, ndim=self.ndim, x_shape=list(self.x_shape),
                  w_shape=list(self.w_shape))
         return d
@@ -223,25 +226,34 @@ def _check_keys(where, table, allowed):
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _ints(where, key, value):
     values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+    if not values or not all(_is_int(v) and v >= 1 for v in values):
         raise ValueError(f"{where}: {key} must be a positive int or a list of them, but got {value!r}")
     return values
 
 
-def _expand(index, table):
+def _expand(where, index, table):
     """One ``[[case]]`` table -> the :class:`Case` objects it stands for."""
-    where = f"case {index}"
+    where = f"{where}, case {index}" + (f" ({table['name']!r})" if isinstance(table.get("name"), str) else "")
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: each [[case]] must be a table, but got {table!r}")
     _check_keys(where, table, CASE_KEYS)
     group = table.get("group")
     if group not in GROUPS:
         raise ValueError(f"{where}: group must be one of {sorted(GROUPS)}, but got {group!r}")
+    name = table.get("name", group)
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{where}: name must be a non-empty string, but got {name!r}")
     for key in ("size", "kernel"):
         if key not in table:
             raise ValueError(f"{where}: {key} is required")
     ndim = table.get("ndim", 2)
-    if ndim not in (1, 2, 3):
+    if not _is_int(ndim) or ndim not in (1, 2, 3):
         raise ValueError(f"{where}: ndim must be 1, 2 or 3, but got {ndim!r}")
     batch, channels = table.get("batch", 1), table.get("channels", 1)
     out_channels, groups = table.get("out_channels", channels), table.get("groups", 1)
@@ -252,32 +264,118 @@ def _expand(index, table):
               if key in ("stride", "padding", "dilation", "padding_mode")}
     cases = []
     for n, k in itertools.product(_ints(where, "size", table["size"]), _ints(where, "kernel", table["kernel"])):
-        cases.append(Case(group, str(table.get("name", group)), (batch, channels) + (n,) * ndim,
+        cases.append(Case(group, name, (batch, channels) + (n,) * ndim,
                           (out_channels, channels // groups) + (k,) * ndim, groups=groups, **params))
     return cases
 
 
+def _setting(where, data, key, default, kind):
+    """Setting ``key`` of a suite, checked: ``"count"`` (int >= 1), ``"int"`` (int >= 0),
+    ``"seconds"`` (finite number >= 0), ``"budget"`` (finite number > 0) or ``"text"``."""
+    value = data.get(key, default)
+    if kind == "text":
+        ok = isinstance(value, str)
+        allowed = "a string"
+    elif kind in ("count", "int"):
+        low = 1 if kind == "count" else 0
+        ok = _is_int(value) and value >= low
+        allowed = f"an int >= {low}"
+    else:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and (value > 0 if kind == "budget" else value >= 0))
+        allowed = f"a finite number {'> 0' if kind == 'budget' else '>= 0'} (seconds)"
+    if not ok:
+        raise ValueError(f"{where}: {key} must be {allowed}, but got {value!r}")
+    return float(value) if kind in ("seconds", "budget") else value
+
+
 def parse_suite(data, default_name="suite", path=""):
-    """Build a :class:`Suite` from the parsed TOML dict ``data``; errors name the bad key."""
-    _check_keys("suite", data, SUITE_KEYS)
-    cases = tuple(c for i, table in enumerate(data.get("case", [])) for c in _expand(i, table))
+    """Build a :class:`Suite` from the parsed TOML dict ``data``; errors name the file, the case and the key.
+
+    Every setting is checked, and every case is validated by
+    :func:`check_suite` (the problem planned with ``method="direct"``), so a
+    bad suite fails here, before anything is measured.
+    """
+    where = f"suite {path or default_name!r}"
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: must be a table of settings and [[case]] tables, but got {data!r}")
+    _check_keys(where, data, SUITE_KEYS)
+    tables = data.get("case", [])
+    if not isinstance(tables, list):
+        raise ValueError(f"{where}: case must be a list of [[case]] tables, but got {tables!r}")
+    cases = tuple(c for i, table in enumerate(tables) for c in _expand(where, i, table))
     if not cases:
-        raise ValueError(f"suite {default_name!r} has no [[case]] tables")
+        raise ValueError(f"{where} has no [[case]] tables")
     dtype = data.get("dtype", "float32")
-    accuracy = tuple(data.get("accuracy_dtypes", DTYPES))
+    accuracy = data.get("accuracy_dtypes", list(DTYPES))
+    if not isinstance(accuracy, list) or not accuracy:
+        raise ValueError(f"{where}: accuracy_dtypes must be a non-empty list of {DTYPES}, but got {accuracy!r}")
     for value in (dtype, *accuracy):
         if value not in DTYPES:
-            raise ValueError(f"suite dtypes must be among {DTYPES}, but got {value!r}")
+            raise ValueError(f"{where}: suite dtypes must be among {DTYPES}, but got {value!r}")
     effort = data.get("fft_planner_effort", "")
     if effort not in ("", "FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE"):
-        raise ValueError(f"fft_planner_effort must be an FFTW planner flag such as 'FFTW_ESTIMATE', "
+        raise ValueError(f"{where}: fft_planner_effort must be an FFTW planner flag such as 'FFTW_ESTIMATE', "
                          f"but got {effort!r}")
-    ids = [c.id for c in cases]
+    suite = Suite(name=_setting(where, data, "name", default_name, "text"), cases=cases,
+                  description=_setting(where, data, "description", "", "text"), dtype=dtype,
+                  accuracy_dtypes=tuple(accuracy), repeats=_setting(where, data, "repeats", 5, "count"),
+                  warmup=_setting(where, data, "warmup", 1, "int"),
+                  min_sample_s=_setting(where, data, "min_sample_s", 0.002, "seconds"),
+                  time_budget_s=_setting(where, data, "time_budget_s", 1.0, "budget"),
+                  fft_planner_effort=effort, path=path)
+    check_suite(suite)
+    return suite
+
+
+def check_suite(suite, dtype=None):
+    """Check every setting and every case of ``suite`` before anything is measured.
+
+    Each case is planned with ``method="direct"`` in the timed and every
+    accuracy dtype (convlab's own validation: its message names the
+    parameter), and its arrays (``x``, ``w``, ``y`` in float64, as the
+    reference needs them) must fit in the workspace limit.
+
+    Raises
+    ------
+    ValueError
+        Naming the suite (its file when it has one), the case and the
+        parameter.
+
+    Examples
+    --------
+    >>> bad = Suite("demo", (Case("layer", "demo", (1, 1, 4, 4), (1, 1, 5, 5)),))
+    >>> check_suite(bad)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: suite 'demo', case 'layer/demo/n4/k5': kernel size 5 ... larger than the padded input size 4
+    """
+    import convlab as cl
+
+    where = f"suite {suite.path or suite.name!r}"
+    data = {key: getattr(suite, key) for key in ("name", "description", "repeats", "warmup", "min_sample_s",
+                                                  "time_budget_s")}
+    for key, kind in (("name", "text"), ("description", "text"), ("repeats", "count"), ("warmup", "int"),
+                      ("min_sample_s", "seconds"), ("time_budget_s", "budget")):
+        _setting(where, data, key, None, kind)
+    dtypes = {dtype or suite.dtype, *suite.accuracy_dtypes}
+    if not dtypes <= set(DTYPES):
+        raise ValueError(f"{where}: suite dtypes must be among {DTYPES}, but got {sorted(dtypes)}")
+    limit = cl.get_workspace_limit()
+    ids = []
+    for case in suite.cases:
+        if not isinstance(case, Case):
+            raise ValueError(f"{where}: cases must be convlab.report.Case, but got {case!r}")
+        try:
+            for dt in sorted(dtypes | {"float64"}):
+                p = case.plan("direct", dt)
+        except (cl.ConvError, ValueError, TypeError) as exc:
+            raise ValueError(f"{where}, case {case.id!r}: {exc}") from None
+        needed = 8 * (math.prod(p.x_shape) + math.prod(p.w_shape) + math.prod(p.output_shape))
+        if needed > limit:
+            raise ValueError(f"{where}, case {case.id!r}: x, w and y need {needed / 2**20:.0f} MiB in float64, "
+                             f"over the workspace limit of {limit / 2**20:.0f} MiB (convlab.set_workspace_limit)")
+        ids.append(case.id)
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise ValueError(f"suite {default_name!r} lists these cases twice: {duplicates}")
-    return Suite(name=data.get("name", default_name), cases=cases, description=data.get("description", ""),
-                 dtype=dtype, accuracy_dtypes=accuracy, repeats=int(data.get("repeats", 5)),
-                 warmup=int(data.get("warmup", 1)), min_sample_s=float(data.get("min_sample_s", 0.002)),
-                 time_budget_s=float(data.get("time_budget_s", 1.0)),
-                 fft_planner_effort=str(data.get("fft_planner_effort", "")), path=path)
+        raise ValueError(f"{where} lists these cases twice: {duplicates}")

@@ -9,6 +9,10 @@ import scipy.fft
 import scipy.linalg
 from matplotlib.figure import Figure
 
+from ..api import conv2d
+from ..operators import circulant_eigenvalues, conv_matrix
+from ..planning import plan
+
 __all__ = ["photo", "motion_blur_kernel", "figure_theorem", "figure_circulant", "THEORY_FIGURES"]
 
 
@@ -67,7 +71,6 @@ def theorem_arrays(x, h):
     method on ``h`` flipped (a correlation with the flipped kernel is the
     convolution) with ``padding="same"`` and ``padding_mode="circular"``.
     """
-    from ..api import conv2d
 
     k = h.shape[0]
     centred = np.zeros_like(x)
@@ -109,8 +112,6 @@ def circulant_arrays(n=6, k=3, seed=0):
     """The dense circulant matrix ``C`` of an ``n×n`` circular 'same' correlation with a random ``k×k``
     kernel, ``F C F⁻¹`` in the 2-D Fourier basis, and the kernel's eigenvalues from
     :func:`convlab.operators.circulant_eigenvalues`."""
-    from ..operators import circulant_eigenvalues, conv_matrix
-    from ..planning import plan
 
     w = np.random.default_rng(seed).standard_normal((k, k))
     p = plan((1, 1, n, n), (1, 1, k, k), np.float64, padding="same", padding_mode="circular", method="direct")
