@@ -16,6 +16,7 @@ from .api import conv, conv1d, conv2d, conv3d, conv_backward, conv_transpose, co
 from .selection import choose_method
 from .autotune import explain, get_autotune, set_autotune
 from .fft_backends import fft_backend, get_fft_backend, set_fft_backend
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -38,4 +39,5 @@ __all__ = [
     "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_transpose", "convolve",
     "choose_method", "explain", "get_autotune", "set_autotune",
     "fft_backend", "get_fft_backend", "set_fft_backend",
+    "get_num_threads", "num_threads", "set_num_threads",
 ]
