@@ -66,7 +66,8 @@ class Direct(Method):
 
     def workspace_bytes(self, plan):
         if _uses_loops(plan):
-            return 0  # padding fused, accumulation in the output itself
+            # padding fused and sums accumulated in the output: at most a C-contiguous copy of the input
+            return plan.batch * plan.in_channels * int(np.prod(plan.input_size)) * plan.dtype.itemsize
         padded = plan.batch * plan.in_channels * int(np.prod(plan.padded_size))
         window = plan.batch * plan.in_channels * int(np.prod(plan.output_size))
         return (padded + window) * plan.dtype.itemsize
@@ -75,6 +76,11 @@ class Direct(Method):
         if _uses_loops(plan):
             from ..kernels import direct as kernels
 
+            if not np.isfinite(w).all():
+                # IEEE semantics of the padded sum: a non-finite weight times a padded zero is NaN,
+                # so the padding is materialised instead of skipped (the FFT methods match this).
+                return kernels.forward(plan.zero_pad(x), w, plan.output_size, plan.stride, plan.dilation,
+                                       (0,) * plan.ndim)
             return kernels.forward(x, w, plan.output_size, plan.stride, plan.dilation, _padding_lo(plan))
         xp = plan.zero_pad(x)
         g = plan.groups
@@ -104,6 +110,9 @@ class Direct(Method):
         if _uses_loops(plan):
             from ..kernels import direct as kernels
 
+            if not np.isfinite(grad_y).all():  # as in forward: padded zeros times non-finite values are NaN
+                return kernels.backward_weight(grad_y, plan.zero_pad(x), plan.kernel_size, plan.groups,
+                                               plan.stride, plan.dilation, (0,) * plan.ndim)
             return kernels.backward_weight(grad_y, x, plan.kernel_size, plan.groups, plan.stride, plan.dilation,
                                            _padding_lo(plan))
         xp = plan.zero_pad(x)
