@@ -133,7 +133,7 @@ class _Lazy:
         if len(d.signatures) != signatures:
             elapsed = _clock() - start
             if elapsed > 1.0:
-                dtypes = ",".join(sorted({str(a.dtype) for a in d.signatures[-1] if hasattr(a, "dtype")}))
+                dtypes = ",".join(sorted({str(a.dtype) for a in d.signatures[-1] if hasattr(a, "ndim")}))
                 _logger.warning("convlab: compiled kernel %s.%s[%s] in %.1f s (cached on disk for later runs)",
                                 self.fn.__module__.rsplit(".", 1)[-1], self.fn.__name__.lstrip("_"), dtypes, elapsed)
         return result
