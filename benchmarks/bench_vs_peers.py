@@ -31,7 +31,7 @@ import scipy.signal
 
 import convlab as cl
 from convlab import harness
-from convlab.selection import predictions
+from convlab.tuning import predictions
 
 # (name, x_shape, C_out, kernel, params, dtype)
 CNN = [

@@ -29,6 +29,7 @@ from .algorithms import Method, get_method, methods, register
 from .tuning import choose_method, explain
 from .planning import ConvGrads, ConvPlan, plan
 from .api import conv, conv1d, conv2d, conv3d, conv_backward, conv_transpose, convolve
+from .threads import get_num_threads, num_threads, set_num_threads
 
 # Submodules with heavier imports (matplotlib, scipy.sparse, sklearn) load on first use: cl.nn, cl.report, ...
 _LAZY_SUBMODULES = frozenset({"nn", "report", "operators", "datasets", "padding", "tolerances", "fft_backends", "api",
@@ -53,4 +54,5 @@ __all__ = [
     "conv", "conv1d", "conv2d", "conv3d", "conv_backward", "conv_transpose", "convolve",
     "choose_method", "explain",
     "fft_backend", "get_fft_backend", "set_fft_backend",
+    "get_num_threads", "num_threads", "set_num_threads",
 ]

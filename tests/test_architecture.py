@@ -23,7 +23,8 @@ PACKAGE = pathlib.Path(cl.__file__).parent
 # the report's page, which brings matplotlib (seconds of import on a cold start) that `convlab --help`
 # and `import convlab.report` should not pay for.
 LAZY_OK = {("convlab", "__getattr__")}
-DEFERS_MATPLOTLIB = {"convlab.report.page"}
+# and of the compiled kernels, which bring numba (and compile on first use): never at `import convlab`.
+DEFERS_HEAVY_IMPORTS = {"convlab.report.page", "convlab.kernels.direct"}
 
 
 def _module_name(path):
@@ -94,7 +95,7 @@ def test_no_import_cycle_even_through_imports_inside_functions():
 
 def test_imports_inside_functions_are_only_for_optional_heavy_dependencies():
     inside = sorted((m, t, f) for m, edges in _import_graph().items() for t, f in edges
-                    if f is not None and (m, f) not in LAZY_OK and t not in DEFERS_MATPLOTLIB)
+                    if f is not None and (m, f) not in LAZY_OK and t not in DEFERS_HEAVY_IMPORTS)
     assert not inside, f"convlab modules imported inside functions (import them at the top): {inside}"
 
 

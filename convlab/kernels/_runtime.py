@@ -1,0 +1,145 @@
+"""What every compiled kernel shares: the numba settings, the thread count, first-compile notices.
+
+numba is imported on first use, not at ``import convlab`` (it takes ~0.2 s to
+import, and compiled functions compile on their first call in any case).
+
+Threading layer
+---------------
+Measured on the 2-core machine this was written on (a depthwise 3×3 loop,
+8×64×56², alternated with a 512² float32 BLAS product as the methods do):
+
+==================  ==========  ================  ===========================
+layer               kernel      kernel + GEMM ×2  concurrent Python threads
+==================  ==========  ================  ===========================
+omp (GNU, default)  0.65 ms     16.0 ms           safe
+omp, passive wait   0.7 ms      4.8–5.4 ms        safe
+workqueue           0.7–1.3 ms  4.8–5.8 ms        aborts the process
+==================  ==========  ================  ===========================
+
+libgomp's workers spin after each parallel region and starve OpenBLAS's and
+FFTW's threads on a small machine (the 3× collapse above); passive waiting
+fixes that but needs ``OMP_WAIT_POLICY`` set before libgomp loads, a
+process-wide change that also reaches torch's OpenMP. workqueue never spins and
+changes nothing outside numba; it is not safe for concurrent launches, so
+launches are serialised by a lock here (convlab plans may be shared between
+threads; two threads' kernels would only compete for the same cores anyway).
+TBB does not import on that machine. A user's ``NUMBA_THREADING_LAYER`` is
+respected, and the lock is dropped for a thread-safe layer.
+"""
+
+import contextlib
+import functools
+import logging
+import os
+import threading
+import time
+
+__all__ = ["default_threads", "get_threads", "launch", "njit", "set_threads"]
+
+_logger = logging.getLogger("convlab.kernels")
+_lock = threading.Lock()
+_threads = None          # None: default_threads()
+_configured = False
+_THREADSAFE_LAYERS = ("omp", "tbb")
+_clock = time.perf_counter  # a module attribute, so that a test can stand in for it
+
+
+def default_threads():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(n):
+    """Threads of the compiled kernels (``None``: :func:`default_threads`)."""
+    global _threads
+    _threads = n
+
+
+def get_threads():
+    return default_threads() if _threads is None else _threads
+
+
+def _numba():
+    """Import and configure numba once (the threading layer must be chosen before the first launch)."""
+    global _configured
+    import numba
+
+    if not _configured:
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            numba.config.THREADING_LAYER = "workqueue"
+        _configured = True
+    return numba
+
+
+def _threadsafe_layer(numba):
+    try:
+        return numba.threading_layer() in _THREADSAFE_LAYERS
+    except ValueError:  # no parallel region has run yet: assume the worst
+        return False
+
+
+@contextlib.contextmanager
+def launch():
+    """Around every call of a ``parallel=True`` kernel: the lock (see above) and the thread count.
+
+    numba's thread count is per calling thread, so it is set on each launch
+    (cheap) to make :func:`convlab.set_num_threads` hold in every thread.
+    """
+    numba = _numba()
+    threads = max(1, min(get_threads(), numba.config.NUMBA_NUM_THREADS))
+    guard = contextlib.nullcontext() if _threadsafe_layer(numba) else _lock
+    with guard:
+        numba.set_num_threads(threads)
+        yield
+
+
+class _Lazy:
+    """A kernel compiled (or loaded from numba's disk cache) on its first call, never at import.
+
+    The first call of each compiled signature that takes over a second is
+    announced in one line through the ``convlab.kernels`` logger at WARNING
+    level: with logging unconfigured Python prints it to stderr, and an
+    application that configures logging can silence or redirect it. A warning
+    category would be shown once per call site and turned into an error by
+    ``-W error``; a bare print could not be silenced.
+    """
+
+    def __init__(self, fn, options):
+        self.fn, self.options = fn, options
+        self.dispatcher = None
+        self.lock = threading.Lock()
+        functools.update_wrapper(self, fn)
+
+    def _dispatcher(self):
+        if self.dispatcher is None:
+            with self.lock:
+                if self.dispatcher is None:
+                    self.dispatcher = _numba().njit(**self.options)(self.fn)
+        return self.dispatcher
+
+    def __call__(self, *args):
+        d = self._dispatcher()
+        signatures = len(d.signatures)
+        if self.options.get("parallel"):
+            with launch():
+                start = _clock()
+                result = d(*args)
+        else:
+            start = _clock()
+            result = d(*args)
+        if len(d.signatures) != signatures:
+            elapsed = _clock() - start
+            if elapsed > 1.0:
+                dtypes = ",".join(sorted({str(a.dtype) for a in d.signatures[-1] if hasattr(a, "ndim")}))
+                _logger.warning("convlab: compiled kernel %s.%s[%s] in %.1f s (cached on disk for later runs)",
+                                self.fn.__module__.rsplit(".", 1)[-1], self.fn.__name__.lstrip("_"), dtypes, elapsed)
+        return result
+
+
+def njit(**options):
+    """``numba.njit(cache=True, **options)``, compiled lazily (see :class:`_Lazy`)."""
+    options = {"cache": True, "nogil": True, **options}
+    return lambda fn: _Lazy(fn, options)

@@ -1,0 +1,159 @@
+"""The compiled kernels (:mod:`convlab.kernels`) where the shared suite does not reach them.
+
+The shared suite runs the direct method's loop nest only on its thin-group
+cases; here the loops are called directly on every combination of odd
+strides, dilations, asymmetric padding and groups the suite leaves out, in
+1-D, 2-D and 3-D, on non-contiguous inputs, and compared with PyTorch (an
+outside oracle) and with scipy for a single channel.
+"""
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import convlab as cl
+from convlab.kernels import direct as kernels
+from convlab.tolerances import assert_close
+
+CASES = [
+    # x_shape, w_shape, stride, dilation, padding (lo per axis, hi implied), groups
+    ((2, 3, 17), (6, 1, 4), (3,), (2,), (2,), 3),
+    ((1, 2, 9), (2, 2, 9), (1,), (1,), (0,), 1),                        # kernel as large as the input
+    ((2, 4, 11, 10), (8, 2, 3, 2), (2, 3), (2, 1), (1, 2), 2),
+    ((2, 6, 12, 9), (12, 1, 5, 3), (3, 1), (1, 3), (4, 0), 6),           # depthwise, channel multiplier 2
+    ((1, 3, 7, 8), (3, 3, 1, 1), (2, 2), (1, 1), (0, 0), 1),            # 1x1, stride 2
+    ((2, 4, 5, 6, 7), (4, 1, 3, 2, 3), (2, 1, 3), (1, 2, 1), (1, 0, 2), 4),
+    ((1, 2, 6, 5, 4), (4, 2, 2, 3, 2), (1, 2, 1), (2, 1, 1), (0, 1, 1), 1),
+]
+
+
+def _plan(x_shape, w_shape, stride, dilation, lo, groups, dtype):
+    # asymmetric padding: lo in front, lo + 1 behind
+    return cl.plan(x_shape, w_shape, dtype, stride=stride, dilation=dilation,
+                   padding=tuple((p, p + 1) for p in lo), groups=groups, method="direct")
+
+
+def _torch_all(x, w, gy, p):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.ndim - 2]
+    pads = [v for lo, hi in reversed(p.padding) for v in (lo, hi)]
+    xt = F.pad(torch.from_numpy(x.astype(np.float64)), pads).requires_grad_()
+    wt = torch.from_numpy(w.astype(np.float64)).requires_grad_()
+    y = conv(xt, wt, stride=p.stride, dilation=p.dilation, groups=p.groups)
+    y.backward(torch.from_numpy(gy.astype(np.float64)))
+    crop = (Ellipsis, *(slice(lo, lo + n) for (lo, _), n in zip(p.padding, p.input_size)))
+    return y.detach().numpy(), xt.grad.numpy()[crop], wt.grad.numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{len(c[0]) - 2}d-{c[0]}-{c[1]}-s{c[2]}-d{c[3]}-g{c[5]}")
+def test_direct_kernels_match_torch(case, dtype):
+    x_shape, w_shape, stride, dilation, lo, groups = case
+    p = _plan(x_shape, w_shape, stride, dilation, lo, groups, dtype)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(p.output_shape).astype(dtype)
+    y = kernels.forward(x, w, p.output_size, p.stride, p.dilation, lo)
+    dx = kernels.backward_input(gy, w, p.input_size, groups, p.stride, p.dilation, lo)
+    dw = kernels.backward_weight(gy, x, p.kernel_size, groups, p.stride, p.dilation, lo)
+    for name, got, expected in zip(("y", "dx", "dw"), (y, dx, dw), _torch_all(x, w, gy, p)):
+        assert got.dtype == np.dtype(dtype)
+        assert_close(got, expected, dtype, what=f"kernel {name} vs torch")
+
+
+def test_direct_kernels_accept_non_contiguous_inputs_and_leave_them_alone():
+    rng = np.random.default_rng(4)
+    base_x = rng.standard_normal((3, 8, 14, 20))
+    x = base_x[::2, ::2, :, ::2]                       # (2, 4, 14, 10), strided in three axes
+    w = np.asfortranarray(rng.standard_normal((4, 1, 3, 3)))
+    x_copy, w_copy = x.copy(), w.copy()
+    p = _plan(x.shape, w.shape, (2, 2), (1, 1), (1, 1), 4, "float64")
+    gy = np.asfortranarray(rng.standard_normal(p.output_shape))
+    assert not x.flags.c_contiguous and not w.flags.c_contiguous and not gy.flags.c_contiguous
+    got = (kernels.forward(x, w, p.output_size, p.stride, p.dilation, (1, 1)),
+           kernels.backward_input(gy, w, p.input_size, 4, p.stride, p.dilation, (1, 1)),
+           kernels.backward_weight(gy, x, p.kernel_size, 4, p.stride, p.dilation, (1, 1)))
+    expected = (kernels.forward(np.ascontiguousarray(x), np.ascontiguousarray(w), p.output_size, p.stride,
+                                p.dilation, (1, 1)),
+                *_torch_all(x, w, gy, p)[1:])
+    for a, e in zip(got, expected):
+        assert_close(a, e, np.float64)
+    assert np.array_equal(x, x_copy) and np.array_equal(w, w_copy)
+
+
+def test_direct_kernel_single_channel_matches_scipy():
+    rng = np.random.default_rng(5)
+    image, kernel = rng.standard_normal((23, 31)), rng.standard_normal((4, 5))
+    y = kernels.forward(image[None, None], kernel[None, None], (20, 27), (1, 1), (1, 1), (0, 0))
+    assert_close(y[0, 0], scipy.signal.correlate2d(image, kernel, mode="valid"), np.float64)
+
+
+def test_direct_kernels_propagate_nan_only_to_touching_outputs():
+    x = np.ones((1, 1, 9))
+    x[0, 0, 4] = np.nan
+    y = kernels.forward(x, np.ones((1, 1, 3)), (9,), (1,), (1,), (1,))
+    assert np.isnan(y[0, 0]).tolist() == [False, False, False, True, True, True, False, False, False]
+
+
+def test_kernels_run_concurrently_from_python_threads():
+    # numba's workqueue layer aborts the process on concurrent launches unless they are serialised.
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 4, 30, 30)), rng.standard_normal((4, 1, 3, 3))
+    expected = kernels.forward(x, w, (30, 30), (1, 1), (1, 1), (1, 1))
+    errors = []
+
+    def work():
+        try:
+            for _ in range(10):
+                assert_close(kernels.forward(x, w, (30, 30), (1, 1), (1, 1), (1, 1)), expected, np.float64)
+        except Exception as exc:  # noqa: BLE001 (a thread's exception is otherwise lost)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_bad_values(bad):
+    with pytest.raises((ValueError, TypeError), match="num_threads must be a positive int"):
+        cl.set_num_threads(bad)
+
+
+def test_num_threads_sets_and_restores_every_pool():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = (cl.get_num_threads(), cl.get_fft_backend().threads, blas())
+    with cl.num_threads(1):
+        assert cl.get_num_threads() == 1 and cl.get_fft_backend().threads == 1
+        assert all(n == 1 for n in blas())
+        y = cl.conv(np.ones((1, 2, 6)), np.ones((2, 1, 3)), groups=2, method="direct")
+    assert (cl.get_num_threads(), cl.get_fft_backend().threads, blas()) == before
+    assert y.tolist() == [[[3.0] * 4] * 2]
+
+
+def test_slow_first_compile_is_announced_once(caplog, monkeypatch):
+    from convlab.kernels import _runtime
+
+    clock = iter([0.0, 2.5, 10.0, 10.1])
+    monkeypatch.setattr(_runtime, "_clock", lambda: next(clock))
+
+    @_runtime.njit()
+    def twice(a):
+        return 2 * a
+
+    with caplog.at_level(logging.WARNING, logger="convlab.kernels"):
+        assert twice(np.int64(3)) == 6        # compiles (or loads from the cache): "2.5 s", announced
+        assert twice(np.int64(4)) == 8        # same signature: no compile, no message
+    messages = [r.getMessage() for r in caplog.records if r.name == "convlab.kernels"]
+    assert len(messages) == 1 and "twice" in messages[0] and "2.5 s" in messages[0]
