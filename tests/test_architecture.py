@@ -42,8 +42,14 @@ def _resolve(module, is_package, node):
     target = (f"{base}.{node.module}" if node.module else base) if node.level else (node.module or "")
     if target.split(".")[0] != "convlab":
         return []
-    # "from .x import y" may import the submodule x.y or the name y of x
+    # "from .x import y" imports the submodule x.y when there is one, else the name y of x
     return [f"{target}.{a.name}" for a in node.names] + [target]
+
+
+def _edges(module, is_package, node, files):
+    targets = [t for t in _resolve(module, is_package, node) if t in files]
+    submodules = [t for t in targets if t.rpartition(".")[0] in targets]
+    return submodules or targets  # a package named only to reach its submodule is not an edge of its own
 
 
 def _import_graph():
@@ -58,7 +64,7 @@ def _import_graph():
             for child in ast.iter_child_nodes(node):
                 inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
                 if isinstance(child, (ast.Import, ast.ImportFrom)):
-                    for target in _resolve(module, path.name == "__init__.py", child):
+                    for target in _edges(module, path.name == "__init__.py", child, files):
                         # a package is initialised before its submodules: naming it is no edge
                         if target in files and not module.startswith(target + ".") and target != module:
                             edges.add((target, function))
