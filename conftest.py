@@ -1,5 +1,6 @@
-"""Doctest collection of the package: skip the modules whose optional dependency is not installed."""
+"""Doctest collection of optional-extra modules only where the extra is installed."""
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("torch") else ["convlab/torch.py"]
+OPTIONAL = {"convlab/torch.py": "torch", "convlab/dask.py": "dask"}
+collect_ignore = [path for path, module in OPTIONAL.items() if importlib.util.find_spec(module) is None]

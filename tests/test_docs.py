@@ -13,6 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 SNIPPET = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+REQUIRES = re.compile(r"<!-- requires: ([\w, .-]+) -->")  # a page's optional extras, e.g. "dask, zarr"
 
 
 def _snippets(page):
@@ -22,6 +23,9 @@ def _snippets(page):
 @pytest.mark.parametrize("page", [p for p in PAGES if _snippets(p)], ids=lambda p: str(p.relative_to(ROOT)))
 def test_snippets_run(page, capsys):
     """Each page's Python blocks run top to bottom in one namespace (as a reader would)."""
+    for match in REQUIRES.findall(page.read_text(encoding="utf-8")):
+        for module in match.split(","):
+            pytest.importorskip(module.strip())
     namespace = {"__name__": f"docs_{page.stem}"}
     matplotlib.use("Agg")
     for number, code in enumerate(_snippets(page), start=1):
