@@ -95,7 +95,7 @@ def methods_to_time(case, max_seconds):
         if r.seconds is None:
             continue
         # the cost model predates the compiled kernels (direct's loops are far faster than it assumes)
-        if r.seconds <= max_seconds or r.method == "direct" and r.seconds <= 50 * max_seconds:
+        if r.seconds <= max_seconds or (r.method == "direct" and r.seconds <= 50 * max_seconds):
             chosen.append(r.method)
     return auto.method, chosen
 

@@ -112,7 +112,7 @@ def convlab_runners(plan, case):
 
 # --------------------------------------------------------------- one case
 def run_case(case, args, threads, with_backward):
-    t = lambda fn: median_seconds(fn, args.repeats, args.budget)  # noqa: E731
+    t = lambda fn: median_seconds(fn, args.repeats, args.budget)
     row = dict(name=case.name, kind=case.kind)
     torch_fwd, torch_fb = torch_runners(case, threads)
     row["torch"] = t(torch_fwd)
@@ -176,7 +176,7 @@ def report(cnn_rows, large_rows, gemm, layer_flops, lines=print):
     fb = [r["auto_fb"] / r["torch_fb"] for r in cnn_rows]
     for r, a, b in zip(cnn_rows, fwd, fb):
         print(f"          {r['name']:<26} auto/torch forward {a:.2f}, forward+backward {b:.2f}")
-    geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
+    geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))
     target("geometric mean auto/torch forward", geo(fwd), 1.5)
     target("geometric mean auto/torch forward+backward", geo(fb), 2.0)
     target("worst single layer auto/torch (forward and forward+backward)", max(fwd + fb), 3.0)

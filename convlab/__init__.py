@@ -21,15 +21,15 @@ list (``.importlinter`` states it, CI checks it):
 """
 
 from ._version import __version__
-from .errors import ConvError, ConvTypeError, UnsupportedPlanError, WorkspaceLimitError
-from .config import get_autotune, get_workspace_limit, set_autotune, set_workspace_limit, workspace_limit
-from .problem import ConvSpec, spec
-from .fft_backends import fft_backend, get_fft_backend, set_fft_backend
 from .algorithms import Method, get_method, methods, register
-from .tuning import choose_method, explain
-from .planning import ConvGrads, ConvPlan, plan
 from .api import conv, conv1d, conv2d, conv3d, conv_backward, conv_transpose, convolve
+from .config import get_autotune, get_workspace_limit, set_autotune, set_workspace_limit, workspace_limit
+from .errors import ConvError, ConvTypeError, UnsupportedPlanError, WorkspaceLimitError
+from .fft_backends import fft_backend, get_fft_backend, set_fft_backend
+from .planning import ConvGrads, ConvPlan, plan
+from .problem import ConvSpec, spec
 from .threads import get_num_threads, num_threads, set_num_threads
+from .tuning import choose_method, explain
 
 # Submodules with heavier imports (matplotlib, scipy.sparse, sklearn) load on first use: cl.nn, cl.report, ...
 _LAZY_SUBMODULES = frozenset({"nn", "report", "operators", "datasets", "padding", "tolerances", "fft_backends", "api",

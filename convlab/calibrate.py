@@ -32,7 +32,8 @@ def _print(calibration):
     for dtype, values in calibration.constants.items():
         print(f"{dtype}: peak {values['peak'] / 1e9:.1f} GFLOP/s, gemm_half {values['gemm_half']:.1f}, "
               f"gemm_call {values['gemm_call'] * 1e6:.2f} us, gather {values['gather_bandwidth'] / 1e9:.2f} GB/s, "
-              f"index {values['index_point'] * 1e9:.2f} ns, bandwidth {values['bandwidth'] / 1e9:.2f} GB/s, call {values['call'] * 1e6:.2f} us, "
+              f"index {values['index_point'] * 1e9:.2f} ns, bandwidth {values['bandwidth'] / 1e9:.2f} GB/s, "
+              f"call {values['call'] * 1e6:.2f} us, "
               f"fft_point {values['fft_point'] * 1e9:.2f} ns, sparse_op {values['sparse_op'] * 1e9:.2f} ns")
     for name, factor in sorted(calibration.method_factors.items()):
         print(f"  factor {name:<10} {factor:.2f}")

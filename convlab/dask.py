@@ -47,6 +47,7 @@ True
 
 import dataclasses
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -174,9 +175,9 @@ def _channel_pieces(channel_chunks, c_in, c_out, groups):
     per_in, per_out = c_in // groups, c_out // groups
     bounds = np.concatenate([[0], np.cumsum(channel_chunks)]).tolist()
     pieces = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         cuts = sorted({lo, hi, *(g * per_in for g in range(lo // per_in + 1, -(-hi // per_in)))})
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in itertools.pairwise(cuts):
             if a % per_in == 0 and b % per_in == 0:
                 pieces.append(_Piece(a, b, a // per_in * per_out, b // per_in * per_out, 0, (b - a) // per_in))
             else:
@@ -320,8 +321,8 @@ def _fold_padding(g, pads, mode, input_size):
         axis = 2 + offset
         length = g.shape[axis]
 
-        def take(start, stop, _axis=axis):
-            return g[(slice(None),) * _axis + (slice(start, stop),)]
+        def take(start, stop, _g=g, _axis=axis):
+            return _g[(slice(None),) * _axis + (slice(start, stop),)]
 
         if mode == "zeros":
             g = take(lo, lo + n)

@@ -361,10 +361,8 @@ def _wisdom_changed():
 @atexit.register
 def _save_wisdom_at_exit():
     if _wisdom_file is not None and _dirty:
-        try:
+        with contextlib.suppress(OSError):  # an unwritable cache file must not break interpreter exit
             save_wisdom(_wisdom_file)
-        except OSError:  # an unwritable cache file must not break interpreter exit
-            pass
 
 
 _default = _make("pyfftw" if pyfftw is not None else "scipy", None, "FFTW_MEASURE")

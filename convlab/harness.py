@@ -46,7 +46,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-
 __all__ = ["Timing", "blas_threads", "copy_bandwidth", "cpu_model", "gemm_flops", "summarize",
            "threadpools", "time_call", "time_interleaved"]
 

@@ -247,7 +247,8 @@ def conv_matrix(plan, w, *, dense=False):
         raise ConvError(f"w must have shape {plan.w_shape} for this plan, but got {w.shape}")
     w = w.astype(plan.dtype, copy=False)
     if dense:
-        _guard(plan, math.prod(plan.output_shape) * math.prod(plan.x_shape) * plan.dtype.itemsize, "conv_matrix(dense=True)")
+        dense_bytes = math.prod(plan.output_shape) * math.prod(plan.x_shape) * plan.dtype.itemsize
+        _guard(plan, dense_bytes, "conv_matrix(dense=True)")
     m = (toeplitz_operator(plan, w) @ padding_matrix(plan)).tocsr()
     if plan.batch > 1:
         m = scipy.sparse.kron(scipy.sparse.identity(plan.batch, plan.dtype), m, format="csr")

@@ -21,7 +21,8 @@ import numpy as np
 from .algorithms import Method, get_method, methods
 from .config import get_autotune
 from .errors import ConvTypeError
-from .problem import ConvSpec, check_array, check_autotune, spec as make_spec
+from .problem import ConvSpec, check_array, check_autotune
+from .problem import spec as make_spec
 from .tuning import choose_method, explicit_method, tuned_method
 
 __all__ = ["ConvPlan", "ConvGrads", "plan"]

@@ -57,9 +57,9 @@ def as_array(name: str, value: Any) -> np.ndarray:
     """
     if value is None:
         raise ConvTypeError(f"{name} must be an array, but got None")
-    if not isinstance(value, np.ndarray) and hasattr(value, "__array__") and hasattr(value, "requires_grad"):
-        if getattr(value, "requires_grad", False):  # a torch tensor that is part of an autograd graph
-            raise ConvTypeError(f"{name} is a tensor that requires grad; pass {name}.detach() "
+    # a torch tensor that is part of an autograd graph: numpy would raise a RuntimeError naming nothing
+    if not isinstance(value, np.ndarray) and getattr(value, "requires_grad", False):
+        raise ConvTypeError(f"{name} is a tensor that requires grad; pass {name}.detach() "
                                 f"(or use convlab.torch for autograd)")
     try:
         array = np.asarray(value)
@@ -147,7 +147,8 @@ def padding_pairs(padding: Any, ndim: int, kernel_size: tuple, dilation: tuple,
                 pairs.append((int(entry[0]), int(entry[1])))
             else:
                 raise ConvTypeError(
-                    f"padding={padding!r}: each entry must be an int or a (before, after) pair of ints, but got {entry!r}"
+                    f"padding={padding!r}: each entry must be an int or a (before, after) pair of ints, "
+                    f"but got {entry!r}"
                 )
         pairs = tuple(pairs)
     elif isinstance(padding, (tuple, list)):
@@ -388,7 +389,7 @@ def spec(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
     >>> cl.spec((1, 1, 4, 4), (1, 1, 5, 5))
     Traceback (most recent call last):
     ...
-    convlab.errors.ConvError: kernel size 5 with dilation 1 spans 5 in spatial dim 0, larger than the padded input size 4
+    convlab.errors.ConvError: kernel size 5 with dilation 1 spans 5 in spatial dim 0, larger than the padded ...
     """
     x_shape, w_shape = _shape("x_shape", x_shape), _shape("w_shape", w_shape)
     groups = check_shapes(x_shape, w_shape, groups)

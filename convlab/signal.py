@@ -82,8 +82,8 @@ import timeit
 import numpy as np
 
 from . import api as _api
-from .errors import UnsupportedPlanError
 from .algorithms import methods as _methods
+from .errors import UnsupportedPlanError
 from .planning import plan as _plan
 from .tolerances import tolerance as _tolerance
 
@@ -281,7 +281,7 @@ def _convolve_axes(a, b, mode, axes, method, kind="convolve", boundary="fill", f
     out_dtype = np.result_type(a, b)
     if not conv_axes:                       # a product: along axes of size 1 the convolution is broadcasting
         full = a * b
-    elif len(conv_axes) > 3 or _float_dtype(out_dtype) is None and out_dtype.kind not in "biu":
+    elif len(conv_axes) > 3 or (_float_dtype(out_dtype) is None and out_dtype.kind not in "biu"):
         return None                         # the caller lets scipy compute it
     else:
         pairs = [_pairs(mode, s1[i], s2[i], kind) for i in conv_axes]

@@ -103,9 +103,9 @@ def case_strategy(draw):
     padding = tuple((draw(st.integers(0, min(2, m))), draw(st.integers(0, min(2, m)))) for m in max_pad)
     if draw(st.booleans()) and all(s == 1 for s in stride):
         padding = draw(st.sampled_from(["same", "valid"]))
-        if padding == "same" and mode == "reflect":
-            if any(d * (k - 1) - d * (k - 1) // 2 >= n for k, d, n in zip(kernel, dilation, size)):
-                padding = "valid"
+        if padding == "same" and mode == "reflect" and any(
+                d * (k - 1) - d * (k - 1) // 2 >= n for k, d, n in zip(kernel, dilation, size)):
+            padding = "valid"
     dtype = draw(st.sampled_from(["float32", "float64"]))
     return Case((draw(st.integers(1, 2)), c_in, *size), (c_out, c_in // groups, *kernel), stride=stride,
                 padding=padding, dilation=dilation, groups=groups, padding_mode=mode, dtype=dtype,

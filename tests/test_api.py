@@ -7,8 +7,8 @@ import pytest
 import scipy.signal
 
 import convlab as cl
-from tests.cases import Case
 from convlab.tolerances import assert_close
+from tests.cases import Case
 from tests.oracles import requires_torch, torch
 
 

@@ -1,6 +1,5 @@
 """The cost model: pure choice on synthetic calibrations, and the stored calibration."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -137,9 +136,11 @@ def test_save_and_load_round_trip(cache):
 @pytest.mark.parametrize("field, value", [("convlab_version", "0.0.0-other"), ("fingerprint", {"cpu": "other"})])
 def test_a_file_for_another_machine_or_version_is_ignored(cache, field, value):
     path = calibration.save_calibration(synthetic(peak=1.234e9))
-    record = json.load(open(path))
+    with open(path) as f:
+        record = json.load(f)
     record[field] = value
-    json.dump(record, open(path, "w"))
+    with open(path, "w") as f:
+        json.dump(record, f)
     assert calibration.load_calibration().source == "built-in defaults"
 
 

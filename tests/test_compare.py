@@ -5,9 +5,9 @@ import io
 import pytest
 
 import convlab as cl
+from convlab.case import Case
 from convlab.cli import main
 from convlab.compare import _Progress, compare, format_table
-from convlab.case import Case
 
 TINY = ["--shape", "1,2,8,9", "--out-channels", "2", "--repeats", "1"]
 

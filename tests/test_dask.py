@@ -14,13 +14,13 @@ import pytest
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
-from tests.cases import CASES, case_strategy  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import convlab as cl  # noqa: E402
 import convlab.dask as cld  # noqa: E402
 from convlab.tolerances import assert_close  # noqa: E402
+from tests.cases import CASES, case_strategy  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # dask's "large graph" hints on tiny arrays
 

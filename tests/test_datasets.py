@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from convlab.datasets import MNIST_FILES, load_digits, load_mnist, parse_idx, read_idx
+from convlab.datasets import load_digits, load_mnist, parse_idx, read_idx
 from tests.mnist_files import _CODES, idx_bytes, write, write_mnist
+
 
 # --------------------------------------------------------------- IDX files
 @pytest.mark.parametrize("dtype", list(_CODES))
@@ -53,11 +54,11 @@ def test_corrupt_idx_files_raise_value_error_naming_the_file(tmp_path, data, mat
 def test_corrupt_gzip_raises_value_error_naming_the_file(tmp_path):
     not_gzip = write(tmp_path / "a-idx1-ubyte.gz.tmp", GOOD)
     os.rename(not_gzip, tmp_path / "a-idx1-ubyte.gz")
-    with pytest.raises(ValueError, match="a-idx1-ubyte.gz: not a valid gzip file"):
+    with pytest.raises(ValueError, match=r"a-idx1-ubyte\.gz: not a valid gzip file"):
         read_idx(tmp_path / "a-idx1-ubyte.gz")
     truncated = tmp_path / "b-idx1-ubyte.gz"
     truncated.write_bytes(gzip.compress(GOOD)[:-10])
-    with pytest.raises(ValueError, match="b-idx1-ubyte.gz: not a valid gzip file"):
+    with pytest.raises(ValueError, match=r"b-idx1-ubyte\.gz: not a valid gzip file"):
         read_idx(truncated)
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import convlab as cl
-from tests.cases import CASES, case_strategy
 from convlab.tolerances import assert_close
+from tests.cases import CASES, case_strategy
 from tests.equivalence import assert_matches, check_against_direct, reference, run_method
 from tests.oracles import requires_torch, torch_conv
 

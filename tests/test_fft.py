@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import convlab as cl
-from tests.cases import CASES, Case
 from convlab import fft_backends
 from convlab.algorithms import fft as fft_module
 from convlab.algorithms import fft_tiled
 from convlab.tolerances import assert_close
+from tests.cases import CASES, Case
 
 FFT_METHODS = ("fft", "fft_tiled")
 BACKENDS = fft_backends.available_fft_backends()

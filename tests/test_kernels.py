@@ -110,7 +110,7 @@ def test_kernels_run_concurrently_from_python_threads():
         try:
             for _ in range(10):
                 assert_close(kernels.forward(x, w, (30, 30), (1, 1), (1, 1), (1, 1)), expected, np.float64)
-        except Exception as exc:  # noqa: BLE001 (a thread's exception is otherwise lost)
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work) for _ in range(6)]

@@ -266,7 +266,7 @@ def test_no_crossover_no_marker():
     fig = Figure()
     ax = fig.subplots()
     k = plot_kernel_sweep(ax, [1, 3], {"direct": [1.0, 2.0], "fft": [3.0, 4.0]}, ["direct", "fft"])
-    assert k is None and not [l for l in ax.get_lines() if l.get_label().startswith("crossover")]
+    assert k is None and not [line for line in ax.get_lines() if line.get_label().startswith("crossover")]
 
 
 def test_crossover_interpolates_in_log_log():

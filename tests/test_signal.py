@@ -269,7 +269,8 @@ def test_huge_integers_are_exact():
                                   scipy.signal.convolve2d(a.reshape(20, 15), b[:16].reshape(4, 4), "same", "wrap"))
     # between the rounding bound and 2**53: exact float64 summation
     mid_a, mid_b = rng.integers(0, 2**20, (30, 30)), rng.integers(0, 2**20, (5, 5))
-    np.testing.assert_array_equal(cls.convolve(mid_a, mid_b, "valid", "fft"), scipy.signal.convolve(mid_a, mid_b, "valid", "direct"))
+    np.testing.assert_array_equal(cls.convolve(mid_a, mid_b, "valid", "fft"),
+                                  scipy.signal.convolve(mid_a, mid_b, "valid", "direct"))
     assert cls.choose_conv_method(mid_a, mid_b) == "im2col"
     assert cls.choose_conv_method(a, b) == scipy.signal.choose_conv_method(a, b) == "direct"
 

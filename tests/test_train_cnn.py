@@ -2,12 +2,11 @@
 
 import json
 
-import numpy as np
 import pytest
 
 import convlab as cl
-from convlab.cli import main
 from convlab.algorithms import Method, register, unregister
+from convlab.cli import main
 from convlab.train_cnn import build_model, load_data, train
 from tests.mnist_files import write_mnist
 

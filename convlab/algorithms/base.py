@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
-
-import math
 
 import numpy as np
 

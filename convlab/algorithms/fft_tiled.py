@@ -36,7 +36,7 @@ def _candidate_lengths(e, s, out, n_max):
     """Fast FFT lengths for one axis, from the smallest tile to one tile covering the whole output."""
     largest = scipy.fft.next_fast_len(s * (out - 1) + e, real=True)
     lengths, L = [], scipy.fft.next_fast_len(e, real=True)
-    while L < largest and len(lengths) < n_max:
+    while largest > L and len(lengths) < n_max:
         if (L - e) // s + 1 >= 1:
             lengths.append(L)
         L = scipy.fft.next_fast_len(max(L + 1, int(L * 1.15)), real=True)

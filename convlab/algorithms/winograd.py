@@ -83,7 +83,7 @@ def _inverse(matrix):
     return [row[n:] for row in aug]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def winograd_matrices(m, r):
     """The transforms ``(Aᵀ, G, Bᵀ)`` of ``F(m, r)`` as float64 arrays.
 

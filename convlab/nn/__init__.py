@@ -18,12 +18,12 @@ trainable arrays as :class:`Parameter` objects (``.value``, ``.grad``) that
 (2, 1, 8, 8)
 """
 
-from .module import Module, Parameter, Sequential
-from .layers import Flatten, Linear, ReLU
 from .conv import Conv1d, Conv2d, Conv3d
-from .pooling import AvgPool2d, MaxPool2d
+from .layers import Flatten, Linear, ReLU
 from .losses import CrossEntropyLoss, log_softmax
+from .module import Module, Parameter, Sequential
 from .optim import SGD, Adam, Optimizer
+from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
     "Module", "Parameter", "Sequential",

@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
+from ..algorithms import get_method
 from ..api import _freeze
 from ..errors import ConvError
-from ..algorithms import get_method
 from ..padding import PADDING_MODES
 from ..planning import plan
 from ..problem import compute_dtype

@@ -34,7 +34,10 @@ def as_generator(rng):
     raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, but got {rng!r}")
 
 
-def kaiming_uniform(rng, shape, fan_in, dtype, a=math.sqrt(5)):
+_SQRT5 = math.sqrt(5)  # PyTorch's default slope for conv and linear layers
+
+
+def kaiming_uniform(rng, shape, fan_in, dtype, a=_SQRT5):
     """``U(-b, b)`` with ``b = sqrt(2 / (1 + a**2)) * sqrt(3 / fan_in)``, as ``torch.nn.init.kaiming_uniform_``.
 
     Examples

@@ -92,7 +92,7 @@ class Module:
     >>> layer.backward(np.ones((2, 3)))
     Traceback (most recent call last):
     ...
-    RuntimeError: Double.backward() called without a preceding forward() in training mode: each forward() (in training mode) allows exactly one backward()
+    RuntimeError: Double.backward() called without a preceding forward() in training mode: each forward() (in ...
     """
 
     def __init__(self):

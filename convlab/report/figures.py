@@ -13,7 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..algorithms import get_method, methods as registered_methods
+from ..algorithms import get_method
+from ..algorithms import methods as registered_methods
 from ..tolerances import TOLERANCES
 
 __all__ = ["crossover", "fitted_slope", "plot_kernel_sweep", "method_family", "style", "FIGURES",
@@ -337,7 +338,7 @@ def figure_memory(results):
         for col, phase in enumerate(("forward", "backward")):
             ax = axes[2 * row + col]
             for runner in data.runners:
-                idx, mem = data.series(cases, runner, lambda m: m["memory"][f"{phase}_bytes"])
+                idx, mem = data.series(cases, runner, lambda m, phase=phase: m["memory"][f"{phase}_bytes"])
                 if mem:
                     ax.plot(pixels[idx], np.maximum(mem, 1) / 2**20, label=runner, **style(runner, data.methods))
             ax.plot(pixels, x_bytes / 2**20, color="0.5", linestyle=":", label="size of x")
@@ -367,7 +368,7 @@ def figure_accuracy(results):
             pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
             floor = np.finfo(dtype).eps / 100  # exact results are drawn here
             for runner in data.runners:
-                idx, err = data.series(cases, runner, lambda m: m["accuracy"].get(dtype, {}).get("y"),
+                idx, err = data.series(cases, runner, lambda m, dtype=dtype: m["accuracy"].get(dtype, {}).get("y"),
                                        measured_only=False)
                 if err:
                     ax.plot(pixels[idx], np.maximum(err, floor), label=runner, **style(runner, data.methods))

@@ -30,9 +30,9 @@ CSV_FIELDS = ("case", "group", "name", "label", "x_shape", "w_shape", "stride", 
 def _fastest(results, case_id, kind="convlab"):
     best = None
     for m in results["measurements"]:
-        if m["case"] == case_id and m["kind"] == kind and m["status"] == "ok" and m["forward"]:
-            if best is None or m["forward"]["median_s"] < best["forward"]["median_s"]:
-                best = m
+        if (m["case"] == case_id and m["kind"] == kind and m["status"] == "ok" and m["forward"]
+                and (best is None or m["forward"]["median_s"] < best["forward"]["median_s"])):
+            best = m
     return best
 
 

@@ -88,7 +88,7 @@ def figure_theorem(results=None, size=256, kernel_length=21):
     x = photo(size)
     h = motion_blur_kernel(kernel_length)
     a = theorem_arrays(x, h)
-    log_mag = lambda z: np.log10(np.abs(scipy.fft.fftshift(z)) + 1e-6)  # noqa: E731
+    log_mag = lambda z: np.log10(np.abs(scipy.fft.fftshift(z)) + 1e-6)
     diff = a["freq"] - a["spatial"]
     fig = Figure(figsize=(13, 7), layout="constrained")
     axes = fig.subplots(2, 4).ravel()

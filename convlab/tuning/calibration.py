@@ -25,14 +25,16 @@ import numpy as np
 import scipy.sparse
 from threadpoolctl import threadpool_info
 
-from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, CostTerms, get_method, methods as registered_methods, verdict
+from .. import harness
+from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, CostTerms, get_method, verdict
+from ..algorithms import methods as registered_methods
 from ..config import cache_dir
 from ..errors import ConvError
 from ..fft_backends import get_fft_backend
 from ..problem import spec as make_spec
 from . import store
 
-__all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_path", "fingerprint", "cpu_model",
+__all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_path", "fingerprint",
            "measure_constants", "fit_method_factors", "calibrate", "load_calibration", "save_calibration",
            "CALIBRATION_FILE", "FACTOR_PROBLEMS"]
 
@@ -123,18 +125,6 @@ def calibration_path() -> str:
     return os.path.join(cache_dir(), CALIBRATION_FILE)
 
 
-def cpu_model():
-    """The CPU's model name (from /proc/cpuinfo where there is one): part of the machine fingerprint."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def fingerprint():
     """What the constants depend on: CPU, core count, numpy and its BLAS.
 
@@ -148,22 +138,15 @@ def fingerprint():
                       if i.get("user_api") == "blas")
     except Exception:  # threadpoolctl is optional at runtime; the fingerprint only gets coarser
         blas = []
-    return dict(machine=platform.machine(), cpu=cpu_model(), cpu_count=os.cpu_count(),
+    return dict(machine=platform.machine(), cpu=harness.cpu_model(), cpu_count=os.cpu_count(),
                 numpy=np.__version__, blas=", ".join(blas))
 
 
-def _best_seconds(fn, repeats=5, budget=0.5):
-    """Fastest of ``repeats`` timed calls after one warm-up, stopping early past ``budget`` seconds."""
-    fn()
-    best, spent = float("inf"), 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        best, spent = min(best, elapsed), spent + elapsed
-        if spent > budget:
-            break
-    return best
+def _seconds(fn, repeats=5, budget=0.5):
+    """Seconds per call of ``fn`` by the one stopwatch (:func:`convlab.harness.time_interleaved`: one
+    warm-up, the median of ``repeats`` samples, no new sample started past ``budget`` seconds)."""
+    return harness.time_interleaved({"call": fn}, repeats=repeats, warmup=1, min_sample_s=0.0,
+                                    max_time_s=budget)["call"].median
 
 
 def _gemm_half(peak, m, k, n, seconds):
@@ -188,40 +171,41 @@ def measure_constants(dtype):
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((768, 768)).astype(dtype)
-    peak = 2.0 * 768 ** 3 / _best_seconds(lambda: a @ a)
+    peak = 2.0 * 768 ** 3 / _seconds(lambda: a @ a)
     # small-matrix efficiency on a conv-shaped batched GEMM (C_out × C_in·k² @ C_in·k² × positions)
     shape, batch = (32, 144, 1024), 8
     small_a = rng.standard_normal((batch,) + shape[:2]).astype(dtype)
     small_b = rng.standard_normal((batch,) + shape[1:]).astype(dtype)
-    small = _best_seconds(lambda: small_a @ small_b) / batch
+    small = _seconds(lambda: small_a @ small_b) / batch
     # per-matrix overhead of a batched matmul: thousands of matrices with almost no arithmetic
     tiny_a, tiny_b = np.ones((4096, 2, 2), dtype), np.ones((4096, 2, 8), dtype)
-    gemm_call = _best_seconds(lambda: tiny_a @ tiny_b) / 4096
+    gemm_call = _seconds(lambda: tiny_a @ tiny_b) / 4096
     big = np.ones(4 << 20, dtype)
     out = np.empty_like(big)
-    bandwidth = 2.0 * big.nbytes / _best_seconds(lambda: np.copyto(out, big))
+    bandwidth = 2.0 * big.nbytes / _seconds(lambda: np.copyto(out, big))
     # an im2col-shaped gather: (n, C, kh, kw, oh, ow) from a sliding-window view
     image = rng.standard_normal((8, 32, 58, 58)).astype(dtype)  # out of L2, as real layers are
     view = np.lib.stride_tricks.sliding_window_view(image, (3, 3), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3)
     columns = np.empty(view.shape, dtype)
-    gather_bandwidth = 2.0 * columns.nbytes / _best_seconds(lambda: np.copyto(columns, view))
+    gather_bandwidth = 2.0 * columns.nbytes / _seconds(lambda: np.copyto(columns, view))
     rows, cols = np.arange(1, 57) % 58, np.arange(1, 57)  # a wrapped output index, as fft.take reads it
-    index_point = _best_seconds(lambda: image[np.ix_(np.arange(8), np.arange(32), rows, cols)]) / (8 * 32 * 56 * 56)
+    index_point = _seconds(lambda: image[np.ix_(np.arange(8), np.arange(32), rows, cols)]) / (8 * 32 * 56 * 56)
     tiny = np.ones(8, dtype)
     loops = 2000
-    call = _best_seconds(lambda: [tiny + tiny for _ in range(loops)]) / loops
+    call = _seconds(lambda: [tiny + tiny for _ in range(loops)]) / loops
     # through the FFT backend the methods use (pyFFTW by default, several times faster than scipy.fft)
     spectra = get_fft_backend().real_transform((16, 256, 256), 2, dtype)
     signal = spectra.real_buffer()
     signal[...] = rng.standard_normal(signal.shape)
-    fft_point = _best_seconds(lambda: spectra.forward(signal)) / (signal.size * 16)
+    fft_point = _seconds(lambda: spectra.forward(signal)) / (signal.size * 16)
     # A banded matrix with 16 diagonals: the sparsity of a small convolution's Toeplitz matrix.
     banded = scipy.sparse.diags([np.ones(1 << 16, dtype)] * 16, list(range(0, 64, 4)),
                                 shape=(1 << 16, 1 << 16), format="csr", dtype=dtype)
     dense = rng.standard_normal(((1 << 16), 8)).astype(dtype)
-    sparse_op = _best_seconds(lambda: banded @ dense) / (banded.nnz * 8)
+    sparse_op = _seconds(lambda: banded @ dense) / (banded.nnz * 8)
     return dict(peak=peak, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call, bandwidth=bandwidth,
-                gather_bandwidth=gather_bandwidth, index_point=index_point, call=call, fft_point=fft_point, sparse_op=sparse_op)
+                gather_bandwidth=gather_bandwidth, index_point=index_point, call=call, fft_point=fft_point,
+                sparse_op=sparse_op)
 
 
 def fit_method_factors(calibration, methods=None, budget=0.05):
@@ -245,8 +229,10 @@ def fit_method_factors(calibration, methods=None, budget=0.05):
                 continue
             x = rng.standard_normal(x_shape).astype(dtype)
             w = rng.standard_normal(w_shape).astype(dtype)
-            logs.append(np.log(_best_seconds(lambda: impl.run_forward(s, x, w), repeats=2, budget=5 * budget)
-                               / modelled))
+            def run(impl=impl, s=s, x=x, w=w):
+                return impl.run_forward(s, x, w)
+
+            logs.append(np.log(_seconds(run, repeats=2, budget=5 * budget) / modelled))
         if logs:
             factors[name] = float(np.clip(np.exp(np.mean(logs)), 0.1, 10.0))
     return factors
