@@ -1,8 +1,12 @@
 """The functional interface: thin wrappers that build (cached) plans and run them."""
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .algorithms import methods
 from .config import get_autotune, get_workspace_limit
@@ -14,6 +18,10 @@ __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "c
            "clear_plan_cache"]
 
 _PLAN_CACHE_SIZE = 256
+
+IntOrTuple = Union[int, Sequence[int]]
+#: an int, one int or (lo, hi) pair per spatial dim, or "valid" / "same" / "full"
+Padding = Union[int, str, Sequence[int | Sequence[int]]]
 
 
 def _freeze(value):
@@ -69,8 +77,9 @@ def _inputs(x, w, bias=None, *, expected_ndim=None, name="conv"):
     return x, w, bias, compute_dtype(*(a.dtype for a in arrays))
 
 
-def conv(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto",
-         autotune=None):
+def conv(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *, stride: IntOrTuple = 1,
+         padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+         method: str = "auto", autotune: bool | None = None) -> np.ndarray:
     """N-dimensional cross-correlation with PyTorch's ``conv{1,2,3}d`` semantics.
 
     ``y[n, o, i] = bias[o] + sum_{c, j} w[o, c, j] * xp[n, g*C_in/G + c, s*i + d*j]``
@@ -144,8 +153,9 @@ def _fixed_dims(ndim):
 conv1d, conv2d, conv3d = _fixed_dims(1), _fixed_dims(2), _fixed_dims(3)
 
 
-def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-                  method="auto", autotune=None):
+def conv_backward(grad_y: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntOrTuple = 1, padding: Padding = 0,
+                  dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros", method: str = "auto",
+                  autotune: bool | None = None) -> ConvGrads:
     """Gradients of ``sum(grad_y * conv(x, w, b))`` with respect to ``x``, ``w`` and ``b``.
 
     Parameters
@@ -179,8 +189,9 @@ def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, pa
     return p.backward(grad_y, x, w)
 
 
-def convolve(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-             method="auto"):
+def convolve(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *, stride: IntOrTuple = 1,
+             padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+             method: str = "auto") -> np.ndarray:
     """True convolution: :func:`conv` with the kernel flipped along every spatial axis.
 
     With ``padding="full"`` and one channel this is ``scipy.signal.convolve(mode="full")``;
@@ -199,8 +210,9 @@ def convolve(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, padd
                 padding_mode=padding_mode, method=method)
 
 
-def conv_transpose(x, w, bias=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
-                   method="auto", output_size=None):
+def conv_transpose(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *, stride: IntOrTuple = 1,
+                   padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+                   groups: int = 1, method: str = "auto", output_size: Sequence[int] | None = None) -> np.ndarray:
     """Transposed convolution with PyTorch's ``conv_transpose{1,2,3}d`` semantics.
 
     It is the gradient of :func:`conv` with respect to its input: the map

@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import ConvError, ConvTypeError
 
-__all__ = ["is_int", "check_int", "check_bool", "check_choice", "check_finite_number"]
+__all__ = ["is_int", "check_int", "check_positive_int", "check_ints", "check_bool", "check_choice",
+           "check_finite_number"]
 
 
 def is_int(value: Any) -> bool:
@@ -46,6 +47,38 @@ def check_int(name: str, value: Any, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ConvError(f"{name}={value!r} must be >= {minimum}")
     return int(value)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1 (a count: channels, threads, sizes), or an error naming ``name``.
+
+    Examples
+    --------
+    >>> check_positive_int("in_channels", 0)
+    Traceback (most recent call last):
+    ...
+    convlab.errors.ConvError: in_channels must be a positive int, but got 0
+    """
+    if not is_int(value):
+        raise ConvTypeError(f"{name} must be a positive int, but got {value!r}")
+    if value < 1:
+        raise ConvError(f"{name} must be a positive int, but got {value!r}")
+    return int(value)
+
+
+def check_ints(name: str, value: Any, count: int, minimum: int) -> tuple[int, ...]:
+    """An int or a tuple of ``count`` ints, each >= ``minimum``, as a tuple of ``count`` ints.
+
+    Examples
+    --------
+    >>> check_ints("kernel_size", 3, 2, 1), check_ints("kernel_size", (3, 5), 2, 1)
+    ((3, 3), (3, 5))
+    """
+    values = (value,) * count if is_int(value) else value
+    if not isinstance(values, (tuple, list)) or len(values) != count or not all(
+            is_int(v) and v >= minimum for v in values):
+        raise ConvError(f"{name} must be an int >= {minimum} or a tuple of {count} of them, but got {value!r}")
+    return tuple(int(v) for v in values)
 
 
 def check_bool(name: str, value: Any, *, allow_none: bool = False) -> bool | None:

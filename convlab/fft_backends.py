@@ -37,6 +37,8 @@ import threading
 import numpy as np
 import scipy.fft
 
+from .checks import check_choice, check_positive_int
+
 try:
     import pyfftw
 except ImportError:  # pyfftw is optional; scipy.fft is the fallback
@@ -197,16 +199,13 @@ _wisdom_file = None
 
 
 def _make(name, threads, planner_effort):
-    if name not in BACKENDS:
-        raise ValueError(f"FFT backend must be one of {BACKENDS}, but got {name!r}")
+    check_choice("FFT backend", name, BACKENDS)
     if name == "pyfftw" and pyfftw is None:
         raise ValueError("FFT backend 'pyfftw' is not available: pyfftw does not import (pip install pyfftw)")
     if threads is None:
         threads = os.cpu_count() or 1
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive int, but got {threads!r}")
-    if planner_effort not in PLANNER_EFFORTS:
-        raise ValueError(f"planner_effort must be one of {PLANNER_EFFORTS}, but got {planner_effort!r}")
+    threads = check_positive_int("threads", threads)
+    check_choice("planner_effort", planner_effort, PLANNER_EFFORTS)
     return FFTBackend(name, int(threads), planner_effort)
 
 

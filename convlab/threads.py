@@ -19,14 +19,14 @@ import contextlib
 from threadpoolctl import threadpool_limits
 
 from . import fft_backends
-from .checks import check_int
+from .checks import check_positive_int
 from .kernels import get_threads, set_threads
 
 __all__ = ["get_num_threads", "num_threads", "set_num_threads"]
 
 
 def _check(n):
-    return check_int("num_threads", n, minimum=1)
+    return check_positive_int("num_threads", n)
 
 
 def get_num_threads() -> int:

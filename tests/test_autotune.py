@@ -26,13 +26,13 @@ def tuner(tmp_path, monkeypatch):
     calls, lock = [], threading.Lock()
     state = dict(order=list(reversed(cl.methods())))
 
-    def fake_time(run, spec, x, w):
-        name = run.__self__.name  # run is the candidate's bound run_forward
+    def fake_stopwatch(runs):
+        """Each candidate timed TIMING_ROUNDS times, at its position in ``order`` seconds per call."""
         with lock:
-            calls.append(name)
-        return 1.0 + state["order"].index(name)
+            calls.extend(name for name in runs for _ in range(autotune.TIMING_ROUNDS))
+        return {name: 1.0 + state["order"].index(name) for name in runs}
 
-    monkeypatch.setattr(autotune, "_time_once", fake_time)
+    monkeypatch.setattr(autotune, "_time_candidates", fake_stopwatch)
     monkeypatch.setattr(autotune, "PRUNE_FACTOR", float("inf"))  # time every fitting method
     yield calls, state, tmp_path
     cl.set_autotune(old, persist=False)
@@ -109,7 +109,7 @@ def test_persisted_winners_are_reused_by_a_fresh_process_state(tuner, monkeypatc
     assert any(entry["method"] == first for entry in record["entries"].values())
     assert record["fingerprint"] and record["convlab_version"] == cl.__version__
     autotune.clear_autotune_cache()  # as a new process would start
-    monkeypatch.setattr(autotune, "_time_once", lambda *a: pytest.fail("re-timed a persisted problem"))
+    monkeypatch.setattr(autotune, "_time_candidates", lambda *a: pytest.fail("re-timed a persisted problem"))
     assert cl.plan(*SHAPES, padding=1, autotune=True).method == first
 
 

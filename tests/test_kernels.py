@@ -123,7 +123,7 @@ def test_kernels_run_concurrently_from_python_threads():
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_num_threads_rejects_bad_values(bad):
-    with pytest.raises((ValueError, TypeError), match=r"num_threads(=-?\d+ must be >= 1| must be an int, but got)"):
+    with pytest.raises((ValueError, TypeError), match="num_threads must be a positive int"):
         cl.set_num_threads(bad)
 
 

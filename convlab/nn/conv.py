@@ -15,6 +15,7 @@ import numpy as np
 
 from ..algorithms import get_method
 from ..api import _freeze
+from ..checks import check_ints, check_positive_int
 from ..errors import ConvError
 from ..padding import PADDING_MODES
 from ..planning import plan
@@ -30,17 +31,11 @@ _PLANS_PER_LAYER = 8
 
 
 def _kernel_size(value, ndim):
-    values = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(values) != ndim or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-                                      for v in values):
-        raise ConvError(f"kernel_size must be a positive int or a tuple of {ndim} positive ints, but got {value!r}")
-    return tuple(int(v) for v in values)
+    return check_ints("kernel_size", value, ndim, 1)
 
 
 def _channels(name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ConvError(f"{name} must be a positive int, but got {value!r}")
-    return int(value)
+    return check_positive_int(name, value)
 
 
 class _ConvNd(Module):

@@ -14,6 +14,7 @@ derivative: ``dx = dy ⊙ [x > 0]``.
 
 import numpy as np
 
+from ..checks import check_positive_int
 from .init import as_generator, bias_uniform, kaiming_uniform
 from .module import Module, Parameter, check_grad_shape
 
@@ -21,9 +22,7 @@ __all__ = ["Linear", "ReLU", "Flatten"]
 
 
 def _positive_int(name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, but got {value!r}")
-    return int(value)
+    return check_positive_int(name, value)
 
 
 class Linear(Module):

@@ -12,17 +12,14 @@ one on ties, NaN winning, as PyTorch on CPU).
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..checks import check_ints
 from .module import Module, check_grad_shape
 
 __all__ = ["MaxPool2d", "AvgPool2d"]
 
 
 def _pair(name, value, minimum):
-    values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum
-                                   for v in values):
-        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, but got {value!r}")
-    return tuple(int(v) for v in values)
+    return check_ints(name, value, 2, minimum)
 
 
 class _Pool2d(Module):

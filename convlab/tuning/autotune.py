@@ -11,7 +11,8 @@ fastest for the rest of the process:
   product predicted at minutes would defeat the purpose);
 * each candidate runs the forward pass once to warm its caches (FFTW plans,
   sparsity patterns), then ``TIMING_ROUNDS`` timed passes interleaved with
-  the other candidates', on seeded random inputs; the fastest pass counts;
+  the other candidates', on seeded random inputs, by the harness's one
+  stopwatch (:func:`convlab.harness.time_interleaved`); the median counts;
 * the winner is cached per problem key (shapes, dtype, stride, padding,
   dilation, groups, padding mode, workspace limit). Lookups are lock-free;
   measuring takes one process-wide lock, so two threads never time the same
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
+from collections.abc import Callable
 
 import numpy as np
 
+from .. import harness
 from ..algorithms import get_method, methods, verdict
 from ..config import cache_dir, get_autotune_persist
 from ..problem import ConvSpec
@@ -127,29 +129,26 @@ def _usable(spec: ConvSpec, method: str) -> bool:
     return method in methods() and verdict(spec, method).ok
 
 
-def _time_once(run, spec, x, w):
-    start = time.perf_counter()
-    run(spec, x, w)
-    return time.perf_counter() - start
+def _time_candidates(runs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Seconds per call of each candidate by the one stopwatch (:func:`convlab.harness.time_interleaved`):
+    a warm-up call (per-spec caches, FFTW plans, first touch of buffers), then ``TIMING_ROUNDS``
+    samples interleaved across the candidates, so that drift of a shared machine hits all alike;
+    the median of each."""
+    timings = harness.time_interleaved(runs, repeats=TIMING_ROUNDS, warmup=1, min_sample_s=0.0)
+    return {name: timing.median for name, timing in timings.items()}
 
 
 def _measure(spec: ConvSpec) -> dict[str, float]:
-    """``{method: seconds}``: the fastest of ``TIMING_ROUNDS`` forward passes of each candidate.
-
-    Rounds are interleaved across candidates so that machine drift hits all of them alike, and the
-    minimum is kept because noise on a shared machine only ever adds time.
-    """
+    """``{method: seconds}`` of the forward pass of every candidate, on seeded random inputs."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(spec.x_shape).astype(spec.dtype)
     w = rng.standard_normal(spec.w_shape).astype(spec.dtype)
-    runs = {name: get_method(name).run_forward for name in _candidates(spec)}
-    for run in runs.values():
-        run(spec, x, w)  # warm-up: per-spec caches, FFTW plans, first-touch of buffers
-    seconds = {name: float("inf") for name in runs}
-    for _ in range(TIMING_ROUNDS):
-        for name, run in runs.items():
-            seconds[name] = min(seconds[name], _time_once(run, spec, x, w))
-    return seconds
+
+    def runner(name):
+        run = get_method(name).run_forward
+        return lambda: run(spec, x, w)
+
+    return _time_candidates({name: runner(name) for name in _candidates(spec)})
 
 
 def tuned_method(spec: ConvSpec) -> str:
