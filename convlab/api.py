@@ -19,9 +19,9 @@ __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "c
 
 _PLAN_CACHE_SIZE = 256
 
-IntOrTuple = Union[int, Sequence[int]]
+IntOrTuple = int | Sequence[int]
 #: an int, one int or (lo, hi) pair per spatial dim, or "valid" / "same" / "full"
-Padding = Union[int, str, Sequence[int | Sequence[int]]]
+Padding = int | str | Sequence[int | Sequence[int]]
 
 
 def _freeze(value):
