@@ -297,6 +297,22 @@ def write_csv(results, path):
             writer.writerow(_csv_row(cases[m["case"]], m))
 
 
+def _literal_text(fig):
+    """Draw every text of ``fig`` that holds a ``$`` as written, not as matplotlib mathtext.
+
+    The figures write no TeX of their own; a ``$`` comes from a case or
+    runner name. Tick labels of numeric axes are still empty here (their
+    formatter fills them when drawing, with mathtext for the powers of ten),
+    so they keep it.
+    """
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        if "$" in text.get_text():
+            text.set_parse_math(False)
+            text.set_usetex(False)
+
+
 def draw_figures(results, out_dir, figures=None):
     """Save the figures (default all) as PNG and SVG; return ``{slug: (title, caption, problem)}`` in order.
 
@@ -306,18 +322,16 @@ def draw_figures(results, out_dir, figures=None):
     suite or a results file (``$`` included) never go through matplotlib's
     mathtext.
     """
-    import matplotlib
-
     drawn = {}
     for slug, (title, function) in ALL_FIGURES.items():
         if figures is not None and slug not in figures:
             continue
         try:
-            with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
-                made = function(results)
-                if made is not None:
-                    for ext in ("png", "svg"):
-                        made[0].savefig(os.path.join(out_dir, f"{slug}.{ext}"), dpi=110)
+            made = function(results)
+            if made is not None:
+                _literal_text(made[0])
+                for ext in ("png", "svg"):
+                    made[0].savefig(os.path.join(out_dir, f"{slug}.{ext}"), dpi=110)
         except Exception as exc:  # one figure must not cost the page: the run's data are worth more
             drawn[slug] = (title, None, f"could not be drawn from these results ({type(exc).__name__}: {exc})")
             continue
