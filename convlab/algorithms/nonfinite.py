@@ -63,24 +63,24 @@ def forward_exact_nonfinite(spec: ConvSpec, x: np.ndarray, w: np.ndarray, fast_f
     return y
 
 
-def backward_input_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray, fast: Pass) -> np.ndarray:
-    """``fast(spec, grad_y, w)`` when it is finite for finite arguments, else the direct method's ``dx``."""
-    if all_finite(grad_y, w):
+def _backward_exact(fast: Pass, reference: Pass, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``fast(spec, a, b)`` when its arguments and its result are finite, else ``reference(spec, a, b)``."""
+    if all_finite(a, b):
         with _overflow_is_handled():
-            dx = fast(spec, grad_y, w)
-        if all_finite(dx):
-            return dx
-    return _REFERENCE.backward_input(spec, grad_y, w)
+            result = fast(spec, a, b)
+        if all_finite(result):
+            return result
+    return reference(spec, a, b)
+
+
+def backward_input_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray, fast: Pass) -> np.ndarray:
+    """``dx`` by ``fast``, or by the direct method when an argument or the result is not finite."""
+    return _backward_exact(fast, _REFERENCE.backward_input, spec, grad_y, w)
 
 
 def backward_weight_exact_nonfinite(spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray, fast: Pass) -> np.ndarray:
-    """``fast(spec, grad_y, x)`` when it is finite for finite arguments, else the direct method's ``dw``."""
-    if all_finite(grad_y, x):
-        with _overflow_is_handled():
-            dw = fast(spec, grad_y, x)
-        if all_finite(dw):
-            return dw
-    return _REFERENCE.backward_weight(spec, grad_y, x)
+    """``dw`` by ``fast``, or by the direct method when an argument or the result is not finite."""
+    return _backward_exact(fast, _REFERENCE.backward_weight, spec, grad_y, x)
 
 
 def _direct_at(spec: ConvSpec, x: np.ndarray, w: np.ndarray, positions: tuple) -> np.ndarray:
