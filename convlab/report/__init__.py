@@ -35,7 +35,8 @@ def make_report(results, out_dir, snapshot=None, figures=None):
     Examples
     --------
     The results of a one-case run, written without figures (drawing them takes
-    seconds):
+    seconds); the hidden manifest lists the files the report wrote, so that a
+    re-run into the same folder removes only its own stale ones:
 
     >>> import os, tempfile
     >>> suite = Suite("demo", (Case("layer", "demo", (1, 1, 8, 8), (1, 1, 3, 3)),),
@@ -44,7 +45,7 @@ def make_report(results, out_dir, snapshot=None, figures=None):
     >>> with tempfile.TemporaryDirectory() as d:
     ...     page = make_report(results, d, figures=())
     ...     page.name, sorted(os.listdir(d))
-    ('index.html', ['index.html', 'results.csv', 'results.json'])
+    ('index.html', ['.convlab-report-files.json', 'index.html', 'results.csv', 'results.json'])
     """
     from .page import make_report as _make_report
 

@@ -18,17 +18,20 @@ suites (convlab/report/suites/*.toml, or your own TOML file):
   quick     the default, under 2 minutes on 2 cores
   standard  the published snapshot, under 15 minutes on 2 cores
   full      larger problems and 3-D, tens of minutes
+  papers    published claims (Mathieu et al., Lavin & Gray, NNPACK, Zlateski et al.,
+            scipy's choose_conv_method) re-run here, under 10 minutes on 2 cores
 
 examples:
   convlab report
   convlab report --suite standard --out report-standard --snapshot docs/report
+  convlab report --suite papers --out report-papers
   convlab report --suite my_suite.toml --methods direct,fft --dtype float64 --no-peers
   convlab report --replot report/results.json --out report
 """
 
 
 def add_arguments(parser):
-    parser.add_argument("--suite", default="quick", help="quick | standard | full | PATH to a TOML suite "
+    parser.add_argument("--suite", default="quick", help="quick | standard | full | papers | PATH to a TOML suite "
                         "(default quick)")
     parser.add_argument("--out", default="convlab-report", help="output directory (default ./convlab-report)")
     parser.add_argument("--methods", type=lambda s: [m for m in s.split(",") if m], default=None,

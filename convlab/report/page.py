@@ -7,6 +7,7 @@ import json
 import math
 import os
 import pathlib
+import re
 
 import numpy as np
 
@@ -28,29 +29,47 @@ CSV_FIELDS = ("case", "group", "name", "label", "x_shape", "w_shape", "stride", 
 
 # --------------------------------------------------------------- tables
 def _fastest(results, case_id, kind="convlab"):
+    """The fastest ``ok`` measurement of ``case_id`` by forward median, among ``kind`` (``None``: every runner)."""
     best = None
     for m in results["measurements"]:
-        if (m["case"] == case_id and m["kind"] == kind and m["status"] == "ok" and m["forward"]
+        if (m["case"] == case_id and (kind is None or m["kind"] == kind) and m["status"] == "ok" and m["forward"]
                 and (best is None or m["forward"]["median_s"] < best["forward"]["median_s"])):
             best = m
     return best
 
 
+PEER_MARK = " (peer)"
+
+
+def _fastest_label(results, case_id):
+    """The fastest runner of a case, peers included and marked; ``"-"`` when nothing ran.
+
+    When a peer is fastest, the fastest convlab method follows it, so the
+    reader sees both: ``"scipy.fftconvolve (peer); convlab: fft"``.
+    """
+    best, mine = _fastest(results, case_id, kind=None), _fastest(results, case_id)
+    if best is None:
+        return "-"
+    if best["kind"] == "convlab":
+        return best["method"]
+    return best["method"] + PEER_MARK + (f"; convlab: {mine['method']}" if mine else "")
+
+
 def summary_rows(results):
-    """One row per case: label, ``auto`` pick, fastest convlab method, and each runner's forward time.
+    """One row per case: label, ``auto`` pick, fastest runner (peers included, marked), each runner's forward time.
 
     Returns
     -------
     header : list of str
     rows : list of list of str
+        A time in milliseconds, or the status of a runner that did not run.
     """
     runners = list(results["suite"]["methods"]) + list(results["suite"]["peers"])
     by_key = {(m["case"], m["method"]): m for m in results["measurements"]}
     header = ["case", "auto", "fastest", *runners]
     rows = []
     for case in results["cases"]:
-        best = _fastest(results, case["id"])
-        cells = [case["label"], case["auto_method"].split(":")[0], best["method"] if best else "-"]
+        cells = [case["label"], case["auto_method"].split(":")[0], _fastest_label(results, case["id"])]
         for runner in runners:
             m = by_key.get((case["id"], runner))
             if m is None:
@@ -339,23 +358,221 @@ def draw_figures(results, out_dir, figures=None):
     return drawn
 
 
+# --------------------------------------------------------------- files the report owns
+MANIFEST = ".convlab-report-files.json"
+"""Names of the files the last report wrote into its folder, so a re-run can remove the stale ones."""
+
+_OWNED = re.compile(r"^[A-Za-z0-9][\w.-]*\.(png|svg|html|json|csv|md)$")
+
+
+def _figure_files():
+    return {f"{slug}.{ext}" for slug in ALL_FIGURES for ext in ("png", "svg")}
+
+
+def remove_stale(folder, written):
+    """Delete the files an earlier report wrote into ``folder`` that this one did not; return their names.
+
+    Only names this module writes are candidates: those listed in the
+    folder's manifest (:data:`MANIFEST`, written by the previous report) and
+    the figure names of :data:`ALL_FIGURES`. Anything else in the folder,
+    and any name that is not a plain file name, is left alone. The new
+    manifest lists ``written``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     d = pathlib.Path(d)
+    ...     for name in ("9_peers.png", "notes.png", "index.html"):
+    ...         _ = (d / name).write_text("x")
+    ...     removed = remove_stale(d, {"index.html"})
+    ...     removed, sorted(p.name for p in d.iterdir() if p.name != MANIFEST)
+    (['9_peers.png'], ['index.html', 'notes.png'])
+    """
+    folder = pathlib.Path(folder)
+    previous = set()
+    try:
+        listed = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(listed, list):
+            previous = {name for name in listed if isinstance(name, str)}
+    except (OSError, ValueError):
+        pass  # no manifest (first run, or a folder from an older convlab): only the known figure names
+    removed = []
+    for name in sorted((previous | _figure_files()) - set(written)):
+        path = folder / name
+        if _OWNED.match(name) and path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    (folder / MANIFEST).write_text(json.dumps(sorted(written)), encoding="utf-8")
+    return removed
+
+
 # --------------------------------------------------------------- page
-PAGE_STYLE = """body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
-td:first-child,th:first-child{text-align:left}figure{margin:2em 0}img{max-width:100%}
-figcaption{font-style:italic}details{margin:1em 0}code{background:#f4f4f4}.skip{color:#a33}"""
+PAGE_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 4px;text-align:right}
+td:first-child,th:first-child{text-align:left}th{vertical-align:bottom;font-weight:600}
+.wide{overflow-x:auto;max-width:100%}.summary td:first-child{min-width:9em}
+.summary td.best{font-weight:700;background:#eef6ee}.summary th{max-width:5.5em;overflow-wrap:anywhere}
+.left td,.left th{text-align:left;vertical-align:top}figure{margin:2em 0}img{max-width:100%;height:auto}
+figcaption{font-style:italic}details{margin:1em 0}summary{cursor:pointer}code{background:#f4f4f4}
+.skip{color:#a33}.note{color:#555;font-size:13px}.yes{color:#1a7f37}.no{color:#b3261e}.partly{color:#9a6700}"""
+
+STATUS_SHORT = {"unsupported": "n/a", "skipped": "skip", "failed": "fail"}
+"""How the summary table shows a runner that did not run (the full reasons are in the "did not run" section)."""
+
+FIGURE_DOCS = {
+    "1_time_vs_kernel": ("methods.md",),
+    "2_time_vs_input": ("methods.md",),
+    "3_forward_backward": ("backward.md",),
+    "4_memory": ("methods.md",),
+    "5_accuracy": ("methods.md",),
+    "6_convolution_theorem": ("fft.md", "theory.md"),
+    "7_circulant_matrix": ("theory.md", "toeplitz.md"),
+    "8_gflops": ("im2col.md", "methods.md"),
+    "9_peers": ("torch.md", "scipy.md"),
+}
+"""The pages of ``docs/`` that explain each figure; its caption links to them."""
+
+DOCS_DIR = pathlib.Path(__file__).resolve().parents[2] / "docs"
 
 
-def _table_html(header, rows):
+def _docs_links(slug, relative_to=None):
+    """``[(page name, href), ...]`` for a figure: a ``file:`` link into the checkout's ``docs/``, or a
+    path relative to ``relative_to``; pages not in the checkout (an installed wheel) are named only."""
+    links = []
+    for page in FIGURE_DOCS.get(slug, ()):
+        path = DOCS_DIR / page
+        if relative_to is not None:
+            links.append((page, os.path.relpath(path, relative_to)))
+        else:
+            links.append((page, path.as_uri() if path.is_file() else None))
+    return links
+
+
+def _table_html(header, rows, cls=""):
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='wide'><table class='{cls}'><tr>{head}</tr>{body}</table></div>"
+
+
+def _summary_html(results):
+    """The summary table, sized for a 900 px page: short status words, breakable runner names, the
+    fastest time of each row in bold."""
+    header, rows = summary_rows(results)
+    n_fixed = 3
+    head = "".join(f"<th>{html.escape(h).replace('.', '.<wbr>').replace('_', '_<wbr>')}</th>" for h in header)
+    body = []
+    for row in rows:
+        times = [float(c) for c in row[n_fixed:] if _is_number(c)]
+        best = min(times) if times else None
+        cells = [f"<td>{html.escape(str(c))}</td>" for c in row[:n_fixed]]
+        for c in row[n_fixed:]:
+            if _is_number(c):
+                cls = " class='best'" if float(c) == best else ""
+                cells.append(f"<td{cls}>{html.escape(c)}</td>")
+            else:
+                cells.append(f"<td title='{html.escape(c)}'>{html.escape(STATUS_SHORT.get(c, c))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    legend = ("<p class='note'>Fastest time of each case in bold; <i>fastest</i> includes the peers, marked "
+              "<code>(peer)</code>. " + "; ".join(f"<code>{short}</code> = {status}" for status, short in
+                                                  STATUS_SHORT.items()) + " (reasons below).</p>")
+    return f"<div class='wide'><table class='summary'><tr>{head}</tr>{''.join(body)}</table></div>{legend}"
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _reason_pattern(reason):
+    """A reason with its numbers and shapes blanked, so the same refusal on different cases groups together.
+
+    Examples
+    --------
+    >>> _reason_pattern("cannot run batch×channels 1×8→8 (needs 1×1→1)")
+    'cannot run batch×channels #×#→# (needs #×#→#)'
+    """
+    return re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", reason or "")
+
+
+def not_run_groups(results):
+    """Runners that did not run a case, grouped by (runner, status, reason pattern).
+
+    Returns
+    -------
+    list of dict
+        ``{"runner", "status", "reason" (the first case's), "cases" (ids)}``,
+        largest group first.
+
+    Examples
+    --------
+    >>> ms = [{"case": f"c{i}", "method": "winograd", "status": "unsupported",
+    ...        "reason": f"kernel {k} too large"} for i, k in enumerate((5, 7))]
+    >>> [(g["runner"], len(g["cases"])) for g in not_run_groups({"measurements": ms})]
+    [('winograd', 2)]
+    """
+    groups = {}
+    for m in results["measurements"]:
+        if m["status"] == "ok":
+            continue
+        key = (m["method"], m["status"], _reason_pattern(m["reason"]))
+        group = groups.setdefault(key, {"runner": m["method"], "status": m["status"], "reason": m["reason"] or "",
+                                        "cases": []})
+        group["cases"].append(m["case"])
+    return sorted(groups.values(), key=lambda g: (-len(g["cases"]), g["runner"]))
 
 
 def _not_run_html(results):
-    rows = [[m["case"], m["method"], m["status"], m["reason"] or ""]
-            for m in results["measurements"] if m["status"] != "ok"]
-    return _table_html(["case", "method", "status", "reason"], rows) if rows else "<p>Every method ran every case.</p>"
+    groups = not_run_groups(results)
+    if not groups:
+        return "<p>Every runner ran every case.</p>"
+    total = sum(len(g["cases"]) for g in groups)
+    rows = []
+    for g in groups:
+        cases = g["cases"]
+        shown = ", ".join(html.escape(c) for c in cases[:3]) + (f" and {len(cases) - 3} more" if len(cases) > 3 else "")
+        rows.append(f"<tr><td><code>{html.escape(g['runner'])}</code></td><td>{html.escape(g['status'])}</td>"
+                    f"<td>{len(cases)}</td><td>{html.escape(g['reason'])}</td><td>{shown}</td></tr>")
+    return (f"<details><summary>{total} (case, runner) pairs did not run, in {len(groups)} groups by reason "
+            f"(click to open)</summary><div class='wide'><table class='left'><tr><th>runner</th><th>status</th>"
+            f"<th>cases</th><th>reason (first case; the others differ only in numbers)</th><th>which</th></tr>"
+            + "".join(rows) + "</table></div></details>")
+
+
+def environment_rows(results):
+    """The environment as ``[(what, value), ...]`` for a small table (the full record is in results.json).
+
+    Examples
+    --------
+    >>> rows = dict(environment_rows({"environment": {"cpu": "x86", "cpu_count": 2, "versions": {"numpy": "2.0"}},
+    ...                                "machine": {"gemm_gflops": {"float32": 50.0}}}))
+    >>> rows["CPU"], rows["numpy"], rows["matmul GFLOP/s"]
+    ('x86 (2 logical cores)', '2.0', 'float32 50')
+    """
+    env, machine = results.get("environment") or {}, results.get("machine") or {}
+    cores = f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} logical cores"
+    if env.get("affinity") not in (None, env.get("cpu_count")):
+        cores += f", {env['affinity']} usable"
+    rows = [("CPU", cores + ")"), ("platform", env.get("platform", "?")), ("Python", env.get("python", "?"))]
+    rows += [(name, version or "not installed") for name, version in (env.get("versions") or {}).items()]
+    pools = [f"{p.get('internal_api', '?')} ({p.get('user_api', '?')}): {p.get('num_threads', '?')} threads"
+             for p in env.get("threadpools") or () if isinstance(p, dict)]
+    if pools:
+        rows.append(("thread pools", "; ".join(pools)))
+    if env.get("fft_backend"):
+        rows.append(("FFT backend", env["fft_backend"]))
+    if isinstance(env.get("workspace_limit_bytes"), (int, float)):
+        rows.append(("workspace limit", f"{env['workspace_limit_bytes'] / 2**20:.0f} MiB"))
+    gemm = machine.get("gemm_gflops") or {}
+    if gemm:
+        rows.append(("matmul GFLOP/s", ", ".join(f"{dt} {v:.0f}" for dt, v in gemm.items() if v is not None)))
+    loads = [v for v in (env.get("load_average"), machine.get("load_average_end")) if v is not None]
+    if loads:
+        rows.append(("load average (start, end)", ", ".join(f"{v:.1f}" for v in loads)))
+    return [(str(k), str(v)) for k, v in rows]
 
 
 def _png_data_uri(path):
@@ -391,10 +608,14 @@ def _escaped(value, spec=""):
 
 
 TORCH_HINT = 'pip install -e ".[torch]"'
+PEER_HINTS = {"torch": ("torch", TORCH_HINT)}
+"""Peer -> (library, how to install it from the checkout); scipy's peers need nothing (scipy is required)."""
 
 
 def missing_peer_note(results):
-    """One line when the PyTorch peer was left out because torch is not installed, else ``""``.
+    """One line naming the peers left out because their library is not installed, and how to add them; else ``""``.
+
+    Nothing is said when no peer was measured at all (``--no-peers``).
 
     Examples
     --------
@@ -403,19 +624,40 @@ def missing_peer_note(results):
     PyTorch peer not measured: torch is not installed (add it from the checkout with pip install -e ".[torch]").
     """
     peers = results.get("suite", {}).get("peers") or []
-    torch_version = ((results.get("environment") or {}).get("versions") or {}).get("torch", "unknown")
-    if peers and "torch" not in peers and torch_version is None:
+    versions = (results.get("environment") or {}).get("versions") or {}
+    if not peers:
+        return ""
+    missing = [(name, library, hint) for name, (library, hint) in PEER_HINTS.items()
+               if name not in peers and library in versions and versions[library] is None]
+    if not missing:
+        return ""
+    if [name for name, _, _ in missing] == ["torch"]:
         return f"PyTorch peer not measured: torch is not installed (add it from the checkout with {TORCH_HINT})."
-    return ""
+    return "; ".join(f"peer {name} not measured: {library} is not installed (add it from the checkout with {hint})"
+                     for name, library, hint in missing) + "."
+
+
+def _figure_html(slug, title, caption, out_dir):
+    uri = _png_data_uri(os.path.join(out_dir, f"{slug}.png"))
+    docs = [f"<a href='{html.escape(href)}'>docs/{html.escape(page)}</a>" if href else f"docs/{html.escape(page)}"
+            for page, href in _docs_links(slug)]
+    explained = f" Explained in {', '.join(docs)}." if docs else ""
+    return (f"<figure id='{slug}'><img alt='{html.escape(title)}' src='{uri}'>"
+            f"<figcaption>{html.escape(slug.split('_')[0])}. <b>{html.escape(title)}.</b> "
+            f"{html.escape(caption)}{explained} (<a href='{slug}.png'>{slug}.png</a>, "
+            f"<a href='{slug}.svg'>{slug}.svg</a>)</figcaption></figure>")
 
 
 def render_page(results, drawn, out_dir):
     """The HTML page: summary, figures embedded as base64 PNG (no network), environment, raw data links."""
+    from .papers import papers_html
+
     suite = results["suite"]
-    header, rows = summary_rows(results)
     e = _escaped
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>convlab report: {e(suite['name'])}"
-             f"</title><style>{PAGE_STYLE}</style></head><body>",
+    missing, busy = missing_peer_note(results), busy_warning(results)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>convlab report: "
+             f"{e(suite['name'])}</title><style>{PAGE_STYLE}</style></head><body>",
              f"<h1>convlab benchmark report: suite <code>{e(suite['name'])}</code></h1>",
              f"<p>{e(suite.get('description', ''))}</p>",
              f"<p>Methods: {', '.join(f'<code>{e(m)}</code>' for m in suite['methods'])}. "
@@ -424,53 +666,68 @@ def render_page(results, drawn, out_dir):
              f"{e(suite['warmup'])} warm-up call(s); time budget {e(suite['time_budget_s'], 'g')} s per call. "
              f"{'Complete' if results['complete'] else '<b>Interrupted</b>'} run of "
              f"{e(results['elapsed_s'], '.0f')} s.</p>",
-             f"<p class='skip'>{e(missing_peer_note(results))}</p>" if missing_peer_note(results) else "",
-             f"<p class='skip'>{html.escape(busy_warning(results))}</p>" if busy_warning(results) else "",
-             "<h2>Summary: forward time, median [ms]</h2>", _table_html(header, rows),
-             "<h2>Findings</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in findings(results))
-             + "</ul>"]
-    parts.append("<h2>Figures</h2>")
+             f"<p class='skip'>{e(missing)}</p>" if missing else "",
+             f"<p class='skip'>{e(busy)}</p>" if busy else ""]
+    if results.get("papers"):
+        parts.append(papers_html(results["papers"]))
+    parts += ["<h2>Summary: forward time, median [ms]</h2>", _summary_html(results),
+              "<h2>Findings</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in findings(results))
+              + "</ul>", "<h2>Figures</h2>"]
     for slug, (title, caption, problem) in drawn.items():
         if caption is None:
             parts.append(f"<p class='skip'>Figure {slug}: {html.escape(title)}: {html.escape(problem)}.</p>")
-            continue
-        uri = _png_data_uri(os.path.join(out_dir, f"{slug}.png"))
-        parts.append(f"<figure id='{slug}'><img alt='{html.escape(title)}' src='{uri}'>"
-                     f"<figcaption>{html.escape(slug.split('_')[0])}. <b>{html.escape(title)}.</b> "
-                     f"{html.escape(caption)} (<a href='{slug}.png'>{slug}.png</a>, "
-                     f"<a href='{slug}.svg'>{slug}.svg</a>)</figcaption></figure>")
-    parts += ["<h2>Cases a method did not run</h2>", _not_run_html(results),
-              "<h2>Environment</h2><pre>" + html.escape(json.dumps(
-                  {"environment": results["environment"], "machine": results["machine"]}, indent=1)) + "</pre>",
-              "<p>Raw data: <a href='results.json'>results.json</a> (every sample; schema in "
-              "<code>convlab/report/schema.json</code>), <a href='results.csv'>results.csv</a>.</p></body></html>"]
+        else:
+            parts.append(_figure_html(slug, title, caption, out_dir))
+    parts += ["<h2>Cases a runner did not run</h2>", _not_run_html(results),
+              "<h2>Environment</h2>", _table_html(["", ""], environment_rows(results), cls="left"),
+              "<p>Raw data: <a href='results.json'>results.json</a> (every sample and the full environment; schema "
+              "in <code>convlab/report/schema.json</code>), <a href='results.csv'>results.csv</a>.</p></body></html>"]
     return "\n".join(parts)
 
 
 def write_snapshot(results, drawn, out_dir, snapshot_dir):
-    """Copy the PNGs and write ``summary.md`` (figure list + summary table) into ``snapshot_dir``."""
+    """Copy the PNGs and write ``summary.md`` (figure list + summary table) into ``snapshot_dir``.
+
+    PNGs an earlier snapshot wrote there and this one did not are removed
+    (:func:`remove_stale`); other files are left alone.
+    """
+    from .papers import papers_markdown
+
     snapshot_dir = pathlib.Path(snapshot_dir)
     snapshot_dir.mkdir(parents=True, exist_ok=True)
     warning = busy_warning(results)
     lines = ["# convlab benchmark snapshot", "", *([f"> {warning}", ""] if warning else []),
-             summary_markdown(results), "## Findings (computed from the measurements)", "",
-             *[f"- {line}" for line in findings(results)], "", "## Figures", ""]
+             summary_markdown(results)]
+    if results.get("papers"):
+        lines += [papers_markdown(results["papers"]), ""]
+    lines += ["## Findings (computed from the measurements)", "",
+              *[f"- {line}" for line in findings(results)], "", "## Figures", ""]
+    written = {"summary.md"}
     for slug, (title, caption, _) in drawn.items():
         if caption is None:
             continue
         (snapshot_dir / f"{slug}.png").write_bytes((pathlib.Path(out_dir) / f"{slug}.png").read_bytes())
-        lines += [f"### {title}", "", f"![{title}]({slug}.png)", "", caption, ""]
+        written.add(f"{slug}.png")
+        docs = ", ".join(f"[docs/{page}]({href})" for page, href in _docs_links(slug, relative_to=snapshot_dir))
+        lines += [f"### {title}", "", f"![{title}]({slug}.png)", "", caption + (f" Explained in {docs}." if docs
+                                                                             else ""), ""]
     (snapshot_dir / "summary.md").write_text("\n".join(lines))
+    remove_stale(snapshot_dir, written)
     return snapshot_dir / "summary.md"
 
 
 def make_report(results, out_dir, snapshot=None, figures=None):
     """Write ``index.html``, ``results.json``, ``results.csv`` and every figure (PNG, SVG) into ``out_dir``.
 
+    Figures an earlier report wrote into ``out_dir`` and this one did not
+    are removed (:func:`remove_stale`); nothing else there is touched.
+
     Parameters
     ----------
     results : dict
-        From :func:`convlab.report.run_suite` (complete or interrupted).
+        From :func:`convlab.report.run_suite` (complete or interrupted). A
+        run of the ``papers`` suite gets its ``papers`` table
+        (:func:`convlab.report.papers.evaluate`) here.
     out_dir : path
     snapshot : path, optional
         Also copy the PNGs and a Markdown summary there (the committed ``docs/report``).
@@ -482,7 +739,11 @@ def make_report(results, out_dir, snapshot=None, figures=None):
     pathlib.Path
         The page.
     """
+    from .papers import evaluate, is_papers_run
+
     normalize_results(results)
+    if is_papers_run(results):
+        results["papers"] = evaluate(results)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(results, out_dir / "results.json")
@@ -490,6 +751,10 @@ def make_report(results, out_dir, snapshot=None, figures=None):
     drawn = draw_figures(results, out_dir, figures)
     page = out_dir / "index.html"
     page.write_text(render_page(results, drawn, out_dir), encoding="utf-8")
+    written = {"index.html", "results.json", "results.csv"}
+    written |= {f"{slug}.{ext}" for slug, (_, caption, _) in drawn.items() if caption is not None
+                for ext in ("png", "svg")}
+    remove_stale(out_dir, written)
     if snapshot is not None:
         write_snapshot(results, drawn, out_dir, snapshot)
     return page

@@ -25,7 +25,8 @@ expands to one problem per value (per pair, when both are lists)::
     padding = "same"        # anything convlab.plan accepts; also stride, dilation, groups
 
 The suites shipped with convlab (``quick``, ``standard``, ``full``) live beside
-this module and are found by name.
+this module and are found by name; ``papers`` is built from the claims data of
+:mod:`convlab.report.papers`.
 """
 
 import dataclasses
@@ -49,6 +50,7 @@ GROUPS = {
     "kernel": "time against kernel size at a fixed input (figure 1)",
     "input": "time, memory and accuracy against input size, one sweep per kernel (figures 2, 4, 5)",
     "layer": "typical layers: forward and backward per method (figure 3)",
+    "paper": "layers of published claims: the papers table (convlab.report.papers)",
 }
 SUITE_KEYS = frozenset({"name", "description", "dtype", "accuracy_dtypes", "repeats", "warmup",
                         "min_sample_s", "time_budget_s", "fft_planner_effort", "case"})
@@ -190,13 +192,13 @@ def suite_names():
     Examples
     --------
     >>> suite_names()
-    ('full', 'quick', 'standard')
+    ('full', 'papers', 'quick', 'standard')
     """
-    return tuple(sorted(p.stem for p in SUITE_DIR.glob("*.toml")))
+    return tuple(sorted({p.stem for p in SUITE_DIR.glob("*.toml")} | {"papers"}))
 
 
 def load_suite(suite):
-    """Read a suite by name (``"quick"``, ``"standard"``, ``"full"``) or from a TOML file path.
+    """Read a suite by name (``"quick"``, ``"standard"``, ``"full"``, ``"papers"``) or from a TOML file path.
 
     Returns
     -------
@@ -210,6 +212,10 @@ def load_suite(suite):
     """
     if isinstance(suite, Suite):
         return suite
+    if suite == "papers":
+        from .papers import papers_suite
+
+        return papers_suite()
     path = pathlib.Path(suite)
     if str(suite) in suite_names():
         path = SUITE_DIR / f"{suite}.toml"
