@@ -222,7 +222,8 @@ def plot_comparison(results, path, title, dtype):
     ax_dev.axhline(np.finfo(dtype).eps / 2, color="gray", linestyle=":", label=f"{np.dtype(dtype)} unit roundoff")
     ax_dev.set(xlabel="epoch", ylabel=f"|loss - loss[{names[0]}]| / loss[{names[0]}]",
                title=f"distance to {names[0]}", yscale="log")
-    ax_dev.legend(fontsize="small", ncol=2)
+    # below the panel: inside, the legend covered the deviation curves it labels
+    ax_dev.legend(fontsize="small", ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     seconds = [float(np.median([r["seconds"] for r in results[n]])) for n in names]
     ax_time.barh(names, seconds, color=[f"C{i}" for i in range(len(names))])
     ax_time.invert_yaxis()

@@ -12,6 +12,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter
 
 from ..algorithms import get_method
 from ..algorithms import methods as registered_methods
@@ -211,7 +212,9 @@ def plot_kernel_sweep(ax, kernels, curves, methods, ndim=2):
 
 
 # --------------------------------------------------------------- figures
-def _grid(count, width=6.0, height=4.4, ncols=2):
+def _grid(count, width=4.5, height=3.5, ncols=2):
+    """Panels of ``width × height`` inches; two columns make 9 inches, about 990 px at the saved 110 dpi, so
+    a 900 px page shows the text at nearly its own size."""
     ncols = min(ncols, count)
     nrows = math.ceil(count / ncols)
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
@@ -279,7 +282,9 @@ def figure_input(results):
         ax.set_ylabel("forward time [s]")
         ax.set_title(f"{name}: kernel {cases[0]['w_shape'][2]}, {_describe(cases[0])} at the smallest n",
                      fontsize=10)
-        ax.legend(fontsize=7, ncol=2, title="fitted log-log slope", title_fontsize=7)
+        # below the panel: inside, it covered the small-n points
+        ax.legend(fontsize=7, ncol=2, title="fitted log-log slope", title_fontsize=7, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.22))
     fig.suptitle("Forward time against input size")
     caption = ("Slopes are fitted in log-log: O(n·k^d) spatial methods have slope 1 in the number of input "
                "elements n^d, O(n log n) FFT methods slightly above 1; the kernel size sets the offset.")
@@ -292,7 +297,8 @@ def figure_layers(results):
     cases = [c for cases in data.group("layer").values() for c in cases]
     if not cases:
         return None
-    fig, axes = _grid(len(cases), width=6.5, height=4.2)
+    fig, axes = _grid(len(cases), width=4.5, height=3.6)
+    names = [_short(runner) for runner in data.runners]
     for ax, case in zip(axes, cases):
         positions = np.arange(len(data.runners))
         for offset, phase, hatch in ((-0.2, "forward", None), (0.2, "backward", "//")):
@@ -307,18 +313,20 @@ def figure_layers(results):
             m = data.by_key.get((case["id"], runner))
             if m is None or m["status"] != "ok":
                 ax.text(pos, 0.02, (m or {}).get("status", "absent"), rotation=90, ha="center", va="bottom",
-                        fontsize=7, color="0.4", transform=ax.get_xaxis_transform())
+                        fontsize=7, color="0.4", transform=ax.get_xaxis_transform(), clip_on=True)
             elif m.get("backward") is None:
                 ax.text(pos + 0.2, 0.02, "no backward", rotation=90, ha="center", va="bottom", fontsize=6,
-                        color="0.4", transform=ax.get_xaxis_transform())
+                        color="0.4", transform=ax.get_xaxis_transform(), clip_on=True)
         ax.set_yscale("log")
-        ax.set_xticks(positions, data.runners, rotation=35, ha="right", fontsize=8)
+        # minor ticks unlabelled: their "6×10⁻²"-style labels crowded the axis and were clipped at the edge
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(positions, names, rotation=40, ha="right", rotation_mode="anchor", fontsize=8)
         ax.set_ylabel("time per call [s]")
         ax.set_title(case["label"], fontsize=9)
     fig.legend(handles=[Patch(facecolor="0.45", label="forward"),
                         Patch(facecolor="0.45", hatch="//", edgecolor="white", label="backward (dx and dw)")],
                loc="outside lower center", ncol=2, fontsize=8)
-    fig.suptitle("Forward and backward time per method (median, bars show the interquartile range)")
+    fig.suptitle("Forward and backward time per method\n(median; error bars: interquartile range)", fontsize=11)
     caption = ("Backward computes both dx and dw, so it costs about twice the forward pass for spatial "
                "methods; bars absent are labelled with the reason recorded in results.json.")
     return fig, caption
@@ -392,7 +400,7 @@ def figure_gflops(results):
     """Figure 8: achieved GFLOP/s (direct-convolution FLOPs / time) against the machine's GEMM rate."""
     data = Data(results)
     dtype = results["suite"]["dtype"]
-    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    fig = Figure(figsize=(9, 5.2), layout="constrained")
     ax = fig.subplots()
     flops = np.array([c["flops"] for c in data.cases], np.float64)
     for runner in data.runners:
@@ -408,7 +416,7 @@ def figure_gflops(results):
     ax.set_xlabel("forward FLOPs of the direct algorithm (2 per multiply-add)")
     ax.set_ylabel("effective GFLOP/s (direct FLOPs / time)")
     ax.set_title(f"Achieved throughput per method, every case ({dtype})")
-    ax.legend(fontsize=8, ncol=2)
+    fig.legend(loc="outside lower center", fontsize=8, ncol=4)  # outside: inside it covered the points
     caption = ("Effective rate counts the FLOPs a direct convolution would do; the red line is the measured "
                "matrix-multiply rate, so spatial methods sit below it and only FFT methods can cross it.")
     return fig, caption
@@ -420,30 +428,39 @@ def _fastest_convlab(data, case):
     return min(times)[::-1] if times else None
 
 
+def _short(runner):
+    """A runner's name for a crowded axis: ``scipy.fftconvolve`` -> ``fftconvolve``."""
+    return runner.removeprefix("scipy.")
+
+
 def figure_peers(results):
-    """Figure 9: each peer's forward time relative to the fastest convlab method, per case."""
+    """Figure 9: each peer's forward time relative to the fastest convlab method, per case.
+
+    Cases run down the y axis with their labels written horizontally, so the
+    figure stays 9 inches wide (legible on a 900 px page) however many
+    cases there are.
+    """
     data = Data(results)
     cases = [c for c in data.cases if _fastest_convlab(data, c) and any(data.get(c, p) for p in data.peers)]
     if not cases:
         return None
-    fig = Figure(figsize=(max(8.0, 0.45 * len(cases) + 3), 5.8), layout="constrained")
+    fig = Figure(figsize=(9, 1.6 + 0.26 * len(cases)), layout="constrained")
     ax = fig.subplots()
     best = [_fastest_convlab(data, c) for c in cases]
     for j, peer in enumerate(data.peers):
         idx, times = data.series(cases, peer, forward_median)
         if times:
             ratio = np.asarray(times) / np.array([best[i][1] for i in idx])
-            ax.plot(np.asarray(idx) + 0.12 * (j - (len(data.peers) - 1) / 2), ratio, label=peer,
-                    **dict(style(peer, data.methods), linestyle="none", markersize=7))
-    ax.axhline(1.0, color="C0", linewidth=1.5, label="fastest convlab method (named under each case)")
-    ax.set_xticks(np.arange(len(cases)), [f"{c['label']}  [{b[0]}]" for c, b in zip(cases, best)],
-                  rotation=40, ha="right", rotation_mode="anchor", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("peer forward time / fastest convlab forward time")
-    ax.set_xlabel("case  [fastest convlab method]")
-    ax.grid(axis="y", which="major", color="0.9")
-    ax.set_title("Peers against convlab: above 1, convlab's fastest method wins")
-    ax.legend(fontsize=8, ncol=3)
+            ax.plot(ratio, np.asarray(idx) + 0.15 * (j - (len(data.peers) - 1) / 2), label=peer,
+                    **dict(style(peer, data.methods), linestyle="none", markersize=6))
+    ax.axvline(1.0, color="C0", linewidth=1.5, label="fastest convlab method (in brackets)")
+    ax.set_yticks(np.arange(len(cases)), [f"{c['label']}  [{b[0]}]" for c, b in zip(cases, best)], fontsize=8)
+    ax.set_ylim(len(cases) - 0.5, -0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("peer forward time / fastest convlab forward time (right of 1: convlab faster)")
+    ax.grid(axis="x", which="major", color="0.9")
+    ax.set_title("Peers against convlab", fontsize=11)
+    fig.legend(loc="outside lower center", fontsize=8, ncol=3)
     caption = ("Each peer's forward time divided by the fastest convlab method's on the same case; scipy peers "
                "are single-channel only and receive the already padded input; torch uses numpy's BLAS thread count.")
     return fig, caption

@@ -104,7 +104,8 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
     suite : str, path or Suite
         ``"quick"``, ``"standard"``, ``"full"``, or a TOML file (see :mod:`.suites`).
     methods : sequence of str, optional
-        Registered methods to measure; default every one in :func:`convlab.methods`.
+        Registered methods to measure; default the suite's ``methods``, else
+        every one in :func:`convlab.methods`.
     dtype : {"float32", "float64"}, optional
         The dtype timed; default the suite's.
     peers : bool or sequence of str
@@ -140,7 +141,7 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
     dtype = dtype or suite.dtype
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', but got {dtype!r}")
-    methods = list(cl.methods() if methods is None else methods)
+    methods = list(methods if methods is not None else (suite.methods or cl.methods()))
     for name in methods:
         cl.get_method(name)  # unknown names fail here, listing the registered ones
     peer_list = list(_peers.available_peers() if peers is True else (peers or ()))

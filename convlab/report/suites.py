@@ -156,6 +156,8 @@ class Suite:
         A method slower than this per call is skipped on the larger cases of its sweep.
     fft_planner_effort : str
         FFTW planner flag while measuring; ``""`` keeps the one in force.
+    methods : tuple of str
+        The methods measured when none are asked for; empty: every registered one.
     path : str
         The TOML file it came from, if any.
 
@@ -176,6 +178,7 @@ class Suite:
     min_sample_s: float = 0.002
     time_budget_s: float = 1.0
     fft_planner_effort: str = ""
+    methods: tuple = ()
     path: str = ""
 
     def settings(self):
@@ -183,6 +186,7 @@ class Suite:
         d = dataclasses.asdict(self)
         del d["cases"]
         d["accuracy_dtypes"] = list(self.accuracy_dtypes)
+        d["methods"] = list(self.methods)
         return d
 
 

@@ -90,19 +90,19 @@ def figure_theorem(results=None, size=256, kernel_length=21):
     a = theorem_arrays(x, h)
     log_mag = lambda z: np.log10(np.abs(scipy.fft.fftshift(z)) + 1e-6)
     diff = a["freq"] - a["spatial"]
-    fig = Figure(figsize=(13, 7), layout="constrained")
+    fig = Figure(figsize=(9, 5.6), layout="constrained")  # 9 inches: legible on a 900 px page
     axes = fig.subplots(2, 4).ravel()
     _show(fig, axes[0], x, f"input x ({size}×{size})")
-    _show(fig, axes[1], h, f"kernel h: motion blur, {kernel_length}×{kernel_length}", cmap="magma")
-    _show(fig, axes[2], log_mag(a["X"]), "log10 |X| = |DFT x| (centred)", cmap="viridis", colorbar=True)
-    _show(fig, axes[3], log_mag(a["H"]), "log10 |H| (h zero-padded to x)", cmap="viridis", colorbar=True)
-    _show(fig, axes[4], log_mag(a["XH"]), "log10 |X·H|: pointwise product", cmap="viridis", colorbar=True)
+    _show(fig, axes[1], h, f"kernel h: motion blur\n{kernel_length}×{kernel_length}", cmap="magma")
+    _show(fig, axes[2], log_mag(a["X"]), "log10 |X|, X = DFT x\n(centred)", cmap="viridis", colorbar=True)
+    _show(fig, axes[3], log_mag(a["H"]), "log10 |H|\n(h zero-padded to x)", cmap="viridis", colorbar=True)
+    _show(fig, axes[4], log_mag(a["XH"]), "log10 |X·H|\npointwise product", cmap="viridis", colorbar=True)
     _show(fig, axes[5], a["freq"], "inverse DFT of X·H")
-    _show(fig, axes[6], a["spatial"], "spatial: convlab direct, circular padding")
+    _show(fig, axes[6], a["spatial"], "spatial: convlab direct\ncircular padding")
     limit = max(np.abs(diff).max(), 1e-300)
-    _show(fig, axes[7], diff, f"difference (max |Δ| = {np.abs(diff).max():.1e})", cmap="RdBu_r",
+    _show(fig, axes[7], diff, f"difference\nmax |Δ| = {np.abs(diff).max():.1e}", cmap="RdBu_r",
           colorbar=True, vmin=-limit, vmax=limit)
-    fig.suptitle("Convolution theorem: x ⊛ h = IDFT(DFT(x) · DFT(h)) for circular convolution")
+    fig.suptitle("Convolution theorem: x ⊛ h = IDFT(DFT(x) · DFT(h)) for circular convolution", fontsize=11)
     caption = (f"Motion-blurring a photograph by sliding the kernel (bottom, third) and by multiplying "
                f"spectra (bottom, second) agree to {np.abs(diff).max():.1e}, float64 rounding.")
     return fig, caption
@@ -128,8 +128,8 @@ def figure_circulant(results=None, n=6, k=3):
     diag = np.diagonal(a["fourier"])
     off = a["fourier"] - np.diag(diag)
     mismatch = np.abs(diag - a["eigenvalues"]).max()
-    fig = Figure(figsize=(15, 4.8), layout="constrained")
-    axes = fig.subplots(1, 4, width_ratios=[0.6, 1, 1, 1.3])
+    fig = Figure(figsize=(9, 8), layout="constrained")  # 2×2 panels: legible on a 900 px page
+    axes = fig.subplots(2, 2).ravel()
     limit = np.abs(a["w"]).max()
     _show(fig, axes[0], a["w"], f"kernel w ({k}×{k})", cmap="RdBu_r", colorbar=True, vmin=-limit, vmax=limit)
     limit = np.abs(a["C"]).max()
@@ -154,7 +154,7 @@ def figure_circulant(results=None, n=6, k=3):
     ax.set_ylabel("eigenvalue")
     ax.set_title(f"diagonal = DFT of the kernel (max |difference| {mismatch:.1e})", fontsize=9)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
-    fig.suptitle("A circular convolution is a circulant matrix; the 2-D DFT diagonalises it")
+    fig.suptitle("A circular convolution is a circulant matrix; the 2-D DFT diagonalises it", fontsize=11)
     caption = (f"The {n * n}×{n * n} matrix of a {k}×{k} kernel becomes diagonal in the Fourier basis, "
                f"and its diagonal is the kernel's 2-D DFT (convlab.operators.circulant_eigenvalues).")
     return fig, caption
