@@ -13,6 +13,7 @@ steps are importable::
 'kernel'
 """
 
+from . import papers  # noqa: F401  (registers the papers suite)
 from .measure import measure_case
 from .peers import available_peers, peer_names
 from .run import environment, run_suite

@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from .figures import FIGURES, Data, fitted_slope, forward_median, kernel_crossovers
+from .papers import evaluate, is_papers_run, papers_html, papers_markdown
 from .theory import THEORY_FIGURES
 
 __all__ = ["make_report", "load_results", "normalize_results", "missing_peer_note",
@@ -650,8 +651,6 @@ def _figure_html(slug, title, caption, out_dir):
 
 def render_page(results, drawn, out_dir):
     """The HTML page: summary, figures embedded as base64 PNG (no network), environment, raw data links."""
-    from .papers import papers_html
-
     suite = results["suite"]
     e = _escaped
     missing, busy = missing_peer_note(results), busy_warning(results)
@@ -691,8 +690,6 @@ def write_snapshot(results, drawn, out_dir, snapshot_dir):
     PNGs an earlier snapshot wrote there and this one did not are removed
     (:func:`remove_stale`); other files are left alone.
     """
-    from .papers import papers_markdown
-
     snapshot_dir = pathlib.Path(snapshot_dir)
     snapshot_dir.mkdir(parents=True, exist_ok=True)
     warning = busy_warning(results)
@@ -739,8 +736,6 @@ def make_report(results, out_dir, snapshot=None, figures=None):
     pathlib.Path
         The page.
     """
-    from .papers import evaluate, is_papers_run
-
     normalize_results(results)
     if is_papers_run(results):
         results["papers"] = evaluate(results)

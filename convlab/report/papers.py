@@ -30,7 +30,7 @@ import numpy as np
 
 from ..algorithms.winograd import tile_size
 from .figures import method_family
-from .suites import Case, Suite
+from .suites import BUILT_IN, Case, Suite
 
 __all__ = ["Layer", "Claim", "LAYERS", "CLAIMS", "SCALES", "papers_suite", "is_papers_run", "evaluate",
            "winograd_multiply_reduction", "papers_html", "papers_markdown"]
@@ -197,6 +197,9 @@ def papers_suite(scale="default"):
                              f"scaled down: {SCALES[scale]['text']}.",
                  repeats=3, warmup=1, min_sample_s=0.002, time_budget_s=1.0, accuracy_dtypes=("float32",),
                  methods=PAPER_METHODS)
+
+
+BUILT_IN["papers"] = papers_suite
 
 
 def is_papers_run(results):

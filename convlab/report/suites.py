@@ -57,6 +57,9 @@ SUITE_KEYS = frozenset({"name", "description", "dtype", "accuracy_dtypes", "repe
 CASE_KEYS = frozenset({"group", "name", "ndim", "batch", "channels", "out_channels", "size", "kernel",
                        "stride", "padding", "dilation", "groups", "padding_mode"})
 DTYPES = ("float32", "float64")
+BUILT_IN = {}
+"""Suites built in Python rather than read from TOML: name -> function returning the :class:`Suite`
+(:mod:`convlab.report.papers` adds ``"papers"`` when imported, as :mod:`convlab.report` does)."""
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -198,7 +201,7 @@ def suite_names():
     >>> suite_names()
     ('full', 'papers', 'quick', 'standard')
     """
-    return tuple(sorted({p.stem for p in SUITE_DIR.glob("*.toml")} | {"papers"}))
+    return tuple(sorted({p.stem for p in SUITE_DIR.glob("*.toml")} | set(BUILT_IN)))
 
 
 def load_suite(suite):
@@ -216,10 +219,8 @@ def load_suite(suite):
     """
     if isinstance(suite, Suite):
         return suite
-    if suite == "papers":
-        from .papers import papers_suite
-
-        return papers_suite()
+    if isinstance(suite, str) and suite in BUILT_IN:
+        return BUILT_IN[suite]()
     path = pathlib.Path(suite)
     if str(suite) in suite_names():
         path = SUITE_DIR / f"{suite}.toml"
