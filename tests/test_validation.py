@@ -47,10 +47,11 @@ BAD_INPUTS = [
     (dict(bias=np.zeros(5)), ValueError, ["bias", "(6,)", "(5,)"]),
     (dict(bias=np.zeros((6, 1))), ValueError, ["bias", "(6,)"]),
     (dict(x=np.array([["a"]])), TypeError, ["x", "numeric", "<U1"]),
-    (dict(w=np.zeros((6, 2, 3, 3), complex)), TypeError, ["w", "complex"]),
+    (dict(w=np.zeros((6, 2, 3, 3), np.clongdouble)), TypeError, ["dtype", "complex128"]),
     (dict(x=None), TypeError, ["x", "None"]),
-    (dict(x=np.zeros((0, 4, 8, 8))), ValueError, ["x shape", ">= 1"]),
-    (dict(x=np.zeros((2, 4, 8, 8), np.longdouble)), TypeError, ["dtype", "float32 or float64"]),
+    (dict(x=np.zeros((2, 4, 0, 8))), ValueError, ["x shape", "spatial size >= 1"]),
+    (dict(w=np.zeros((6, 2, 3, 0))), ValueError, ["w shape", "kernel size >= 1"]),
+    (dict(x=np.zeros((2, 4, 8, 8), np.longdouble)), TypeError, ["dtype", "float32, float64"]),
 ]
 
 
