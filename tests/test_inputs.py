@@ -75,7 +75,7 @@ def test_complex_plans_and_inputs_are_not_modified():
     assert p.spec.is_complex and p.dtype == np.float32 and p.spec.result_dtype == np.complex64
     assert p.forward(x, w).dtype == np.complex64
     assert np.array_equal(x, saved[0]) and np.array_equal(w, saved[1])
-    with pytest.raises(TypeError, match="x is complex .* this plan is real"):
+    with pytest.raises(TypeError, match=r"x is complex .* this plan is real"):
         cl.plan(x.shape, w.shape, method="direct").forward(x, w)
 
 

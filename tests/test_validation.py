@@ -164,3 +164,14 @@ def test_infinity_stays_infinity_as_in_direct(method):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     finite = np.isfinite(expected)
     np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12)
+
+
+def test_auto_refusal_names_the_problem_and_every_methods_reason():
+    with pytest.raises(cl.WorkspaceLimitError) as info:
+        cl.plan((2, 8, 64, 64), (8, 8, 5, 5), stride=2, workspace_limit=16)
+    message = str(info.value)
+    assert "method='auto'" in message and "x (2, 8, 64, 64), w (8, 8, 5, 5)" in message and "stride=(2, 2)" in message
+    for name in cl.methods():
+        assert f"{name}: " in message  # winograd's reason is its stride, the others' their workspace
+    assert "Winograd tiles need stride 1" in message
+    assert info.value.needed > info.value.limit == 16 and info.value.method in cl.methods()
