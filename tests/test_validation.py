@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
+from convlab.tolerances import assert_close
 
 X = np.zeros((2, 4, 8, 8))
 W = np.zeros((6, 2, 3, 3))
@@ -175,3 +176,24 @@ def test_auto_refusal_names_the_problem_and_every_methods_reason():
         assert f"{name}: " in message  # winograd's reason is its stride, the others' their workspace
     assert "Winograd tiles need stride 1" in message
     assert info.value.needed > info.value.limit == 16 and info.value.method in cl.methods()
+
+
+@pytest.mark.parametrize("method", ["fft", "fft_tiled", "winograd"])
+@pytest.mark.parametrize("dtype, huge", [(np.float32, 1e30), (np.float64, 1e200)])
+def test_one_huge_value_does_not_spoil_outputs_far_from_it(method, dtype, huge):
+    """A transform's error is relative to the largest value it mixes; an outlier's outputs are summed directly."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((1, 2, 40, 40)).astype(dtype)
+    x[0, 1, 6, 7] = huge
+    w = rng.standard_normal((3, 2, 5, 5)).astype(dtype)
+    expected = cl.conv(x.astype(np.float64), w.astype(np.float64), method="direct")
+    got = cl.conv(x, w, padding=0, method=method)
+    far = (slice(None), slice(None), slice(12, None), slice(12, None))  # windows that miss (6, 7)
+    assert_close(got[far], expected[far], dtype, method, what="outputs far from the outlier")
+    assert_close(got, expected, dtype, method)
+    # backward: an outlier in grad_y (dx) or in x (dw) runs the pass directly
+    g = rng.standard_normal(got.shape).astype(dtype)
+    g[0, 0, 30, 30] = huge
+    dx = cl.conv_backward(g, x, w, method=method).dx
+    dx_ref = cl.conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), method="direct").dx
+    assert_close(dx[:, :, :20, :20], dx_ref[:, :, :20, :20], dtype, method, what="dx far from the outlier")
