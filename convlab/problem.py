@@ -463,6 +463,10 @@ def spec(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
     dilation = per_dim("dilation", dilation, ndim, 1)
     pairs = padding_pairs(padding, ndim, w_shape[2:], dilation, stride)
     _check_padding_mode(padding_mode, pairs, x_shape[2:])
+    largest = np.iinfo(np.intp).max  # numpy indexes with intp: larger values cannot be sliced at all
+    for name, values in (("stride", stride), ("dilation", dilation), ("padding", sum(pairs, ()))):
+        if any(v > largest for v in values):
+            raise ConvError(f"{name}={values!r} must be at most {largest} in every spatial dim")
     if workspace_limit is not None:
         workspace_limit = check_limit(workspace_limit)
     dtype = compute_dtype(dtype)
@@ -475,6 +479,12 @@ def spec(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
                 f"kernel size {result.kernel_size[dim]} with dilation {result.dilation[dim]} spans {extent} "
                 f"in spatial dim {dim}, larger than the padded input size {padded}"
             )
+    # exact Python ints: a shape numpy cannot even describe is refused here, not by an allocation
+    largest = np.iinfo(np.intp).max
+    for what, shape in (("padded input", (*x_shape[:2], *result.padded_size)), ("output", result.output_shape)):
+        if math.prod(max(v, 1) for v in shape) > largest:
+            raise ConvError(f"padding={padding!r} with stride={result.stride} gives a {what} of shape {shape}, "
+                            f"beyond what an array can hold ({largest} elements)")
     return result
 
 
