@@ -12,7 +12,7 @@ from .algorithms import methods
 from .config import get_autotune, get_workspace_limit
 from .errors import ConvError
 from .planning import ConvGrads, ConvPlan, plan
-from .problem import as_array, check_array, compute_dtype, transpose_spec
+from .problem import as_array, check_array, compute_dtype, transpose_spec, unbatched
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_backward", "convolve", "conv_transpose", "cached_plan",
            "clear_plan_cache"]
@@ -68,10 +68,11 @@ def clear_plan_cache() -> None:
 
 def _inputs(x, w, bias=None, *, expected_ndim=None, name="conv"):
     x, w = as_array("x", x), as_array("w", w)
-    if expected_ndim is not None and x.ndim != expected_ndim + 2:
+    if expected_ndim is not None and x.ndim != expected_ndim + 2 and not (
+            x.ndim == expected_ndim + 1 and unbatched(x.ndim, w.ndim)):
         raise ConvError(
             f"{name} expects x of shape (N, C_in, *spatial) with {expected_ndim} spatial dim(s), i.e. "
-            f"{expected_ndim + 2} dimensions, but got shape {x.shape}"
+            f"{expected_ndim + 2} dimensions (or {expected_ndim + 1} unbatched), but got shape {x.shape}"
         )
     arrays = [x, w] + ([as_array("bias", bias)] if bias is not None else [])
     return x, w, bias, compute_dtype(*(a.dtype for a in arrays))
@@ -87,8 +88,10 @@ def conv(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *, stride: I
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-        1, 2 or 3 spatial dims.
+    x : array_like, shape (N, C_in, *spatial) or (C_in, *spatial)
+        1, 2 or 3 spatial dims; unbatched (``x.ndim == w.ndim - 1``) as PyTorch,
+        giving an unbatched result. N and C_in may be 0 (an empty sum: zeros plus bias).
+        Bool, integer, float or complex.
     w : array_like, shape (C_out, C_in // groups, *kernel)
     bias : array_like, shape (C_out,), optional
     stride : int or tuple of int, default 1
@@ -108,8 +111,11 @@ def conv(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *, stride: I
     Returns
     -------
     y : ndarray, shape (N, C_out, *output_size)
-        float32 for float32 inputs, float64 for float64, integer or bool inputs;
-        see :mod:`convlab.problem` for the output-size table.
+        float32 for float32 inputs, float64 for float64; complex64/complex128
+        when an input is complex; for integer or bool inputs float64 holding
+        the exact integer result from every method (``ConvError`` when a bound
+        on it reaches 2**53, the end of float64's exact integers). See
+        :mod:`convlab.problem` for the output-size table.
 
     Examples
     --------
@@ -119,8 +125,13 @@ def conv(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *, stride: I
     array([[[-2., -2., -2.]]])
     >>> cl.conv(np.ones((2, 4, 8, 8)), np.ones((6, 2, 3, 3)), groups=2, padding=1).shape
     (2, 6, 8, 8)
+    >>> cl.conv(np.array([[1, 2, 3]]), np.array([[[1j, 1]]]), method="fft")  # unbatched, complex
+    array([[2.+1.j, 3.+2.j]])
     """
     x, w, bias, dtype = _inputs(x, w, bias)
+    if unbatched(x.ndim, w.ndim):
+        return conv(x[None], w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                    padding_mode=padding_mode, method=method, autotune=autotune)[0]
     p = cached_plan(x.shape, w.shape, dtype, stride=stride, padding=padding, dilation=dilation,
                     groups=groups, padding_mode=padding_mode, method=method, autotune=autotune)
     return p.forward(x, w, bias)
@@ -183,6 +194,10 @@ def conv_backward(grad_y: ArrayLike, x: ArrayLike, w: ArrayLike, *, stride: IntO
     """
     grad_y = as_array("grad_y", grad_y)
     x, w, _, dtype = _inputs(x, w)
+    if unbatched(x.ndim, w.ndim):
+        dx, dw, db = conv_backward(grad_y[None], x[None], w, stride=stride, padding=padding, dilation=dilation,
+                                   groups=groups, padding_mode=padding_mode, method=method, autotune=autotune)
+        return ConvGrads(dx[0], dw, db)
     p = cached_plan(x.shape, w.shape, compute_dtype(dtype, grad_y.dtype), stride=stride, padding=padding,
                     dilation=dilation, groups=groups, padding_mode=padding_mode, method=method,
                     autotune=autotune)
@@ -253,6 +268,10 @@ def conv_transpose(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *,
     array([[[1., 1., 1., 1., 1., 1., 0.]]])
     """
     x, w, bias, dtype = _inputs(x, w, bias)
+    if unbatched(x.ndim, w.ndim):
+        size = None if output_size is None else tuple(output_size)[-(w.ndim - 2):]
+        return conv_transpose(x[None], w, bias, stride=stride, padding=padding, output_padding=output_padding,
+                              dilation=dilation, groups=groups, method=method, output_size=size)[0]
     forward = transpose_spec(x.shape, w.shape, dtype, stride=stride, padding=padding,
                              output_padding=output_padding, dilation=dilation, groups=groups,
                              output_size=output_size)
@@ -261,6 +280,8 @@ def conv_transpose(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *,
     # With output_padding >= stride (allowed when smaller than dilation) the forward
     # convolution has more outputs than x has positions: those receive zero gradient.
     tail = [(0, f - n) for f, n in zip(p.output_size, x.shape[2:])]
+    # the plan's backward_input is the complex gradient (conj(w)); the transposed convolution is bilinear
+    w = np.conj(w) if np.iscomplexobj(w) else w
     y = p.backward_input(np.pad(x, [(0, 0), (0, 0), *tail]) if any(t for _, t in tail) else x, w)
     if bias is not None:
         y += check_array("bias", bias, (forward.in_channels,), y.dtype).reshape((-1,) + (1,) * forward.ndim)

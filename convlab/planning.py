@@ -20,8 +20,8 @@ import numpy as np
 
 from .algorithms import Method, get_method, methods
 from .config import get_autotune
-from .errors import ConvTypeError
-from .problem import ConvSpec, check_array, check_autotune
+from .errors import ConvError, ConvTypeError
+from .problem import ConvSpec, as_array, check_array, check_autotune, is_integral
 from .problem import spec as make_spec
 from .tuning import choose_method, explicit_method, tuned_method
 
@@ -114,30 +114,51 @@ class ConvPlan:
 
         Returns
         -------
-        y : ndarray, shape ``output_shape``, dtype ``dtype``
+        y : ndarray, shape ``output_shape``, dtype ``result_dtype``
+            For integer or bool inputs (and bias), float64 holding the exact
+            integer result; :class:`~convlab.ConvError` when a bound on it
+            reaches 2**53, beyond which float64 cannot hold every integer.
         """
         s = self.spec
-        x = check_array("x", x, s.x_shape, s.dtype)
-        w = check_array("w", w, s.w_shape, s.dtype)
-        b = None if bias is None else check_array("bias", bias, (s.out_channels,), s.dtype)
-        y = self.implementation.run_forward(s, x, w)
+        integral = is_integral(*(as_array(n, v) for n, v in (("x", x), ("w", w), ("bias", bias)) if v is not None))
+        x = check_array("x", x, s.x_shape, s.result_dtype)
+        w = check_array("w", w, s.w_shape, s.result_dtype)
+        b = None if bias is None else check_array("bias", bias, (s.out_channels,), s.result_dtype)
+        y = self.implementation.run_forward(s, x, w, integral=integral)
         if b is not None:
+            if integral and y.size and float(np.abs(y).max()) + float(np.abs(b).max()) >= 2.0 ** 53:
+                raise ConvError("integer inputs: y + bias may reach 2**53, beyond the integers float64 holds "
+                                "exactly; convert the inputs to float64 to accept a rounded result")
             y += b.reshape((-1,) + (1,) * s.ndim)
         return y
 
+    # Complex gradients follow PyTorch: for y = conv(x, w), the gradient of a real loss L with
+    # respect to x is conj(dL/dx) in Wirtinger terms, i.e. the adjoint map applied with conj(w).
     def backward_input(self, grad_y: Any, w: Any) -> np.ndarray:
-        """``dx``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``x``."""
+        """``dx``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``x``.
+
+        For complex problems, PyTorch's convention: the transposed convolution
+        of ``grad_y`` with ``conj(w)``.
+        """
         s = self.spec
-        grad_y = check_array("grad_y", grad_y, s.output_shape, s.dtype)
-        w = check_array("w", w, s.w_shape, s.dtype)
-        return self.implementation.run_backward_input(s, grad_y, w)
+        integral = is_integral(as_array("grad_y", grad_y), as_array("w", w))
+        grad_y = check_array("grad_y", grad_y, s.output_shape, s.result_dtype)
+        w = check_array("w", w, s.w_shape, s.result_dtype)
+        return self.implementation.run_backward_input(s, grad_y, np.conj(w) if s.is_complex else w,
+                                                      integral=integral)
 
     def backward_weight(self, grad_y: Any, x: Any) -> np.ndarray:
-        """``dw``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``w``."""
+        """``dw``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``w``.
+
+        For complex problems, PyTorch's convention: the correlation of
+        ``grad_y`` with ``conj(x)``.
+        """
         s = self.spec
-        grad_y = check_array("grad_y", grad_y, s.output_shape, s.dtype)
-        x = check_array("x", x, s.x_shape, s.dtype)
-        return self.implementation.run_backward_weight(s, grad_y, x)
+        integral = is_integral(as_array("grad_y", grad_y), as_array("x", x))
+        grad_y = check_array("grad_y", grad_y, s.output_shape, s.result_dtype)
+        x = check_array("x", x, s.x_shape, s.result_dtype)
+        return self.implementation.run_backward_weight(s, grad_y, np.conj(x) if s.is_complex else x,
+                                                       integral=integral)
 
     def backward(self, grad_y: Any, x: Any, w: Any) -> ConvGrads:
         """Gradients of ``sum(grad_y * conv(x, w, b))``.
@@ -148,9 +169,11 @@ class ConvPlan:
             Named tuple ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``(C_out,)``.
         """
         s = self.spec
-        grad_y = check_array("grad_y", grad_y, s.output_shape, s.dtype)
+        grad_y = as_array("grad_y", grad_y)  # its own dtype kept: integer inputs get exact integer passes
+        g = check_array("grad_y", grad_y, s.output_shape, s.result_dtype)
         # accumulated in float64: a sum over the batch and positions can cancel to far below its terms
-        db = grad_y.sum(axis=(0, *range(2, grad_y.ndim)), dtype=np.float64).astype(s.dtype)
+        wide = np.complex128 if s.is_complex else np.float64
+        db = g.sum(axis=(0, *range(2, g.ndim)), dtype=wide).astype(s.result_dtype)
         return ConvGrads(self.backward_input(grad_y, w), self.backward_weight(grad_y, x), db)
 
 

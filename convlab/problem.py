@@ -38,7 +38,7 @@ from .config import check_limit, get_workspace_limit
 from .errors import ConvError, ConvTypeError
 
 __all__ = ["ConvSpec", "spec", "transpose_spec", "as_spec", "compute_dtype", "as_array", "check_array",
-           "PADDING_STRINGS", "SPATIAL_DIMS"]
+           "is_integral", "unbatched", "PADDING_STRINGS", "SPATIAL_DIMS"]
 
 PADDING_STRINGS = frozenset({"valid", "same", "full"})
 SPATIAL_DIMS = (1, 2, 3)
@@ -46,7 +46,7 @@ SPATIAL_DIMS = (1, 2, 3)
 
 # --------------------------------------------------------------- arrays and dtypes
 def as_array(name: str, value: Any) -> np.ndarray:
-    """``value`` as a real numeric ndarray (never copied when already one).
+    """``value`` as a numeric ndarray: bool, integer, float or complex (never copied when already one).
 
     Examples
     --------
@@ -65,18 +65,20 @@ def as_array(name: str, value: Any) -> np.ndarray:
         array = np.asarray(value)
     except ValueError:
         raise ConvError(f"{name} must be a rectangular array, but got a ragged nested sequence") from None
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biufc":
         raise ConvTypeError(
-            f"{name} must be a real numeric array (bool, int or float), but got dtype {array.dtype}"
+            f"{name} must be a numeric array (bool, int, float or complex), but got dtype {array.dtype}"
         )
     return array
 
 
 def compute_dtype(*dtypes: Any) -> np.dtype:
-    """The dtype a convolution of these dtypes is computed and returned in.
+    """The dtype a convolution of these dtypes returns (and, for real dtypes, computes in).
 
     Floats promote as numpy does (float16 computes in float32); integer and
-    bool inputs compute in float64.
+    bool inputs give float64 (integer-valued and exact: see :meth:`ConvPlan.forward
+    <convlab.ConvPlan.forward>`); a complex input gives complex64 or complex128,
+    computed as real convolutions of the real and imaginary parts.
 
     Examples
     --------
@@ -84,25 +86,65 @@ def compute_dtype(*dtypes: Any) -> np.dtype:
     dtype('float32')
     >>> compute_dtype(np.float32, np.float64), compute_dtype(np.int64)
     (dtype('float64'), dtype('float64'))
+    >>> compute_dtype(np.complex64, np.float32), compute_dtype(np.complex64, np.float64)
+    (dtype('complex64'), dtype('complex128'))
+    >>> compute_dtype(np.float16, np.int8)
+    dtype('float32')
+    >>> compute_dtype(np.longdouble)
+    Traceback (most recent call last):
+    ...
+    convlab.errors.ConvTypeError: dtype float128 is not supported; use float32, float64, complex64 or complex128
     """
     try:
         result = np.result_type(*dtypes)
     except TypeError as exc:
-        raise ConvTypeError(f"dtype must be a real numeric dtype, but got {dtypes!r}: {exc}") from None
+        raise ConvTypeError(f"dtype must be a numeric dtype, but got {dtypes!r}: {exc}") from None
     if result.kind in "biu":
         return np.dtype(np.float64)
-    if result.kind != "f":
-        raise ConvTypeError(f"dtype must be a real numeric dtype (float32 or float64), but got {result}")
-    if result.itemsize > 8:
-        raise ConvTypeError(f"dtype {result} is not supported; use float32 or float64")
-    return np.dtype(np.float32) if result.itemsize <= 4 else np.dtype(np.float64)
+    if result.kind not in "fc":
+        raise ConvTypeError(f"dtype must be a numeric dtype (float32, float64, complex64 or complex128), "
+                            f"but got {result}")
+    real_size = result.itemsize // 2 if result.kind == "c" else result.itemsize
+    if real_size > 8:
+        raise ConvTypeError(f"dtype {result} is not supported; use float32, float64, complex64 or complex128")
+    if result.kind == "c":
+        return np.dtype(np.complex64) if real_size <= 4 else np.dtype(np.complex128)
+    return np.dtype(np.float32) if real_size <= 4 else np.dtype(np.float64)
+
+
+def is_integral(*arrays: np.ndarray) -> bool:
+    """True when every array is bool or integer: the convolution must then be the exact integer result."""
+    return all(a.dtype.kind in "biu" for a in arrays)
+
+
+def unbatched(x_ndim: int, w_ndim: int) -> bool:
+    """True when ``x`` is an unbatched ``(C_in, *spatial)`` input for a weight of ``w_ndim`` dims.
+
+    PyTorch's rule: ``x.ndim == w.ndim - 1`` with 1 to 3 spatial dims. The
+    functional API then runs ``x[None]`` and returns the result without its batch axis.
+
+    Examples
+    --------
+    >>> unbatched(3, 4), unbatched(4, 4), unbatched(1, 2)
+    (True, False, False)
+    """
+    return x_ndim == w_ndim - 1 and w_ndim - 2 in SPATIAL_DIMS
 
 
 def check_array(name: str, value: Any, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """``value`` as an array of exactly ``shape``, converted to ``dtype`` (a view when it already is)."""
+    """``value`` as an array of exactly ``shape``, converted to ``dtype`` (a view when it already is).
+
+    A complex array for a real ``dtype`` is refused: dropping its imaginary part would be a silent wrong answer.
+    """
     array = as_array(name, value)
     if array.shape != tuple(shape):
-        raise ConvError(f"{name} must have shape {tuple(shape)} for this plan, but got {array.shape}")
+        hint = ""
+        if len(array.shape) == len(shape) - 1 and array.shape == tuple(shape[1:]):
+            hint = f" (an unbatched input: pass {name}[None] to a plan; the functional API accepts it as is)"
+        raise ConvError(f"{name} must have shape {tuple(shape)} for this plan, but got {array.shape}{hint}")
+    if array.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        raise ConvTypeError(f"{name} is complex ({array.dtype}) but this plan is real ({np.dtype(dtype)}); "
+                            f"plan with a complex dtype (complex64 or complex128)")
     return array.astype(dtype, copy=False)
 
 
@@ -171,20 +213,26 @@ def _shape(name: str, shape: Any) -> tuple[int, ...]:
 
 def check_shapes(x_shape: tuple, w_shape: tuple, groups: Any) -> int:
     """Check that ``x`` and ``w`` shapes fit together under ``groups``; return ``groups`` as an int."""
-    if len(x_shape) - 2 not in SPATIAL_DIMS:
+    if len(x_shape) - 2 not in SPATIAL_DIMS or len(w_shape) == len(x_shape) + 1:
+        hint = (f"; x looks unbatched (C_in, *spatial): the functional API accepts that, a plan or spec "
+                f"takes (1, *x_shape) = {(1, *x_shape)}" if unbatched(len(x_shape), len(w_shape)) else "")
         raise ConvError(
             f"x must have 3, 4 or 5 dimensions (N, C_in, *spatial) for 1-, 2- or 3-D convolution, "
-            f"but got shape {x_shape}"
+            f"but got shape {x_shape}{hint}"
         )
     if len(w_shape) != len(x_shape):
         raise ConvError(
             f"w must have {len(x_shape)} dimensions (C_out, C_in/groups, *kernel) to match x of shape "
             f"{x_shape}, but got shape {w_shape}"
         )
-    if any(v < 1 for v in x_shape):
-        raise ConvError(f"x shape {x_shape} must have every size >= 1")
-    if any(v < 1 for v in w_shape):
-        raise ConvError(f"w shape {w_shape} must have every size >= 1")
+    # Empty batches and channel counts are legal (an empty sum is 0, as PyTorch); an empty spatial
+    # extent or kernel is not (PyTorch refuses both: no output size follows from it).
+    if any(v < 0 for v in (*x_shape, *w_shape)):
+        raise ConvError(f"x shape {x_shape} and w shape {w_shape} must have non-negative sizes")
+    if any(v < 1 for v in x_shape[2:]):
+        raise ConvError(f"x shape {x_shape} must have every spatial size >= 1 (N and C_in may be 0)")
+    if any(v < 1 for v in w_shape[2:]):
+        raise ConvError(f"w shape {w_shape} must have every kernel size >= 1 (C_out and C_in/groups may be 0)")
     groups = check_int("groups", groups, minimum=1)
     c_in, c_out = x_shape[1], w_shape[0]
     if c_in % groups:
@@ -230,7 +278,11 @@ class ConvSpec:
     x_shape, w_shape : tuple of int
         ``(N, C_in, *spatial)`` and ``(C_out, C_in // groups, *kernel)``.
     dtype : numpy.dtype
-        float32 or float64: the dtype of the computation and of the results.
+        float32 or float64: the dtype of the computation (of the real and
+        imaginary parts, for a complex problem).
+    is_complex : bool
+        Complex inputs and results (``result_dtype`` complex64 or complex128),
+        computed by the method as real convolutions of the parts.
     stride, dilation : tuple of int
         One per spatial dim.
     padding : tuple of (int, int)
@@ -259,6 +311,7 @@ class ConvSpec:
     groups: int
     padding_mode: str
     workspace_limit: int | None = None
+    is_complex: bool = False
     # Not init fields: every instance, including each dataclasses.replace copy, starts its own.
     _cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: object = dataclasses.field(default_factory=threading.RLock, init=False, repr=False, compare=False)
@@ -308,10 +361,21 @@ class ConvSpec:
         return (self.batch, self.out_channels, *self.output_size)
 
     @property
+    def result_dtype(self) -> np.dtype:
+        """The dtype of the results: ``dtype``, or its complex twin for a complex problem."""
+        return np.result_type(self.dtype, np.complex64) if self.is_complex else self.dtype
+
+    @property
+    def empty(self) -> bool:
+        """True when the input, the weights or the output has no elements (N, C_in or C_out is 0)."""
+        return 0 in (*self.x_shape, *self.w_shape)
+
+    @property
     def key(self) -> tuple:
         """A hashable key of everything that defines the problem."""
-        return (self.x_shape, self.w_shape, self.dtype.str, self.stride, self.padding, self.dilation,
-                self.groups, self.padding_mode)
+        key = (self.x_shape, self.w_shape, self.dtype.str, self.stride, self.padding, self.dilation,
+               self.groups, self.padding_mode)
+        return key + ("complex",) if self.is_complex else key  # real keys unchanged: stored caches still match
 
     @property
     def flops(self) -> int:
@@ -368,7 +432,8 @@ def spec(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
     w_shape : tuple of int
         ``(C_out, C_in // groups, *kernel)``.
     dtype : dtype, default float64
-        Input dtype; the problem computes in :func:`compute_dtype` of it.
+        Input dtype; the problem's results have :func:`compute_dtype` of it (a
+        complex one makes ``is_complex`` true and ``dtype`` its real part's).
     stride, dilation : int or tuple of int
     padding : int, tuple of int, tuple of (int, int), or {"valid", "same", "full"}
     groups : int
@@ -398,16 +463,28 @@ def spec(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
     dilation = per_dim("dilation", dilation, ndim, 1)
     pairs = padding_pairs(padding, ndim, w_shape[2:], dilation, stride)
     _check_padding_mode(padding_mode, pairs, x_shape[2:])
+    largest = np.iinfo(np.intp).max  # numpy indexes with intp: larger values cannot be sliced at all
+    for name, values in (("stride", stride), ("dilation", dilation), ("padding", sum(pairs, ()))):
+        if any(v > largest for v in values):
+            raise ConvError(f"{name}={values!r} must be at most {largest} in every spatial dim")
     if workspace_limit is not None:
         workspace_limit = check_limit(workspace_limit)
-    result = ConvSpec(x_shape, w_shape, compute_dtype(dtype), stride, pairs, dilation, groups,
-                      padding_mode, workspace_limit)
+    dtype = compute_dtype(dtype)
+    real = np.dtype(dtype.char.lower()) if dtype.kind == "c" else dtype  # complex64 -> float32, complex128 -> float64
+    result = ConvSpec(x_shape, w_shape, real, stride, pairs, dilation, groups, padding_mode, workspace_limit,
+                      dtype.kind == "c")
     for dim, (padded, extent) in enumerate(zip(result.padded_size, result.dilated_kernel_size)):
         if extent > padded:
             raise ConvError(
                 f"kernel size {result.kernel_size[dim]} with dilation {result.dilation[dim]} spans {extent} "
                 f"in spatial dim {dim}, larger than the padded input size {padded}"
             )
+    # exact Python ints: a shape numpy cannot even describe is refused here, not by an allocation
+    largest = np.iinfo(np.intp).max
+    for what, shape in (("padded input", (*x_shape[:2], *result.padded_size)), ("output", result.output_shape)):
+        if math.prod(max(v, 1) for v in shape) > largest:
+            raise ConvError(f"padding={padding!r} with stride={result.stride} gives a {what} of shape {shape}, "
+                            f"beyond what an array can hold ({largest} elements)")
     return result
 
 

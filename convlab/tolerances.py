@@ -54,8 +54,12 @@ def relative_error(actual, expected):
     0.000999
     >>> relative_error([np.nan, 1.0], [np.nan, 1.0]), relative_error([np.inf, 1.0], [np.nan, 1.0])
     (0.0, inf)
+    >>> relative_error([1j, 2.0], [1.0, 2.0])  # complex values compare as complex
+    0.7071067811865476
     """
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    # complex results are compared as complex numbers (|difference| over max |expected|), never cast to real
+    wide = np.complex128 if np.iscomplexobj(actual) or np.iscomplexobj(expected) else np.float64
+    actual, expected = np.asarray(actual, wide), np.asarray(expected, wide)
     if actual.shape != expected.shape:
         raise ValueError(f"shapes differ: {actual.shape} vs {expected.shape}")
     finite = np.isfinite(expected)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import convlab as cl
+from convlab.tolerances import assert_close
 
 X = np.zeros((2, 4, 8, 8))
 W = np.zeros((6, 2, 3, 3))
@@ -47,10 +48,11 @@ BAD_INPUTS = [
     (dict(bias=np.zeros(5)), ValueError, ["bias", "(6,)", "(5,)"]),
     (dict(bias=np.zeros((6, 1))), ValueError, ["bias", "(6,)"]),
     (dict(x=np.array([["a"]])), TypeError, ["x", "numeric", "<U1"]),
-    (dict(w=np.zeros((6, 2, 3, 3), complex)), TypeError, ["w", "complex"]),
+    (dict(w=np.zeros((6, 2, 3, 3), np.clongdouble)), TypeError, ["dtype", "complex128"]),
     (dict(x=None), TypeError, ["x", "None"]),
-    (dict(x=np.zeros((0, 4, 8, 8))), ValueError, ["x shape", ">= 1"]),
-    (dict(x=np.zeros((2, 4, 8, 8), np.longdouble)), TypeError, ["dtype", "float32 or float64"]),
+    (dict(x=np.zeros((2, 4, 0, 8))), ValueError, ["x shape", "spatial size >= 1"]),
+    (dict(w=np.zeros((6, 2, 3, 0))), ValueError, ["w shape", "kernel size >= 1"]),
+    (dict(x=np.zeros((2, 4, 8, 8), np.longdouble)), TypeError, ["dtype", "float32, float64"]),
 ]
 
 
@@ -163,3 +165,35 @@ def test_infinity_stays_infinity_as_in_direct(method):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     finite = np.isfinite(expected)
     np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12)
+
+
+def test_auto_refusal_names_the_problem_and_every_methods_reason():
+    with pytest.raises(cl.WorkspaceLimitError) as info:
+        cl.plan((2, 8, 64, 64), (8, 8, 5, 5), stride=2, workspace_limit=16)
+    message = str(info.value)
+    assert "method='auto'" in message and "x (2, 8, 64, 64), w (8, 8, 5, 5)" in message and "stride=(2, 2)" in message
+    for name in cl.methods():
+        assert f"{name}: " in message  # winograd's reason is its stride, the others' their workspace
+    assert "Winograd tiles need stride 1" in message
+    assert info.value.needed > info.value.limit == 16 and info.value.method in cl.methods()
+
+
+@pytest.mark.parametrize("method", ["fft", "fft_tiled", "winograd"])
+@pytest.mark.parametrize("dtype, huge", [(np.float32, 1e30), (np.float64, 1e200)])
+def test_one_huge_value_does_not_spoil_outputs_far_from_it(method, dtype, huge):
+    """A transform's error is relative to the largest value it mixes; an outlier's outputs are summed directly."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((1, 2, 40, 40)).astype(dtype)
+    x[0, 1, 6, 7] = huge
+    w = rng.standard_normal((3, 2, 5, 5)).astype(dtype)
+    expected = cl.conv(x.astype(np.float64), w.astype(np.float64), method="direct")
+    got = cl.conv(x, w, padding=0, method=method)
+    far = (slice(None), slice(None), slice(12, None), slice(12, None))  # windows that miss (6, 7)
+    assert_close(got[far], expected[far], dtype, method, what="outputs far from the outlier")
+    assert_close(got, expected, dtype, method)
+    # backward: an outlier in grad_y (dx) or in x (dw) runs the pass directly
+    g = rng.standard_normal(got.shape).astype(dtype)
+    g[0, 0, 30, 30] = huge
+    dx = cl.conv_backward(g, x, w, method=method).dx
+    dx_ref = cl.conv_backward(g.astype(np.float64), x.astype(np.float64), w.astype(np.float64), method="direct").dx
+    assert_close(dx[:, :, :20, :20], dx_ref[:, :, :20, :20], dtype, method, what="dx far from the outlier")

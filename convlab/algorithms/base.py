@@ -7,6 +7,7 @@ member                     what it says
 =========================  ===================================================================
 ``name``                   what users pass as ``method=``
 ``domain``                 ``"spatial"`` or ``"frequency"``: where the products happen
+``exact_sums``             it only multiplies and adds input values (exact on integers)
 ``native_padding_modes``   padding modes it applies itself (the plan pads for the others)
 ``unsupported_reason``     why it cannot run a spec, or ``None``
 ``workspace_bytes``        scratch memory one call needs beyond its inputs and output
@@ -17,9 +18,24 @@ member                     what it says
 =========================  ===================================================================
 
 It receives a validated :class:`~convlab.problem.ConvSpec` whose
-``padding_mode`` is one of its ``native_padding_modes`` and arrays already
-converted to ``spec.dtype``; it never re-checks user input and never writes
-into its input arrays.
+``padding_mode`` is one of its ``native_padding_modes`` and real arrays
+already converted to ``spec.dtype``; it never re-checks user input and never
+writes into its input arrays.
+
+Three input classes are handled here, once for every method, around its own
+passes (``run_forward`` and its backward twins):
+
+* complex arrays: every pass is bilinear, so it runs on the real and
+  imaginary parts (``(ar + i ai)(br + i bi) = ar br - ai bi + i (ar bi + ai br)``,
+  four real passes, two when one argument is real);
+* empty problems (N, C_in or C_out is 0): the result is zeros of the right
+  shape (an empty sum), without calling the method;
+* integer and bool inputs (``integral=True``): the exact integer result. A
+  method with ``exact_sums`` computes it exactly while a bound on every
+  partial sum stays below 2**53; any other method's result is rounded while
+  the bound keeps its error below 1/4 (:data:`ROUNDED_BOUND`), and beyond
+  that the pass runs by ``direct``. A bound at or beyond 2**53 raises
+  :class:`~convlab.ConvError`: float64 cannot hold the result exactly.
 
 To add a method, subclass :class:`Method`, fill in the table above, and
 decorate the class with :func:`register`. That is all it takes to join
@@ -43,12 +59,18 @@ import numpy as np
 from ..errors import ConvError, WorkspaceLimitError
 from ..padding import pad, pad_adjoint
 from ..problem import ConvSpec
+from ..tolerances import tolerance
 from .costs import CostTerms
 
 __all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "register", "unregister", "get_method", "methods",
-           "verdicts", "verdict", "runnable", "require_workspace"]
+           "verdicts", "verdict", "runnable", "require_workspace", "EXACT_INTEGER_LIMIT", "ROUNDED_BOUND"]
 
 DOMAINS = frozenset({"spatial", "frequency"})
+#: Integers float64 holds exactly: sums of products of integer inputs stay exact below this.
+EXACT_INTEGER_LIMIT = 2.0 ** 53
+#: A result bounded by this in magnitude has a float64 error (at most the tolerance times the bound,
+#: the accuracy every method is tested to) below 1/4, so rounding it gives the exact integer.
+ROUNDED_BOUND = 0.25 / tolerance(np.float64)
 
 _registry: dict[str, Method] = {}
 _registry_lock = threading.Lock()
@@ -94,6 +116,9 @@ class Method(abc.ABC):
     name: ClassVar[str]
     domain: ClassVar[str]
     native_padding_modes: ClassVar[frozenset[str]] = frozenset({"zeros"})
+    #: True when every value is a sum of products of input values (no transforms): exact on integers
+    #: below 2**53. False (the safe default) means the integer results are rounded or recomputed.
+    exact_sums: ClassVar[bool] = False
 
     def unsupported_reason(self, spec: ConvSpec) -> str | None:
         """Why this method cannot run ``spec``, or ``None`` when it can."""
@@ -135,36 +160,56 @@ class Method(abc.ABC):
     def predict_seconds(self, spec: ConvSpec, terms: CostTerms) -> float:
         """Predicted forward seconds on ``spec``, including the explicit padding copy when the
         plan pads for this method."""
+        if spec.empty:
+            return 0.0  # the zeros are made without running the method
         inner = self.inner_spec(spec)
         seconds = self.cost(inner, terms)
         if inner is not spec:
             seconds += terms.copy(math.prod(inner.x_shape))
-        return seconds
+        return 4 * seconds if spec.is_complex else seconds  # four real passes (see run_forward)
 
     # ----- running a pass on any spec: the padding modes the method does not apply itself are
-    # applied (and, for dx, folded back by the exact adjoint) around the method's own pass
-    def run_forward(self, spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``y`` (no bias) for ``spec`` in any padding mode; arrays already of ``spec.dtype``."""
-        inner = self.inner_spec(spec)
-        require_workspace(spec, self.name)
-        if inner is not spec:
-            x = pad(x, spec.padding, spec.padding_mode)
-        return self.forward(inner, x, w)
+    # applied (and, for dx, folded back by the exact adjoint) around the method's own pass; complex,
+    # empty and integer inputs are handled once here for every method (see the module docstring)
+    def run_forward(self, spec: ConvSpec, x: np.ndarray, w: np.ndarray, *, integral: bool = False) -> np.ndarray:
+        """``y`` (no bias) for ``spec`` in any padding mode; arrays already of ``spec.result_dtype``.
 
-    def run_backward_input(self, spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``dx`` for ``spec`` in any padding mode."""
-        inner = self.inner_spec(spec)
-        require_workspace(spec, self.name)
-        dx = self.backward_input(inner, grad_y, w)
-        return dx if inner is spec else pad_adjoint(dx, spec.padding, spec.padding_mode)
+        ``integral=True`` says the arrays hold integers (converted from integer or bool
+        inputs): the result is then the exact integer-valued one.
+        """
+        return self._run("forward", spec, x, w, integral, spec.output_shape)
 
-    def run_backward_weight(self, spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """``dw`` for ``spec`` in any padding mode."""
+    def run_backward_input(self, spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray, *,
+                           integral: bool = False) -> np.ndarray:
+        """``dx`` for ``spec`` in any padding mode (the adjoint of the forward map in ``x``: bilinear,
+        with no conjugation; :class:`~convlab.ConvPlan` conjugates ``w`` for PyTorch's complex gradient)."""
+        return self._run("backward_input", spec, grad_y, w, integral, spec.x_shape)
+
+    def run_backward_weight(self, spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray, *,
+                            integral: bool = False) -> np.ndarray:
+        """``dw`` for ``spec`` in any padding mode (bilinear, as :meth:`run_backward_input`)."""
+        return self._run("backward_weight", spec, grad_y, x, integral, spec.w_shape)
+
+    def _run(self, kind: str, spec: ConvSpec, a: np.ndarray, b: np.ndarray, integral: bool,
+             shape: tuple) -> np.ndarray:
+        if spec.empty:
+            return np.zeros(shape, spec.result_dtype)
+        if np.iscomplexobj(a) or np.iscomplexobj(b):
+            return _by_parts(lambda p, q: self._run(kind, spec, p, q, False, shape), a, b, spec.result_dtype)
+        if integral:
+            return _exact_integers(self, kind, spec, a, b)
+        return self._run_real(kind, spec, a, b)
+
+    def _run_real(self, kind: str, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         inner = self.inner_spec(spec)
         require_workspace(spec, self.name)
-        if inner is not spec:
-            x = pad(x, spec.padding, spec.padding_mode)
-        return self.backward_weight(inner, grad_y, x)
+        if kind == "forward":  # a = x, b = w
+            return self.forward(inner, a if inner is spec else pad(a, spec.padding, spec.padding_mode), b)
+        if kind == "backward_input":  # a = grad_y, b = w
+            dx = self.backward_input(inner, a, b)
+            return dx if inner is spec else pad_adjoint(dx, spec.padding, spec.padding_mode)
+        # backward_weight: a = grad_y, b = x
+        return self.backward_weight(inner, a, b if inner is spec else pad(b, spec.padding, spec.padding_mode))
 
     def __repr__(self) -> str:
         return f"<convlab method {self.name!r} ({self.domain})>"
@@ -199,6 +244,8 @@ def verdict(spec: ConvSpec, name: str) -> Verdict:
     reason = impl.unsupported_reason(inner)
     if reason is not None:
         return Verdict(name, reason, None)
+    if spec.empty:  # nothing to compute: the result is zeros, made without running the method
+        return Verdict(name, None, 0)
     needed = int(impl.workspace_bytes(inner))
     if needed > spec.limit:
         return Verdict(name, f"needs {needed} bytes of workspace, over the limit of {spec.limit}", needed)
@@ -309,3 +356,66 @@ def get_method(name: str) -> Method:
     except (KeyError, TypeError):
         allowed = ", ".join(repr(m) for m in ("auto", *_registry))
         raise ConvError(f"method must be one of {{{allowed}}}, but got {name!r}") from None
+
+
+# --------------------------------------------------------------- complex and integer inputs
+def _by_parts(run: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray,
+              dtype: np.dtype) -> np.ndarray:
+    """A bilinear pass ``run`` of complex arrays, from real passes of their parts."""
+    def parts(v):
+        if not np.iscomplexobj(v):
+            return v, None
+        # contiguous copies: methods may assume C order, and .real/.imag of a complex array are strided views
+        return np.ascontiguousarray(v.real), np.ascontiguousarray(v.imag)
+
+    (ar, ai), (br, bi) = parts(a), parts(b)
+    real = run(ar, br)
+    result = np.empty(real.shape, dtype)
+    if ai is not None and bi is not None:
+        real -= run(ai, bi)
+        imag = run(ar, bi)
+        imag += run(ai, br)
+    else:
+        imag = run(ai, br) if ai is not None else run(ar, bi)
+    result.real, result.imag = real, imag
+    return result
+
+
+def _integer_bound(kind: str, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> float:
+    """An upper bound on |every partial sum| of the pass ``kind`` on integer-valued ``a``, ``b``.
+
+    Each output sums products in which every entry of one argument appears at
+    most once (forward: each tap of w; dx: each tap of w, times the number of
+    padded positions a padding mode folds onto one input; dw: each entry of
+    grad_y), so ``max|a or x| * sum|other|`` bounds it, taken per output channel where that is cheap.
+    """
+    def amax(v):
+        return float(np.max(np.abs(v))) if v.size else 0.0
+
+    if kind == "forward":  # a = x, b = w: max|x| * max over o of sum|w[o]|
+        bound = amax(a) * float(np.abs(b).reshape(b.shape[0], -1).sum(axis=1).max())
+    elif kind == "backward_input":  # a = grad_y, b = w
+        bound = amax(a) * float(np.abs(b).sum())
+        if spec.padding_mode != "zeros":
+            bound *= math.prod(1 + lo + hi for lo, hi in spec.padding)
+    else:  # a = grad_y, b = x
+        bound = amax(b) * float(np.abs(a).swapaxes(0, 1).reshape(a.shape[1], -1).sum(axis=1).max())
+    # the float64 sums above are of integers, exact below 2**53 and otherwise off by far less than this margin
+    return bound * (1 + 1e-9)
+
+
+def _exact_integers(method: Method, kind: str, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The pass ``kind`` on integer-valued arrays, exactly (see the module docstring)."""
+    bound = _integer_bound(kind, spec, a, b)
+    if bound >= EXACT_INTEGER_LIMIT:
+        raise ConvError(
+            f"integer inputs: {kind} results may reach {bound:.4g} in magnitude (a bound from max|input| "
+            f"times the sum of |weights|), at or beyond 2**53, the largest integer range float64 holds "
+            f"exactly; convert the inputs to float64 to accept a rounded result"
+        )
+    if method.exact_sums:
+        return method._run_real(kind, spec, a, b)
+    if bound <= ROUNDED_BOUND:
+        return np.rint(method._run_real(kind, spec, a, b))
+    # too large for rounding to be safe: the exact reference method (as scipy's choose_conv_method)
+    return get_method("direct")._run_real(kind, spec, a, b)

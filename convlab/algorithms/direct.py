@@ -70,6 +70,7 @@ class Direct(Method):
 
     name = "direct"
     domain = "spatial"
+    exact_sums = True  # sums of products of input values only: exact on integers below 2**53
 
     def cost(self, spec, terms):
         return predicted_cost(spec, terms)

@@ -154,6 +154,7 @@ class Im2col(Method):
 
     name = "im2col"
     domain = "spatial"
+    exact_sums = True  # sums of products of input values only: exact on integers below 2**53
 
     def cost(self, spec, terms):
         return predicted_cost(spec, terms)

@@ -50,6 +50,7 @@ class Toeplitz(Method):
 
     name = "toeplitz"
     domain = "spatial"
+    exact_sums = True  # sums of products of input values only: exact on integers below 2**53
 
     def cost(self, spec, terms):
         return predicted_cost(spec, terms)

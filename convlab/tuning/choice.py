@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..algorithms import get_method, methods, runnable, verdicts
+from ..algorithms import get_method, verdicts
 from ..errors import UnsupportedPlanError, WorkspaceLimitError
 from ..problem import ConvSpec, as_spec
 from .calibration import Calibration, get_calibration
@@ -93,7 +93,11 @@ def choose_method(problem: Any, calibration: Calibration | None = None) -> str:
     Raises
     ------
     WorkspaceLimitError
-        When no method fits the workspace limit.
+        When no method fits the workspace limit; the message names the problem
+        and every method's reason, and ``method``/``needed`` are those of the
+        method that came closest.
+    UnsupportedPlanError
+        When no registered method supports the problem at all.
 
     Examples
     --------
@@ -106,8 +110,25 @@ def choose_method(problem: Any, calibration: Calibration | None = None) -> str:
     ranked = predictions(spec, calibration)
     if ranked and ranked[0].seconds is not None:
         return ranked[0].method
-    first = methods()[0]
-    raise WorkspaceLimitError(first, get_method(first).workspace_bytes(spec), spec.limit, runnable(spec))
+    raise _nothing_fits(spec)
+
+
+def _nothing_fits(spec: ConvSpec) -> Exception:
+    """The refusal of ``method="auto"``: the problem, and why each method cannot run it."""
+    found = verdicts(spec)
+    problem = (f"x {spec.x_shape}, w {spec.w_shape}, {spec.result_dtype}, stride={spec.stride}, "
+               f"padding={spec.padding}, dilation={spec.dilation}, groups={spec.groups}, "
+               f"padding_mode={spec.padding_mode!r}")
+    reasons = "; ".join(f"{v.method}: {v.reason}" for v in found) or "no method is registered"
+    over = [v for v in found if v.workspace is not None]
+    if not over:
+        return UnsupportedPlanError(f"method='auto' found no method that supports this problem ({problem}): {reasons}")
+    closest = min(over, key=lambda v: v.workspace)
+    error = WorkspaceLimitError(closest.method, closest.workspace, spec.limit, ())
+    error.args = (f"method='auto' found no method that runs this problem ({problem}) within the workspace limit "
+                  f"of {spec.limit} bytes: {reasons} (raise the limit with convlab.set_workspace_limit or "
+                  f"plan(..., workspace_limit=...))",)
+    return error
 
 
 def explicit_method(spec: ConvSpec, method: str) -> str:
