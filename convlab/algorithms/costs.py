@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["CostTerms", "DEFAULT_CONSTANTS", "CONSTANT_NAMES"]
+__all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "CONSTANT_NAMES"]
 
 #: Built-in constants (a 2-core AVX2 machine with OpenBLAS), used until ``convlab calibrate`` runs.
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
@@ -36,6 +36,9 @@ DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
                     index_point=2e-9, call=4e-6, fft_point=2e-9, sparse_op=3.5e-9),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
+#: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
+#: not listed has factor 1. ``convlab calibrate`` refits them for the machine it runs on.
+DEFAULT_FACTORS: dict[str, float] = {}
 
 
 class CostTerms:
