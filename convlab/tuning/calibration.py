@@ -58,8 +58,7 @@ import scipy.sparse
 from threadpoolctl import threadpool_info
 
 from .. import harness
-from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, CostTerms, get_method, verdict
-from ..algorithms.costs import DEFAULT_FACTORS
+from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, DEFAULT_FACTORS, CostTerms, get_method, verdict
 from ..algorithms import methods as registered_methods
 from ..config import cache_dir, get_auto_measure
 from ..errors import ConvError
