@@ -33,9 +33,10 @@ measurement, and because the choices made before it finished would be
 made with the defaults and kept for the life of their plans, so that the
 same program could choose differently from run to run. Each constant is
 the best of several samples (a loaded machine makes samples slower, never
-faster); when the load average says other work keeps the cores busy, the
-constants are used by this process but not stored, so that a measurement
-of a busy moment is not kept as the machine's.
+faster); when the load average says other work keeps the cores busy, nothing
+is measured and the process uses the defaults (measured under load on 2 cores,
+the FFT and GEMM constants came out 10-100x off, worse than the defaults), and
+a later, quieter process measures.
 
 Every file carries a fingerprint of the machine and the code (:mod:`.store`);
 a file whose stamp does not match is ignored, and a file that does not
@@ -160,20 +161,18 @@ def _startup_calibration() -> Calibration:
     stored = load_calibration()
     if stored.source != Calibration.defaults().source or not get_auto_measure():
         return stored
-    measured, source = load_measured(), machine_path()
+    measured = load_measured()
     if measured is None:
-        busy = _busy()
+        if _busy():  # a busy moment would be measured, not the machine: defaults now, measure another time
+            return stored
         measured = {dtype: measure_quick(dtype) for dtype in ("float32", "float64")}
-        if busy or _busy():
-            source = "this process (the machine was busy: not stored)"
-        else:
-            save_measured(measured)
-    return with_measured(stored, measured, source)
+        save_measured(measured)
+    return with_measured(stored, measured, machine_path())
 
 
 def _busy() -> bool:
     """Whether other work keeps the cores busy (1-minute load average over half the cores): constants
-    measured then describe the moment, not the machine, and are used but not stored."""
+    measured then describe the moment, not the machine."""
     try:
         return os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
     except (AttributeError, OSError):  # no load average on this platform
