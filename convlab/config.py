@@ -7,6 +7,8 @@ workspace limit        scratch memory one method call may use (bytes)      :func
                                                                            :func:`workspace_limit`
 autotune               ``method="auto"`` measures instead of predicting    :func:`set_autotune`
 cache directory        where calibration and autotune results are kept     :func:`cache_dir`
+auto-measure           measure the cost model's machine constants once,    :func:`set_auto_measure`,
+                       on the first ``method="auto"`` choice               :func:`get_auto_measure`
 =====================  ==================================================  =========================
 
 The FFT backend is chosen in :mod:`convlab.fft_backends` (its settings are
@@ -24,7 +26,8 @@ from collections.abc import Iterator
 from .checks import check_bool, check_int
 
 __all__ = ["DEFAULT_WORKSPACE_LIMIT", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
-           "check_limit", "get_autotune", "set_autotune", "get_autotune_persist", "cache_dir"]
+           "check_limit", "get_autotune", "set_autotune", "get_autotune_persist", "cache_dir",
+           "get_auto_measure", "set_auto_measure", "AUTO_MEASURE_ENV"]
 
 DEFAULT_WORKSPACE_LIMIT = 1 << 30  # 1 GiB
 
@@ -32,6 +35,8 @@ _lock = threading.Lock()
 _limit = DEFAULT_WORKSPACE_LIMIT
 _autotune = False
 _autotune_persist = False
+_auto_measure: bool | None = None  # None: follow $CONVLAB_AUTO_MEASURE
+AUTO_MEASURE_ENV = "CONVLAB_AUTO_MEASURE"
 
 
 # --------------------------------------------------------------- workspace limit
@@ -151,3 +156,37 @@ def cache_dir() -> str:
         return override
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "convlab")
+
+
+# --------------------------------------------------------------- auto-measure switch
+def get_auto_measure() -> bool:
+    """True when the first ``method="auto"`` choice without a stored calibration measures this machine's
+    constants (a fraction of a second, once per machine and convlab version; see
+    :mod:`convlab.tuning.calibration`).
+
+    On by default; ``$CONVLAB_AUTO_MEASURE`` set to ``0``, ``false``, ``no`` or ``off`` switches it
+    off, and :func:`set_auto_measure` overrides the environment. Off, the choice uses the built-in
+    constants (or a stored ``convlab calibrate`` result).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> old = cl.config.set_auto_measure(False)
+    >>> cl.config.get_auto_measure()
+    False
+    >>> _ = cl.config.set_auto_measure(old)
+    """
+    if _auto_measure is not None:
+        return _auto_measure
+    return os.environ.get(AUTO_MEASURE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def set_auto_measure(enabled: bool | None) -> bool | None:
+    """Switch the automatic measurement of machine constants on or off (``None``: follow
+    ``$CONVLAB_AUTO_MEASURE`` again); return the previous setting (``None`` when it followed the
+    environment)."""
+    global _auto_measure
+    enabled = check_bool("enabled", enabled, allow_none=True)
+    with _lock:
+        old, _auto_measure = _auto_measure, enabled
+    return old

@@ -8,6 +8,7 @@ because ``convlab.methods`` is the function that lists them.
 
 from .base import (
                    DOMAINS,
+                   PASSES,
                    Method,
                    Verdict,
                    WeightDerived,
@@ -19,7 +20,7 @@ from .base import (
                    verdict,
                    verdicts,
 )
-from .costs import CONSTANT_NAMES, DEFAULT_CONSTANTS, CostTerms
+from .costs import CONSTANT_NAMES, DEFAULT_CONSTANTS, DEFAULT_FACTORS, CostTerms
 
 # isort: off
 from . import direct  # noqa: F401  (registers "direct")
@@ -30,5 +31,6 @@ from . import fft  # noqa: F401  (registers "fft")
 from . import fft_tiled  # noqa: F401  (registers "fft_tiled")
 # isort: on
 
-__all__ = ["DOMAINS", "Method", "Verdict", "WeightDerived", "get_method", "methods", "register", "runnable",
-           "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS", "CostTerms"]
+__all__ = ["DOMAINS", "PASSES", "Method", "Verdict", "WeightDerived", "get_method", "methods", "register", "runnable",
+           "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS",
+           "CostTerms"]

@@ -14,7 +14,7 @@ member                     what it says
 ``forward``                ``y`` (no bias)
 ``backward_input``         ``dx``
 ``backward_weight``        ``dw``
-``cost``                   predicted forward seconds, from the spec and priced cost terms
+``cost``                   predicted seconds of a pass, by phase, from the spec and priced terms
 =========================  ===================================================================
 
 It receives a validated :class:`~convlab.problem.ConvSpec` whose
@@ -51,21 +51,24 @@ import abc
 import dataclasses
 import math
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import ConvError, WorkspaceLimitError
 from ..padding import pad, pad_adjoint
+from ..phases import PHASES
 from ..problem import ConvSpec
 from ..tolerances import tolerance
 from .costs import CostTerms
 
-__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "register", "unregister", "get_method", "methods",
-           "verdicts", "verdict", "runnable", "require_workspace", "EXACT_INTEGER_LIMIT", "ROUNDED_BOUND"]
+__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "PASSES", "register", "unregister", "get_method",
+           "methods", "verdicts", "verdict", "runnable", "require_workspace", "EXACT_INTEGER_LIMIT", "ROUNDED_BOUND"]
 
 DOMAINS = frozenset({"spatial", "frequency"})
+PASSES = ("forward", "backward_input", "backward_weight")
+"""The passes a cost model predicts (:meth:`Method.cost`)."""
 #: Integers float64 holds exactly: sums of products of integer inputs stay exact below this.
 EXACT_INTEGER_LIMIT = 2.0 ** 53
 #: A result bounded by this in magnitude has a float64 error (at most the tolerance times the bound,
@@ -103,13 +106,18 @@ class Method(abc.ABC):
     ...     def backward_weight(self, spec, grad_y, x):
     ...         windows = np.lib.stride_tricks.sliding_window_view(spec.zero_pad(x), spec.kernel_size[0], axis=2)
     ...         return np.einsum("nop,ncpk->ock", grad_y, windows)
-    ...     def cost(self, spec, terms):
-    ...         return terms.call + spec.flops / terms.peak  # einsum runs at about GEMM speed here
+    ...     def cost(self, spec, terms, pass_="forward"):
+    ...         # einsum runs at about GEMM speed here, and each pass does the same arithmetic
+    ...         return {"pack": terms.call, "product": spec.flops / terms.peak}
     >>> x, w = np.arange(10.0).reshape(1, 2, 5), np.ones((3, 2, 2))
     >>> bool(np.allclose(cl.conv(x, w, padding=1, method="einsum1d"), cl.conv(x, w, padding=1, method="direct")))
     True
     >>> "einsum1d" in cl.methods(), cl.get_method("einsum1d").domain
     (True, 'spatial')
+    >>> from convlab.algorithms import DEFAULT_CONSTANTS, CostTerms
+    >>> terms = CostTerms(DEFAULT_CONSTANTS["float64"], "float64")
+    >>> sorted(cl.get_method("einsum1d").predict_phases(cl.spec(x.shape, w.shape, padding=1), terms))
+    ['pack', 'product']
     >>> unregister("einsum1d")
     """
 
@@ -150,23 +158,63 @@ class Method(abc.ABC):
         """Return ``dw`` of shape ``spec.w_shape``."""
 
     @abc.abstractmethod
-    def cost(self, spec: ConvSpec, terms: CostTerms) -> float:
-        """Predicted seconds of one forward pass on ``spec`` (already this method's inner spec).
+    def cost(self, spec: ConvSpec, terms: CostTerms, pass_: str = "forward") -> Mapping[str, float]:
+        """Predicted seconds of one pass on ``spec`` (already this method's inner spec), by phase.
 
-        Built from ``terms`` (GEMMs, streaming passes, gathers, FFTs priced
-        by the machine's constants), mirroring what :meth:`forward` runs.
+        Parameters
+        ----------
+        spec : ConvSpec
+            In one of the method's ``native_padding_modes``.
+        terms : CostTerms
+            The machine's priced terms (GEMMs, streaming passes, gathers, FFTs).
+        pass_ : {"forward", "backward_input", "backward_weight"}
+            Which pass to predict.
+
+        Returns
+        -------
+        mapping of str to float
+            ``{phase: seconds}`` over a subset of :data:`convlab.phases.PHASES`,
+            mirroring what the pass runs (the phases it marks with
+            :func:`convlab.phases.phase`).
         """
 
-    def predict_seconds(self, spec: ConvSpec, terms: CostTerms) -> float:
-        """Predicted forward seconds on ``spec``, including the explicit padding copy when the
-        plan pads for this method."""
+    def predict_phases(self, spec: ConvSpec, terms: CostTerms, pass_: str = "forward") -> dict[str, float]:
+        """Predicted seconds of one pass on ``spec``, by phase, including the explicit padding (or its
+        adjoint) when the plan pads for this method.
+
+        Raises ``TypeError`` naming the method when its :meth:`cost` returns a phase outside
+        :data:`convlab.phases.PHASES` or a negative or non-finite time.
+
+        Examples
+        --------
+        >>> import convlab as cl
+        >>> from convlab.algorithms import DEFAULT_CONSTANTS, CostTerms
+        >>> s = cl.spec((8, 16, 32, 32), (32, 16, 3, 3), padding=1)
+        >>> phases = cl.get_method("im2col").predict_phases(s, CostTerms(DEFAULT_CONSTANTS["float32"], s.dtype))
+        >>> sorted(phases)
+        ['pack', 'pad', 'product']
+        """
+        if pass_ not in PASSES:
+            raise ConvError(f"pass_ must be one of {PASSES}, but got {pass_!r}")
         if spec.empty:
-            return 0.0  # the zeros are made without running the method
+            return {}  # the zeros are made without running the method
         inner = self.inner_spec(spec)
-        seconds = self.cost(inner, terms)
-        if inner is not spec:
-            seconds += terms.copy(math.prod(inner.x_shape))
-        return 4 * seconds if spec.is_complex else seconds  # four real passes (see run_forward)
+        phases: dict[str, float] = {}
+        for name, seconds in self.cost(inner, terms, pass_).items():
+            seconds = float(seconds)
+            if name not in PHASES or not (math.isfinite(seconds) and seconds >= 0):
+                raise TypeError(f"{type(self).__name__}.cost must map phases of {PHASES} to seconds >= 0, "
+                                f"but returned {name!r}: {seconds!r}")
+            phases[name] = phases.get(name, 0.0) + seconds
+        if inner is not spec:  # the plan's padded copy of x (forward, dw) or the adjoint fold of dx (dx)
+            phases["pad"] = phases.get("pad", 0.0) + terms.copy(math.prod(inner.x_shape))
+        if spec.is_complex:  # four real passes (see run_forward)
+            phases = {name: 4 * seconds for name, seconds in phases.items()}
+        return phases
+
+    def predict_seconds(self, spec: ConvSpec, terms: CostTerms, pass_: str = "forward") -> float:
+        """Predicted seconds of one pass on ``spec``: the sum of :meth:`predict_phases`."""
+        return float(sum(self.predict_phases(spec, terms, pass_).values()))
 
     # ----- running a pass on any spec: the padding modes the method does not apply itself are
     # applied (and, for dx, folded back by the exact adjoint) around the method's own pass; complex,

@@ -26,16 +26,21 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["CostTerms", "DEFAULT_CONSTANTS", "CONSTANT_NAMES"]
+__all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "CONSTANT_NAMES"]
 
-#: Built-in constants (a 2-core AVX2 machine with OpenBLAS), used until ``convlab calibrate`` runs.
+#: Built-in constants, used until the first ``method="auto"`` choice measures the machine (or without it).
+#: ``peak``, ``bandwidth``, ``call`` and ``fft_point`` are what ``measure_quick`` measures on an idle 2-core
+#: AVX2 machine with OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.5e11, gemm_half=48.0, gemm_call=2e-7, bandwidth=6e9, gather_bandwidth=5e9,
-                    index_point=2e-9, call=4e-6, fft_point=1.5e-9, sparse_op=3e-9),
-    "float64": dict(peak=7.5e10, gemm_half=48.0, gemm_call=2e-7, bandwidth=6e9, gather_bandwidth=5e9,
-                    index_point=2e-9, call=4e-6, fft_point=2e-9, sparse_op=3.5e-9),
+    "float32": dict(peak=1.98e11, gemm_half=48.0, gemm_call=2e-7, bandwidth=3.66e10, gather_bandwidth=5e9,
+                    index_point=2e-9, call=3.5e-7, fft_point=1.2e-10, sparse_op=3e-9),
+    "float64": dict(peak=5.26e10, gemm_half=48.0, gemm_call=2e-7, bandwidth=3.66e10, gather_bandwidth=5e9,
+                    index_point=2e-9, call=3.5e-7, fft_point=1.5e-10, sparse_op=3.5e-9),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
+#: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
+#: not listed has factor 1. ``convlab calibrate`` refits them for the machine it runs on.
+DEFAULT_FACTORS: dict[str, float] = {}
 
 
 class CostTerms:

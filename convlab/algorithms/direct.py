@@ -72,8 +72,8 @@ class Direct(Method):
     domain = "spatial"
     exact_sums = True  # sums of products of input values only: exact on integers below 2**53
 
-    def cost(self, spec, terms):
-        return predicted_cost(spec, terms)
+    def cost(self, spec, terms, pass_="forward"):
+        return predicted_cost(spec, terms, pass_)
 
     def workspace_bytes(self, plan):
         if _uses_loops(plan):
@@ -137,19 +137,33 @@ class Direct(Method):
         return dw.reshape(plan.w_shape)
 
 
-def predicted_cost(spec, terms):
-    """Few channels per group: the compiled loop nest, one read of ``x`` and one write of ``y``, its
-    arithmetic at :data:`LOOP_FLOPS_PER_BYTE` of the memory bandwidth, and a thread launch.
-    Otherwise, per kernel offset: a window gather, ``N·G`` GEMMs and an accumulate."""
+def predicted_cost(spec, terms, pass_="forward"):
+    """``{phase: seconds}`` of one pass.
+
+    Few channels per group: the compiled loop nest, one read of its inputs and one write of its
+    output, its arithmetic at :data:`LOOP_FLOPS_PER_BYTE` of the memory bandwidth, and a thread
+    launch (the three passes run the same loop nest with the roles of x, w and y exchanged).
+    Otherwise, per kernel offset: a window gather (or, for ``dx``, a scatter-add into the window),
+    ``N·G`` GEMMs, and for the forward the accumulation ``y += product``.
+    """
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     y = math.prod(spec.output_shape)
+    x = spec.batch * spec.in_channels * math.prod(spec.input_size)
     if _uses_loops(spec):
-        x = spec.batch * spec.in_channels * math.prod(spec.input_size)
         arithmetic = spec.flops / (LOOP_FLOPS_PER_BYTE * terms.bandwidth)
-        return LOOP_LAUNCH_SECONDS + arithmetic + terms.passes(x + y, 1)
+        return {"product": LOOP_LAUNCH_SECONDS + arithmetic + terms.passes(x + y, 1)}
     out = math.prod(spec.output_size)
     window = spec.batch * spec.in_channels * out
+    taps = math.prod(spec.kernel_size)
+    nb = spec.batch * spec.groups
+    if pass_ == "backward_input":
+        xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
+        crop = terms.copy(x) if xp != x else 0.0
+        return {"pad": terms.passes(xp, 1) + crop, "product": taps * terms.gemm(cg, kg, out, batch=nb),
+                "unpack": taps * (terms.gather(window) + terms.passes(window, 1))}
+    if pass_ == "backward_weight":
+        return {"pad": terms.pad_copy(spec), "pack": taps * terms.gather(window),
+                "product": taps * (terms.gemm(kg, out, cg, batch=nb) + terms.passes(nb * kg * cg, 1))}
     # window gather, N·G GEMMs, and y += product (write the product, read it and y, write y)
-    per_tap = (terms.gather(window) + terms.gemm(kg, cg, out, batch=spec.batch * spec.groups)
-               + terms.passes(y, 4))
-    return terms.pad_copy(spec) + math.prod(spec.kernel_size) * per_tap
+    return {"pad": terms.pad_copy(spec), "pack": taps * terms.gather(window),
+            "product": taps * (terms.gemm(kg, cg, out, batch=nb) + terms.passes(y, 4))}

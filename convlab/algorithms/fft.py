@@ -206,8 +206,8 @@ class FFT(Method):
     name = "fft"
     domain = "frequency"
 
-    def cost(self, spec, terms):
-        return predicted_cost(spec, terms)
+    def cost(self, spec, terms, pass_="forward"):
+        return predicted_cost(spec, terms, pass_)
     native_padding_modes = frozenset({"zeros", "circular"})
 
     def workspace_bytes(self, plan):
@@ -229,32 +229,48 @@ class FFT(Method):
         return backward_weight_exact_nonfinite(plan, grad_y, x, backward_weight_spectral)
 
 
-def spectral_cost(spec, terms, shape, count, fancy_outputs=False):
-    """FFT convolution over ``count`` independent blocks of FFT size ``shape`` each (shared with
-    fft_tiled); ``fancy_outputs`` when the outputs are read back by an integer-array index."""
+def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward"):
+    """``{phase: seconds}`` of FFT convolution over ``count`` independent blocks of FFT size ``shape``
+    each (shared with fft_tiled); ``fancy_outputs`` when the outputs are read back by an
+    integer-array index."""
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
-    y = math.prod(spec.output_shape)
+    n, w = spec.batch, math.prod(spec.w_shape)
+    x, y = n * spec.in_channels * math.prod(spec.input_size), math.prod(spec.output_shape)
     bins = math.prod(shape[:-1]) * (shape[-1] // 2 + 1)
     points = math.prod(shape)
+
+    def forward_ffts(signals):  # zero-filled real buffers, then the real FFTs
+        return terms.passes(signals * count * points, 2) + terms.fft(signals * count, shape)
+
+    def inverse_ffts(signals):
+        return terms.fft(signals * count, shape) + terms.passes(signals * count * points, 1)
+
+    def product(m, k, p):  # G complex GEMMs per bin, or a broadcast product per bin when depthwise
+        if cg == 1 and kg == 1:
+            return terms.passes(n * spec.out_channels * count * 2 * bins, 3)
+        return terms.gemm(m, k, p, batch=bins * spec.groups, complex_=True)
+
+    taken = terms.fancy if fancy_outputs else terms.gather
     # The weight spectra are cached per spec and recomputed only when ``w`` changes (WeightDerived):
-    # a steady-state call pays one comparison of ``w`` with its stored copy, not ``C_out·C_in/G`` FFTs.
-    transforms = terms.fft(spec.batch * spec.in_channels * count, shape) + terms.passes(math.prod(spec.w_shape), 2)
-    inverse = terms.fft(spec.batch * spec.out_channels * count, shape)
-    if cg == 1 and kg == 1:  # a broadcast product per bin (batched_matmul)
-        contraction = terms.passes(spec.batch * spec.out_channels * count * 2 * bins, 3)
-    else:
-        contraction = terms.gemm(kg, cg, spec.batch * count, batch=bins * spec.groups, complex_=True)
-    # zero-filled real buffers in and out, the outputs taken back
-    moved = terms.passes(spec.batch * (spec.in_channels + spec.out_channels) * count * points, 2)
-    moved += terms.fancy(y) if fancy_outputs else terms.gather(y)
-    # the finite check of x and w (one read of each)
-    finite = terms.passes(spec.batch * spec.in_channels * math.prod(spec.input_size) + math.prod(spec.w_shape), 1)
-    return finite + transforms + inverse + contraction + moved
+    # a steady-state call pays one comparison of ``w`` with its stored copy, not ``C_out·C_in/G`` FFTs;
+    # every pass first checks its two inputs for non-finite values (one read of each).
+    if pass_ == "backward_input":
+        return {"transform_input": terms.passes(y + w, 1) + forward_ffts(n * spec.out_channels),
+                "transform_weight": terms.passes(w, 2), "product": product(cg, kg, n * count),
+                "transform_output": inverse_ffts(n * spec.in_channels), "unpack": terms.gather(x)}
+    if pass_ == "backward_weight":
+        return {"transform_input": terms.passes(x + y, 1) + forward_ffts(n * (spec.in_channels + spec.out_channels)),
+                "product": product(kg, n * count, cg),
+                "transform_output": terms.fft(spec.out_channels * cg, shape) + terms.passes(w, 2),
+                "unpack": terms.fancy(w)}
+    return {"transform_input": terms.passes(x + w, 1) + forward_ffts(n * spec.in_channels),
+            "transform_weight": terms.passes(w, 2), "product": product(kg, cg, n * count),
+            "transform_output": inverse_ffts(n * spec.out_channels), "unpack": taken(y)}
 
 
-def predicted_cost(spec, terms):
+def predicted_cost(spec, terms, pass_="forward"):
     """Real FFTs of ``x`` and ``y`` at the method's own sizes and ``G`` complex GEMMs per frequency."""
     sizes = fft_lengths(spec)
     # outputs at s·i - lo: a negative start (front padding) wraps, and take() uses np.ix_
     wraps = spec.padding_mode != "circular" and any(lo > 0 for lo, _ in spec.padding)
-    return spectral_cost(spec, terms, sizes, 1, fancy_outputs=wraps)
+    return spectral_cost(spec, terms, sizes, 1, fancy_outputs=wraps, pass_=pass_)

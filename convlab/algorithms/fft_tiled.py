@@ -244,8 +244,8 @@ class FFTTiled(Method):
     name = "fft_tiled"
     domain = "frequency"
 
-    def cost(self, spec, terms):
-        return predicted_cost(spec, terms)
+    def cost(self, spec, terms, pass_="forward"):
+        return predicted_cost(spec, terms, pass_)
 
     def workspace_bytes(self, plan):
         geo = tile_geometry(plan)
@@ -266,9 +266,9 @@ class FFTTiled(Method):
         return backward_weight_exact_nonfinite(plan, grad_y, x, backward_weight_tiled)
 
 
-def predicted_cost(spec, terms):
+def predicted_cost(spec, terms, pass_="forward"):
     """The spectral work on the tiles the method itself chooses, plus its padded input, the tile
-    gather, the output scatter and the final crop copy."""
+    gather, the output scatter and the final crop copy (the same data movement in every pass)."""
     shape = choose_tiles(spec)
     outputs = [(L - e) // s + 1 for L, e, s in zip(shape, spec.dilated_kernel_size, spec.stride)]  # per tile
     inputs = [s * (b - 1) + e for b, e, s in zip(outputs, spec.dilated_kernel_size, spec.stride)]
@@ -277,7 +277,8 @@ def predicted_cost(spec, terms):
     padded = spec.batch * spec.in_channels * math.prod(
         (T - 1) * b * s + i for T, b, s, i in zip(tiles, outputs, spec.stride, inputs))
     whole = spec.batch * spec.out_channels * count * math.prod(outputs)
-    moved = (terms.passes(padded, 1) + terms.copy(spec.batch * spec.in_channels * math.prod(spec.input_size))
-             + terms.gather(spec.batch * spec.in_channels * count * math.prod(inputs))
-             + terms.gather(whole) + terms.copy(whole))
-    return spectral_cost(spec, terms, tuple(shape), count) + moved
+    phases = dict(spectral_cost(spec, terms, tuple(shape), count, pass_=pass_))
+    phases["pad"] = terms.passes(padded, 1) + terms.copy(spec.batch * spec.in_channels * math.prod(spec.input_size))
+    phases["pack"] = terms.gather(spec.batch * spec.in_channels * count * math.prod(inputs))
+    phases["unpack"] = phases.get("unpack", 0.0) + terms.gather(whole) + terms.copy(whole)
+    return phases

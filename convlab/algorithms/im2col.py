@@ -156,8 +156,8 @@ class Im2col(Method):
     domain = "spatial"
     exact_sums = True  # sums of products of input values only: exact on integers below 2**53
 
-    def cost(self, spec, terms):
-        return predicted_cost(spec, terms)
+    def cost(self, spec, terms, pass_="forward"):
+        return predicted_cost(spec, terms, pass_)
 
     def workspace_bytes(self, plan):
         return _padded_bytes(plan) + chunk_bytes(plan)
@@ -212,11 +212,30 @@ class Im2col(Method):
         return np.ascontiguousarray(np.swapaxes(dwt, -1, -2)).reshape(plan.w_shape)
 
 
-def predicted_cost(spec, terms):
-    """One column gather (none for a pointwise layer) and ``N·G`` GEMMs."""
+def predicted_cost(spec, terms, pass_="forward"):
+    """``{phase: seconds}`` of one pass: the column matrix (gathered for ``y`` and ``dw``,
+    scattered back by col2im for ``dx``; neither for a pointwise layer) and ``N·G`` GEMMs."""
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
     out = math.prod(spec.output_size)
+    nb = spec.batch * spec.groups
     pointwise = taps == 1 and all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding)
-    columns = 0.0 if pointwise else terms.gather(spec.batch * spec.in_channels * taps * out)
-    return terms.pad_copy(spec) + columns + terms.gemm(kg, cg * taps, out, batch=spec.batch * spec.groups)
+    columns = spec.batch * spec.in_channels * taps * out
+    if pass_ == "backward_input":
+        if pointwise:
+            return {"product": terms.gemm(cg, kg, out, batch=nb)}
+        x = spec.batch * spec.in_channels * math.prod(spec.input_size)
+        xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
+        return {"pad": terms.passes(xp, 1) + (terms.copy(x) if xp != x else 0.0),
+                "product": terms.gemm(cg * taps, kg, out, batch=nb),
+                "unpack": terms.gather(columns) + terms.passes(columns, 1) + taps * terms.call}
+    if pass_ == "backward_weight":
+        batch_sum = terms.passes(nb * kg * cg * taps, 1)
+        if pointwise:
+            return {"product": terms.gemm(cg, out, kg, batch=nb) + batch_sum}
+        return {"pad": terms.pad_copy(spec), "pack": terms.gather(columns),
+                "product": terms.gemm(cg * taps, out, kg, batch=nb) + batch_sum}
+    if pointwise:
+        return {"product": terms.gemm(kg, cg, out, batch=nb)}
+    return {"pad": terms.pad_copy(spec), "pack": terms.gather(columns),
+            "product": terms.gemm(kg, cg * taps, out, batch=nb)}

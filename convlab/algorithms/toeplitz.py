@@ -52,8 +52,8 @@ class Toeplitz(Method):
     domain = "spatial"
     exact_sums = True  # sums of products of input values only: exact on integers below 2**53
 
-    def cost(self, spec, terms):
-        return predicted_cost(spec, terms)
+    def cost(self, spec, terms, pass_="forward"):
+        return predicted_cost(spec, terms, pass_)
     native_padding_modes = PADDING_MODES
 
     def workspace_bytes(self, plan):
@@ -92,10 +92,17 @@ class Toeplitz(Method):
         return dw.astype(plan.dtype).reshape(plan.w_shape)
 
 
-def predicted_cost(spec, terms):
-    """One sparse product over every stored entry, plus the column copies in and out."""
+def predicted_cost(spec, terms, pass_="forward"):
+    """``{phase: seconds}`` of one pass: a sparse product over every stored entry, plus the column
+    copies in and out (``dw`` instead gathers the input under every entry and bins the products)."""
     x = spec.batch * spec.in_channels * math.prod(spec.input_size)
     xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
     y = math.prod(spec.output_shape)
     entries = y * (spec.in_channels // spec.groups) * math.prod(spec.kernel_size)
-    return terms.copy(x + xp + 2 * y) + terms.sparse(entries)
+    if pass_ == "backward_weight":
+        per_sample = entries // max(spec.batch, 1)
+        return {"pad": terms.copy(x + xp), "pack": terms.fancy(entries),
+                "product": terms.passes(entries, 3) + terms.sparse(per_sample)}
+    if pass_ == "backward_input":
+        return {"pack": terms.copy(y), "product": terms.sparse(entries), "unpack": terms.copy(x + xp + x)}
+    return {"pad": terms.copy(x + xp), "product": terms.sparse(entries), "unpack": terms.copy(2 * y)}

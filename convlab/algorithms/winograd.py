@@ -363,8 +363,8 @@ class Winograd(Method):
     name = "winograd"
     domain = "spatial"
 
-    def cost(self, spec, terms):
-        return predicted_cost(spec, terms)
+    def cost(self, spec, terms, pass_="forward"):
+        return predicted_cost(spec, terms, pass_)
 
     def unsupported_reason(self, plan):
         if any(s != 1 for s in plan.stride):
@@ -430,17 +430,37 @@ def _weights(plan):
     return plan.cached(("winograd", "weights"), WeightDerived)
 
 
-def predicted_cost(spec, terms):
-    """Tile gather, the ``Bᵀ d B`` and ``Aᵀ m A`` transform GEMMs, and ``alpha`` channel GEMMs."""
+def predicted_cost(spec, terms, pass_="forward"):
+    """``{phase: seconds}`` of one pass: tile gather, the ``Bᵀ d B`` and ``Aᵀ m A`` transform GEMMs,
+    ``alpha`` channel GEMMs and the output scatter. ``dx`` is the same on the output gradient with
+    the channels exchanged; ``dw`` transforms the input and the output gradient and contracts them
+    over the tiles."""
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
-    ms = [tile_size(o, k, spec.ndim) for o, k in zip(spec.output_size, spec.kernel_size)]
-    alpha = math.prod(m + k - 1 for m, k in zip(ms, spec.kernel_size))
-    tiles = spec.batch * math.prod(-(-o // m) for o, m in zip(spec.output_size, ms))
-    gathered = alpha * spec.in_channels * tiles
-    if cg == 1 and kg == 1:
-        contraction = terms.copy(alpha * spec.out_channels * tiles)
+    if pass_ == "backward_input":
+        size, c_in, c_out, cin_g, cout_g = spec.input_size, spec.out_channels, spec.in_channels, kg, cg
     else:
-        contraction = terms.gemm(kg, cg, tiles, batch=alpha * spec.groups)
-    return (terms.pad_copy(spec) + terms.copy(gathered) + terms.gemm(alpha, alpha, spec.in_channels * tiles)
-            + contraction + terms.gemm(math.prod(ms), alpha, spec.out_channels * tiles)
-            + terms.copy(math.prod(spec.output_shape)))
+        size, c_in, c_out, cin_g, cout_g = spec.output_size, spec.in_channels, spec.out_channels, cg, kg
+    ms = [tile_size(o, k, spec.ndim) for o, k in zip(size, spec.kernel_size)]
+    alpha = math.prod(m + k - 1 for m, k in zip(ms, spec.kernel_size))
+    tiles = spec.batch * math.prod(-(-o // m) for o, m in zip(size, ms))
+    pad = terms.pad_copy(spec)
+    if pass_ == "backward_weight":
+        taps = math.prod(spec.kernel_size)
+        if cin_g == 1 and cout_g == 1:
+            contraction = terms.passes(alpha * spec.out_channels * tiles, 3)
+        else:
+            contraction = terms.gemm(cout_g, tiles, cin_g, batch=alpha * spec.groups)
+        return {"pad": pad, "pack": terms.copy(alpha * (c_in + c_out) * tiles),
+                "transform_input": terms.gemm(alpha, alpha, c_in * tiles) + terms.gemm(alpha, math.prod(ms),
+                                                                                    c_out * tiles),
+                "product": contraction,
+                "transform_output": terms.gemm(taps, alpha, spec.out_channels * cg), "unpack": terms.copy(taps)}
+    if cin_g == 1 and cout_g == 1:
+        contraction = terms.copy(alpha * c_out * tiles)
+    else:
+        contraction = terms.gemm(cout_g, cin_g, tiles, batch=alpha * spec.groups)
+    out = math.prod(spec.output_shape) if pass_ == "forward" else spec.batch * spec.in_channels * math.prod(size)
+    return {"pad": pad if pass_ == "forward" else 0.0, "pack": terms.copy(alpha * c_in * tiles),
+            "transform_input": terms.gemm(alpha, alpha, c_in * tiles),
+            "transform_weight": terms.passes(math.prod(spec.w_shape), 2), "product": contraction,
+            "transform_output": terms.gemm(math.prod(ms), alpha, c_out * tiles), "unpack": terms.copy(out)}

@@ -1,14 +1,47 @@
 """The cost model's machine constants: where they come from, and measuring them.
 
-A few seconds of micro-benchmarks price the terms every method's cost model
-is written in (:mod:`convlab.algorithms.costs`: GEMM peak and small-matrix
-efficiency, memory bandwidth, per-call overhead, FFT and sparse-product cost
-per point), then every registered method runs a handful of CNN-sized and
-large-kernel problems to fit its correction factor (measured / modelled
-time). :func:`save_calibration` writes the result as JSON, with a
-fingerprint of the machine and the convlab version, to ``calibration.json``
-in :func:`convlab.config.cache_dir`; a file whose fingerprint or version does
-not match is ignored in favour of the built-in defaults.
+The cost models (:mod:`convlab.algorithms.costs`) price their terms with a
+few constants per dtype. Each constant comes from one of three places, in
+this order of preference:
+
+``calibrated``
+    ``convlab calibrate`` (:func:`calibrate`, :func:`save_calibration`):
+    a few seconds of micro-benchmarks for every constant (GEMM peak and
+    small-matrix efficiency, bandwidths, per-call overhead, FFT and sparse
+    cost per point), then every registered method on a handful of CNN-sized
+    and large-kernel problems to fit its correction factor (measured /
+    modelled time); stored as ``calibration.json``.
+``measured``
+    The first ``method="auto"`` choice of a process that finds no
+    calibration measures the four constants that differ most between
+    machines (:data:`QUICK_CONSTANTS`: GEMM peak, copy bandwidth, per-call
+    overhead, FFT time per point) with :func:`measure_quick` and stores them
+    as ``machine.json``; later processes read them back.
+``default``
+    :data:`convlab.algorithms.costs.DEFAULT_CONSTANTS`, fitted by
+    ``benchmarks/fit_cost_model.py`` against measured times; used for the
+    constants not measured, and for all of them when automatic measurement
+    is off (``CONVLAB_AUTO_MEASURE=0``, :func:`convlab.config.set_auto_measure`).
+
+The automatic measurement is synchronous: it takes about 0.1 s on an idle
+2-core machine (GEMM 512², a 16 MB copy, 200 tiny ufunc calls, and 8 FFTs
+of 128² with an estimate-mode plan, per dtype), once per machine and code
+version. A background thread was the alternative; it was not chosen
+because on a machine with few cores it would run alongside the very call
+that wants the constants, slowing that call and disturbing its own
+measurement, and because the choices made before it finished would be
+made with the defaults and kept for the life of their plans, so that the
+same program could choose differently from run to run. Each constant is
+the best of several samples (a loaded machine makes samples slower, never
+faster); when the load average says other work keeps the cores busy, nothing
+is measured and the process uses the defaults (measured under load on 2 cores,
+the FFT and GEMM constants came out 10-100x off, worse than the defaults), and
+a later, quieter process measures.
+
+Every file carries a fingerprint of the machine and the code (:mod:`.store`);
+a file whose stamp does not match is ignored, and a file that does not
+validate is ignored with a :class:`~convlab.tuning.store.CacheWarning`.
+Neither ever breaks a call.
 """
 
 from __future__ import annotations
@@ -26,19 +59,24 @@ import scipy.sparse
 from threadpoolctl import threadpool_info
 
 from .. import harness
-from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, CostTerms, get_method, verdict
+from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, DEFAULT_FACTORS, CostTerms, get_method, verdict
 from ..algorithms import methods as registered_methods
-from ..config import cache_dir
+from ..config import cache_dir, get_auto_measure
 from ..errors import ConvError
-from ..fft_backends import get_fft_backend
+from ..fft_backends import fft_backend, get_fft_backend
 from ..problem import spec as make_spec
 from . import store
 
 __all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_path", "fingerprint",
-           "measure_constants", "fit_method_factors", "calibrate", "load_calibration", "save_calibration",
-           "CALIBRATION_FILE", "FACTOR_PROBLEMS"]
+           "measure_constants", "measure_quick", "fit_method_factors", "calibrate", "load_calibration",
+           "save_calibration", "load_measured", "machine_path", "CALIBRATION_FILE", "MACHINE_FILE",
+           "QUICK_CONSTANTS", "FACTOR_PROBLEMS", "ORIGINS"]
 
 CALIBRATION_FILE = "calibration.json"
+MACHINE_FILE = "machine.json"
+QUICK_CONSTANTS = ("peak", "bandwidth", "call", "fft_point")
+"""The constants :func:`measure_quick` measures: those that differ most from machine to machine."""
+ORIGINS = ("default", "measured", "calibrated")
 
 # Problems for the per-method factors, (x_shape, w_shape, params, dtype): CNN layers of the sizes
 # networks use (not toy ones: small problems flatter per-call overheads and extrapolate badly) and
@@ -69,21 +107,29 @@ class Calibration:
         ``{method: factor}``: measured / modelled time, 1 when absent.
     source : str
         Where the constants came from (a path, or ``"built-in defaults"``).
+    origins : dict
+        ``{dtype: {constant: origin}}`` with an origin of :data:`ORIGINS`;
+        a constant not listed is a ``"default"`` one.
 
     Examples
     --------
     >>> cal = Calibration.defaults()
-    >>> cal.constant("float32", "peak") > 0, cal.factor("direct")
-    (True, 1.0)
+    >>> cal.constant("float32", "peak") > 0, cal.origin("float32", "peak")
+    (True, 'default')
     """
 
     constants: dict
     method_factors: dict = dataclasses.field(default_factory=dict)
     source: str = "built-in defaults"
+    origins: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def defaults(cls) -> Calibration:
-        return cls({k: dict(v) for k, v in DEFAULT_CONSTANTS.items()})
+        return cls({k: dict(v) for k, v in DEFAULT_CONSTANTS.items()}, dict(DEFAULT_FACTORS))
+
+    def origin(self, dtype, name: str) -> str:
+        """Where constant ``name`` for ``dtype`` came from: ``"default"``, ``"measured"`` or ``"calibrated"``."""
+        return self.origins.get(np.dtype(dtype).name, {}).get(name, "default")
 
     def constant(self, dtype, name: str) -> float:
         return float(self.constants[np.dtype(dtype).name][name])
@@ -101,12 +147,55 @@ _active: Calibration | None = None
 
 
 def get_calibration() -> Calibration:
-    """The calibration in use: the one set, else the stored one for this machine, else defaults."""
+    """The calibration in use: the one set, else the stored ``convlab calibrate`` result for this machine,
+    else the built-in constants with this machine's measured ones in place (measured now, in a fraction
+    of a second, when none are stored and :func:`convlab.config.get_auto_measure` is on)."""
     global _active
     with _active_lock:
         if _active is None:
-            _active = load_calibration()
+            _active = _startup_calibration()
         return _active
+
+
+def _startup_calibration() -> Calibration:
+    stored = load_calibration()
+    if stored.source != Calibration.defaults().source or not get_auto_measure():
+        return stored
+    measured = load_measured()
+    if measured is None:
+        if _busy():  # a busy moment would be measured, not the machine: defaults now, measure another time
+            return stored
+        measured = {dtype: measure_quick(dtype) for dtype in ("float32", "float64")}
+        save_measured(measured)
+    return with_measured(stored, measured, machine_path())
+
+
+def _busy() -> bool:
+    """Whether other work keeps the cores busy (1-minute load average over half the cores): constants
+    measured then describe the moment, not the machine."""
+    try:
+        return os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
+    except (AttributeError, OSError):  # no load average on this platform
+        return False
+
+
+def with_measured(base: Calibration, measured: dict, source: str) -> Calibration:
+    """``base`` with the :data:`QUICK_CONSTANTS` of ``measured`` (``{dtype: {name: value}}``) in place.
+
+    Examples
+    --------
+    >>> cal = with_measured(Calibration.defaults(), {"float32": {"peak": 1e11}}, "example")
+    >>> cal.constant("float32", "peak"), cal.origin("float32", "peak"), cal.origin("float64", "peak")
+    (100000000000.0, 'measured', 'default')
+    """
+    constants = {dtype: dict(values) for dtype, values in base.constants.items()}
+    origins = {dtype: dict(values) for dtype, values in base.origins.items()}
+    for dtype, values in measured.items():
+        for name in QUICK_CONSTANTS:
+            if name in values:
+                constants[dtype][name] = float(values[name])
+                origins.setdefault(dtype, {})[name] = "measured"
+    return Calibration(constants, dict(base.method_factors), f"{source} (measured) and built-in defaults", origins)
 
 
 def set_calibration(calibration: Calibration | None) -> Calibration | None:
@@ -160,8 +249,59 @@ def _gemm_half(peak, m, k, n, seconds):
     return (lo + hi) / 2
 
 
+def _best(fn, repeats, budget):
+    """Seconds of the fastest of ``repeats`` calls of ``fn`` after one warm-up (fewer past ``budget`` s):
+    other work on the machine only ever makes a call slower."""
+    return min(harness.time_interleaved({"call": fn}, repeats=repeats, warmup=1, min_sample_s=0.0,
+                                        max_time_s=budget)["call"].samples)
+
+
+def measure_quick(dtype, budget: float = 0.2) -> dict:
+    """The :data:`QUICK_CONSTANTS` for ``dtype`` on this machine, in a fraction of a second.
+
+    GEMM peak from a 512² matrix product, copy bandwidth from a 16 MB copy
+    (beyond the last-level cache of common machines), the overhead of one
+    tiny ufunc call, and the FFT time per point (``P·log2 P`` per transform)
+    of 8 real FFTs of 128² through the FFT backend the methods use, with an
+    estimate-mode plan so that no planning time is spent measuring. Each is
+    the best of up to 5 samples; ``budget`` bounds the seconds each takes.
+
+    Returns
+    -------
+    dict
+        ``{"peak": FLOP/s, "bandwidth": bytes/s, "call": s, "fft_point": s}``.
+
+    Examples
+    --------
+    >>> values = measure_quick("float32", budget=0.01)
+    >>> sorted(values) == sorted(QUICK_CONSTANTS), all(v > 0 for v in values.values())
+    (True, True)
+    """
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    n = 512
+    a = rng.standard_normal((n, n)).astype(dtype)
+    peak = 2.0 * n ** 3 / _best(lambda: a @ a, 5, budget)
+    big = np.ones((16 << 20) // dtype.itemsize, dtype)
+    out = np.empty_like(big)
+    bandwidth = 2.0 * big.nbytes / _best(lambda: np.copyto(out, big), 5, budget)
+    tiny = np.ones(8, dtype)
+    loops = 200
+    call = _best(lambda: [tiny + tiny for _ in range(loops)], 5, budget) / loops
+    backend = get_fft_backend()
+    with fft_backend(backend.name, threads=backend.threads, planner_effort="FFTW_ESTIMATE"):
+        spectra = get_fft_backend().real_transform((8, 128, 128), 2, dtype)
+        signal = spectra.real_buffer()
+        signal[...] = rng.standard_normal(signal.shape)
+        points = 128 * 128
+        fft_point = _best(lambda: spectra.forward(signal), 5, budget) / (8 * points * math.log2(points))
+    return dict(peak=peak, bandwidth=bandwidth, call=call, fft_point=fft_point)
+
+
 def measure_constants(dtype):
-    """The cost model's constants for ``dtype`` on this machine (about a second).
+    """The cost model's constants for ``dtype`` on this machine (about a second): the
+    :func:`measure_quick` ones, and the shape of the GEMM efficiency curve, the gather
+    bandwidths and the sparse product's cost.
 
     Returns
     -------
@@ -170,8 +310,8 @@ def measure_constants(dtype):
     """
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((768, 768)).astype(dtype)
-    peak = 2.0 * 768 ** 3 / _seconds(lambda: a @ a)
+    quick = measure_quick(dtype)
+    peak = quick["peak"]
     # small-matrix efficiency on a conv-shaped batched GEMM (C_out × C_in·k² @ C_in·k² × positions)
     shape, batch = (32, 144, 1024), 8
     small_a = rng.standard_normal((batch,) + shape[:2]).astype(dtype)
@@ -180,9 +320,6 @@ def measure_constants(dtype):
     # per-matrix overhead of a batched matmul: thousands of matrices with almost no arithmetic
     tiny_a, tiny_b = np.ones((4096, 2, 2), dtype), np.ones((4096, 2, 8), dtype)
     gemm_call = _seconds(lambda: tiny_a @ tiny_b) / 4096
-    big = np.ones(4 << 20, dtype)
-    out = np.empty_like(big)
-    bandwidth = 2.0 * big.nbytes / _seconds(lambda: np.copyto(out, big))
     # an im2col-shaped gather: (n, C, kh, kw, oh, ow) from a sliding-window view
     image = rng.standard_normal((8, 32, 58, 58)).astype(dtype)  # out of L2, as real layers are
     view = np.lib.stride_tricks.sliding_window_view(image, (3, 3), axis=(2, 3)).transpose(0, 1, 4, 5, 2, 3)
@@ -190,22 +327,13 @@ def measure_constants(dtype):
     gather_bandwidth = 2.0 * columns.nbytes / _seconds(lambda: np.copyto(columns, view))
     rows, cols = np.arange(1, 57) % 58, np.arange(1, 57)  # a wrapped output index, as fft.take reads it
     index_point = _seconds(lambda: image[np.ix_(np.arange(8), np.arange(32), rows, cols)]) / (8 * 32 * 56 * 56)
-    tiny = np.ones(8, dtype)
-    loops = 2000
-    call = _seconds(lambda: [tiny + tiny for _ in range(loops)]) / loops
-    # through the FFT backend the methods use (pyFFTW by default, several times faster than scipy.fft)
-    spectra = get_fft_backend().real_transform((16, 256, 256), 2, dtype)
-    signal = spectra.real_buffer()
-    signal[...] = rng.standard_normal(signal.shape)
-    fft_point = _seconds(lambda: spectra.forward(signal)) / (signal.size * 16)
     # A banded matrix with 16 diagonals: the sparsity of a small convolution's Toeplitz matrix.
     banded = scipy.sparse.diags([np.ones(1 << 16, dtype)] * 16, list(range(0, 64, 4)),
                                 shape=(1 << 16, 1 << 16), format="csr", dtype=dtype)
     dense = rng.standard_normal(((1 << 16), 8)).astype(dtype)
     sparse_op = _seconds(lambda: banded @ dense) / (banded.nnz * 8)
-    return dict(peak=peak, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call, bandwidth=bandwidth,
-                gather_bandwidth=gather_bandwidth, index_point=index_point, call=call, fft_point=fft_point,
-                sparse_op=sparse_op)
+    return dict(quick, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call,
+                gather_bandwidth=gather_bandwidth, index_point=index_point, sparse_op=sparse_op)
 
 
 def fit_method_factors(calibration, methods=None, budget=0.05):
@@ -314,4 +442,32 @@ def load_calibration(path: str | None = None) -> Calibration:
     record = store.read_record(path, _stamp(), _validated)
     if record is None:
         return Calibration.defaults()
-    return Calibration(record["constants"], record["method_factors"], path)
+    origins = {dtype: {name: "calibrated" for name in values} for dtype, values in record["constants"].items()}
+    return Calibration(record["constants"], dict(DEFAULT_FACTORS, **record["method_factors"]), path, origins)
+
+
+# --------------------------------------------------------------- the automatically measured constants
+def machine_path() -> str:
+    """``machine.json`` in the cache directory: the constants :func:`measure_quick` measured."""
+    return os.path.join(cache_dir(), MACHINE_FILE)
+
+
+def _validated_measured(record: dict) -> dict:
+    constants = record["constants"]
+    if not isinstance(constants, dict):
+        raise TypeError(f"constants must be an object, but is {type(constants).__name__}")
+    return {dt: {k: _positive(f"constants.{dt}.{k}", constants[dt][k]) for k in QUICK_CONSTANTS}
+            for dt in ("float32", "float64")}
+
+
+def load_measured(path: str | None = None) -> dict | None:
+    """The stored :func:`measure_quick` constants ``{dtype: {name: value}}`` for this machine and code, or
+    ``None`` (none stored, stamped for another machine or code, or not valid: then with one warning)."""
+    return store.read_record(path or machine_path(), _stamp(), _validated_measured)
+
+
+def save_measured(measured: dict, path: str | None = None) -> bool:
+    """Store ``{dtype: {name: value}}`` from :func:`measure_quick`; ``False`` (with a warning) when the cache
+    directory cannot be written, so that a read-only disk never breaks a call."""
+    record = dict(created=time.strftime("%Y-%m-%dT%H:%M:%S"), constants=measured)
+    return store.update_record(path or machine_path(), _stamp(), _validated_measured, lambda current: record)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..algorithms import CONSTANT_NAMES, get_method
+from ..phases import PHASES
 from ..problem import as_spec
 from .autotune import PRUNE_FACTOR, measured_seconds
 from .calibration import get_calibration
 from .choice import predictions
+
+# how each constant is printed: unit scale and unit
+_UNITS = dict(peak=(1e-9, "GFLOP/s"), bandwidth=(1e-9, "GB/s"), gather_bandwidth=(1e-9, "GB/s"), call=(1e6, "us"),
+              gemm_call=(1e6, "us"), fft_point=(1e9, "ns"), index_point=(1e9, "ns"), sparse_op=(1e9, "ns"),
+              gemm_half=(1.0, ""))
 
 __all__ = ["Explanation", "explain"]
 
@@ -28,6 +35,14 @@ class Explanation:
     rows : tuple of (method, predicted seconds or None, measured seconds or None, note)
     calibration : str
         Where the cost model's constants came from.
+    phases : dict
+        ``{method: {phase: predicted seconds}}`` of the forward pass (factor included), for the
+        methods that can run the problem; phases from :data:`convlab.phases.PHASES`.
+    constants : dict
+        ``{name: (value, origin)}``: the constants the prediction used (for the problem's dtype)
+        and where each came from, ``"default"``, ``"measured"`` or ``"calibrated"``.
+    factors : dict
+        ``{method: factor}`` each prediction was multiplied by (1 when absent).
     """
 
     plan_method: str | None
@@ -35,6 +50,9 @@ class Explanation:
     measured_choice: str | None
     rows: tuple
     calibration: str
+    phases: dict = dataclasses.field(default_factory=dict)
+    constants: dict = dataclasses.field(default_factory=dict)
+    factors: dict = dataclasses.field(default_factory=dict)
 
     def __str__(self):
         lines = [f"plan runs {self.plan_method!r}; cost model picks {self.predicted_choice!r}"
@@ -46,6 +64,18 @@ class Explanation:
             p = f"{predicted * 1e3:.3f}" if predicted is not None else "-"
             m = f"{measured * 1e3:.3f}" if measured is not None else "-"
             lines.append(f"{name:<12}{p:>14}{m:>14}  {note}")
+        used = [name for name in PHASES if any(name in split for split in self.phases.values())]
+        if used:
+            lines.append("predicted forward ms by phase (factor included):")
+            lines.append(f"{'method':<12}" + "".join(f"{name:>17}" for name in used) + f"{'factor':>8}")
+            for method, split in self.phases.items():
+                cells = "".join(f"{split[name] * 1e3:>17.3f}" if name in split else f"{'-':>17}" for name in used)
+                lines.append(f"{method:<12}{cells}{self.factors.get(method, 1.0):>8.2f}")
+        if self.constants:
+            lines.append("constants (value, origin):")
+            for name, (value, origin) in self.constants.items():
+                scale, unit = _UNITS.get(name, (1.0, ""))
+                lines.append(f"  {name:<17}{value * scale:>12.4g} {unit:<8} {origin}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer, cycle):
@@ -64,7 +94,12 @@ def explain(plan: Any) -> Explanation:
     Explanation
         Printing it gives a table of every registered method with its
         predicted forward time, its measured time when autotuning timed this
-        problem, and why it was excluded or not measured.
+        problem, and why it was excluded or not measured; then each runnable
+        method's prediction split by phase (``pad``, ``pack``, ``product``,
+        ... of :data:`convlab.phases.PHASES`), and the machine constants the
+        prediction used, each with where it came from (``default``: the
+        built-in value; ``measured``: measured on this machine by the first
+        ``method="auto"`` choice; ``calibrated``: by ``convlab calibrate``).
 
     Examples
     --------
@@ -74,6 +109,10 @@ def explain(plan: Any) -> Explanation:
     True
     >>> print(e)  # doctest: +ELLIPSIS
     plan runs ...
+    >>> sorted(e.phases["im2col"])
+    ['pack', 'pad', 'product']
+    >>> e.constants["peak"][1] in ("default", "measured", "calibrated")
+    True
     """
     spec = as_spec("plan", plan)
     measured = measured_seconds(spec) or {}
@@ -93,6 +132,13 @@ def explain(plan: Any) -> Explanation:
         if r.seconds is not None and r.seconds == best:
             note = ("cheapest predicted; " + note).rstrip("; ")
         rows.append((r.method, r.seconds, measured.get(r.method), note))
+    calibration = get_calibration()
+    terms = calibration.terms(spec.dtype)
+    factors = {r.method: calibration.factor(r.method) for r in fitting}
+    phases = {r.method: {name: seconds * factors[r.method] for name, seconds in
+                         get_method(r.method).predict_phases(spec, terms).items()} for r in fitting}
+    constants = {name: (calibration.constant(spec.dtype, name), calibration.origin(spec.dtype, name))
+                 for name in sorted(CONSTANT_NAMES)}
     return Explanation(getattr(plan, "method", None), fitting[0].method if fitting else None,
                        min(measured, key=measured.get) if measured else None, tuple(rows),
-                       get_calibration().source)
+                       calibration.source, phases, constants, factors)

@@ -1,0 +1,168 @@
+"""Fit the cost model's built-in constants and per-method factors to measured times.
+
+    python benchmarks/fit_cost_model.py                   # measure (minutes), fit, print
+    python benchmarks/fit_cost_model.py --quick           # fewer problems and repeats
+    python benchmarks/fit_cost_model.py --measurements m.json   # reuse (or write) the measurements
+
+Every registered method is timed through ``cl.conv(..., method=name)`` on the
+problems of ``problems.random_problems(count, seed)`` (interleaved, minimum of
+several samples, :func:`problems.time_methods`). Both halves are measured; the
+fit sees only the fit half (``problems.split``), and the error and the regret
+of the fitted model are printed for both.
+
+What is fitted, and what is not: the four constants the first ``method="auto"``
+choice measures on every machine (``QUICK_CONSTANTS``: GEMM peak, copy
+bandwidth, call overhead, FFT time per point) are measured here with the same
+function (``measure_quick``) and held fixed, so that the fitted model is the
+one users get once their machine's values replace them. The constants that
+describe the shape of the terms (GEMM small-matrix efficiency and per-matrix
+overhead, strided-gather bandwidth, integer-index and sparse cost per point)
+and one factor per method are fitted by minimising the squared log error of
+the predicted forward times, weighted towards the methods within 3x of each
+problem's fastest (those decide the choice).
+
+The output is two Python literals to paste into
+``convlab/algorithms/costs.py``: ``DEFAULT_CONSTANTS`` and ``DEFAULT_FACTORS``.
+Re-run it after changing a method's implementation or cost model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pprint
+import sys
+
+import numpy as np
+import scipy.optimize
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import problems as problem_set
+
+import convlab as cl
+from convlab.algorithms import DEFAULT_CONSTANTS, CostTerms
+from convlab.tuning.calibration import QUICK_CONSTANTS, measure_quick
+
+FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op")
+NEAR_FASTEST = 3.0
+
+
+def measure(problems, repeats, path=None):
+    """``{problem name: {method: seconds}}``, read from ``path`` when it has them, else measured (and
+    written to ``path``)."""
+    stored = {}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+    for i, p in enumerate(problems):
+        if p.name in stored:
+            continue
+        print(f"[{i + 1}/{len(problems)}] {p.name}", file=sys.stderr, flush=True)
+        stored[p.name] = problem_set.time_methods(p, repeats=repeats)
+        if path:
+            with open(path, "w") as f:
+                json.dump(stored, f, indent=1)
+    return {p.name: stored[p.name] for p in problems}
+
+
+def constants_from(quick, scales):
+    """DEFAULT_CONSTANTS with the quick ones replaced and the fitted ones scaled by ``exp(scales)``."""
+    out = {}
+    for dtype, values in DEFAULT_CONSTANTS.items():
+        c = dict(values, **quick[dtype])
+        for name, s in zip(FITTED, scales):
+            c[name] = values[name] * math.exp(s)
+        out[dtype] = c
+    return out
+
+
+def predict(problem, constants, factors):
+    spec = problem.spec()
+    terms = CostTerms(constants[problem.dtype], problem.dtype)
+    return {m: cl.get_method(m).predict_seconds(spec, terms) * factors.get(m, 1.0)
+            for m in cl.methods() if cl.algorithms.verdict(spec, m).ok}
+
+
+def errors(problems, measured, constants, factors):
+    """(log errors of every measured (problem, method), their weights, regrets of the predicted pick)."""
+    logs, weights, regrets = [], [], []
+    for p in problems:
+        seconds = measured[p.name]
+        predicted = predict(p, constants, factors)
+        fastest = min(seconds.values())
+        for m, t in seconds.items():
+            if m in predicted:
+                logs.append(math.log(predicted[m] / t))
+                weights.append(1.0 if t <= NEAR_FASTEST * fastest else 0.25)
+        pick = min((m for m in predicted if m in seconds), key=predicted.get)
+        regrets.append(seconds[pick] / fastest)
+    return np.array(logs), np.array(weights), regrets
+
+
+def fit(problems, measured, quick, methods):
+    def unpack(v):
+        return v[:len(FITTED)], dict(zip(methods, np.exp(v[len(FITTED):])))
+
+    def loss(v):
+        scales, factors = unpack(v)
+        logs, weights, _ = errors(problems, measured, constants_from(quick, scales), factors)
+        return float(np.sum(weights * logs ** 2) / np.sum(weights)) + 1e-3 * float(np.sum(v ** 2))
+
+    start = np.zeros(len(FITTED) + len(methods))
+    bounds = [(-4.0, 4.0)] * len(start)
+    result = scipy.optimize.minimize(loss, start, method="Powell", bounds=bounds,
+                                     options=dict(maxfev=4000, xtol=1e-3, ftol=1e-5))
+    scales, factors = unpack(result.x)
+    return constants_from(quick, scales), {m: round(float(f), 3) for m, f in factors.items()}
+
+
+def report(label, problems, measured, constants, factors):
+    logs, _, regrets = errors(problems, measured, constants, factors)
+    a = np.abs(logs)
+    med, p90, worst = problem_set.ratios_summary(regrets)
+    print(f"{label:<10} prediction error x{math.exp(np.median(a)):.2f} median, x{math.exp(np.percentile(a, 90)):.2f} "
+          f"p90 ({len(logs)} method timings); regret of the predicted pick: median {med:.2f}, p90 {p90:.2f}, "
+          f"worst {worst:.2f} ({len(problems)} problems)")
+
+
+def rounded(constants):
+    return {dt: {k: float(f"{v:.3g}") for k, v in sorted(c.items())} for dt, c in constants.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--count", type=int, default=64, help="random problems (both halves)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="24 problems, 3 repeats")
+    parser.add_argument("--measurements", help="JSON file of measured times to reuse, written when missing")
+    parser.add_argument("--defaults", action="store_true",
+                        help="hold the quick constants at the current DEFAULT_CONSTANTS instead of measuring them")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.repeats = min(args.count, 24), min(args.repeats, 3)
+    cl.config.set_auto_measure(False)  # the fit prices with its own constants, never the cached ones
+    fit_half, held_half = problem_set.split(problem_set.random_problems(args.count, args.seed))
+    if args.defaults:
+        quick = {dt: {k: DEFAULT_CONSTANTS[dt][k] for k in QUICK_CONSTANTS} for dt in DEFAULT_CONSTANTS}
+    else:
+        quick = {dt: measure_quick(dt, budget=1.0) for dt in DEFAULT_CONSTANTS}
+    print("quick constants:", rounded(quick))
+    measured = measure(fit_half + held_half, args.repeats, args.measurements)
+    methods = list(cl.methods())
+    before = {dt: dict(DEFAULT_CONSTANTS[dt], **quick[dt]) for dt in DEFAULT_CONSTANTS}
+    report("fit, before", fit_half, measured, before, {})
+    report("held, before", held_half, measured, before, {})
+    constants, factors = fit(fit_half, measured, quick, methods)
+    report("fit", fit_half, measured, constants, factors)
+    report("held-out", held_half, measured, constants, factors)
+    print("\n# paste into convlab/algorithms/costs.py")
+    print("DEFAULT_CONSTANTS: dict[str, dict[str, float]] = " + pprint.pformat(rounded(constants), width=110))
+    print("DEFAULT_FACTORS: dict[str, float] = " + pprint.pformat(factors, width=110))
+
+
+if __name__ == "__main__":
+    main()

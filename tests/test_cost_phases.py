@@ -1,0 +1,159 @@
+"""Cost models predict by phase and by pass; the machine constants measured on the first auto choice
+are cached, validated and switchable off; explain shows the phases and where each constant came from."""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import convlab as cl
+from convlab.algorithms import DEFAULT_CONSTANTS, PASSES, CostTerms, Method, register, unregister
+from convlab.algorithms.direct import Direct
+from convlab.phases import PHASES
+from convlab.tuning import calibration
+from convlab.tuning.calibration import QUICK_CONSTANTS, Calibration
+from convlab.tuning.store import CacheWarning
+
+SPECS = [
+    dict(x_shape=(2, 8, 16, 16), w_shape=(8, 8, 3, 3), padding=1),  # a CNN layer
+    dict(x_shape=(2, 8, 16, 16), w_shape=(8, 1, 3, 3), padding=1, groups=8),  # depthwise
+    dict(x_shape=(2, 4, 16, 16), w_shape=(8, 4, 3, 3), stride=2, padding=1),
+    dict(x_shape=(1, 1, 64), w_shape=(1, 1, 9), padding=4, padding_mode="reflect"),  # padded by the plan
+    dict(x_shape=(1, 2, 8, 8, 8), w_shape=(2, 2, 3, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("case", SPECS, ids=lambda c: "x".join(map(str, c["x_shape"])))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_method_predicts_every_pass_by_known_phases(case, dtype):
+    case = dict(case)
+    spec = cl.spec(case.pop("x_shape"), case.pop("w_shape"), dtype, **case)
+    terms = CostTerms(DEFAULT_CONSTANTS[dtype], dtype)
+    for name in cl.algorithms.runnable(spec):
+        impl = cl.get_method(name)
+        for pass_ in PASSES:
+            phases = impl.predict_phases(spec, terms, pass_)
+            assert phases and set(phases) <= set(PHASES), (name, pass_, phases)
+            assert all(math.isfinite(s) and s >= 0 for s in phases.values())
+            assert sum(phases.values()) > 0
+            assert impl.predict_seconds(spec, terms, pass_) == pytest.approx(sum(phases.values()))
+        if impl.inner_spec(spec) is not spec:  # the plan's explicit padding is priced as a pad phase
+            assert impl.predict_phases(spec, terms)["pad"] > 0
+
+
+def test_a_cost_model_outside_the_phase_vocabulary_is_refused():
+    @register
+    class Vague(Direct):
+        name = "vague"
+
+        def cost(self, spec, terms, pass_="forward"):
+            return {"everything": 1.0}
+
+    try:
+        spec = cl.spec((1, 1, 8), (1, 1, 3))
+        with pytest.raises(TypeError, match=r"Vague\.cost must map phases"):
+            cl.get_method("vague").predict_seconds(spec, CostTerms(DEFAULT_CONSTANTS["float64"], "float64"))
+    finally:
+        unregister("vague")
+    with pytest.raises(cl.ConvError, match="pass_ must be one of"):
+        cl.get_method("direct").predict_phases(spec, CostTerms(DEFAULT_CONSTANTS["float64"], "float64"), "sideways")
+
+
+def test_cost_is_part_of_the_method_contract():
+    assert "pass_" in Method.cost.__code__.co_varnames
+
+
+# --------------------------------------------------------------- measured on the first auto choice
+FAKE = {"peak": 1.0e10, "bandwidth": 2.0e10, "call": 1e-6, "fft_point": 3e-10}
+
+
+@pytest.fixture
+def measuring(tmp_path, monkeypatch):
+    """A fresh cache, automatic measurement on, a quiet machine, and measure_quick replaced by a counter."""
+    monkeypatch.setenv("CONVLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CONVLAB_AUTO_MEASURE", "1")
+    monkeypatch.setattr(calibration, "_busy", lambda: False)
+    calls = []
+
+    def fake(dtype, budget=0.2):
+        calls.append(np.dtype(dtype).name)
+        return dict(FAKE, peak=FAKE["peak"] * (2 if np.dtype(dtype) == np.float32 else 1))
+
+    monkeypatch.setattr(calibration, "measure_quick", fake)
+    old = calibration.set_calibration(None)
+    yield calls
+    calibration.set_calibration(old)
+
+
+def test_the_first_choice_measures_once_and_later_processes_read_the_cache(measuring, tmp_path):
+    cal = calibration.get_calibration()
+    assert sorted(measuring) == ["float32", "float64"]
+    assert cal.constant("float32", "peak") == 2e10 and cal.constant("float64", "call") == 1e-6
+    assert {cal.origin("float32", n) for n in QUICK_CONSTANTS} == {"measured"}
+    assert cal.origin("float32", "gemm_half") == "default"
+    assert (tmp_path / calibration.MACHINE_FILE).exists()
+    calibration.set_calibration(None)  # as a new process would
+    again = calibration.get_calibration()
+    assert len(measuring) == 2 and again.constants == cal.constants
+
+
+def test_measurement_is_switchable_off(measuring, monkeypatch):
+    monkeypatch.setenv("CONVLAB_AUTO_MEASURE", "0")
+    assert calibration.get_calibration().source == "built-in defaults" and not measuring
+    calibration.set_calibration(None)
+    old = cl.config.set_auto_measure(True)  # the setting overrides the environment
+    try:
+        assert calibration.get_calibration().origin("float64", "peak") == "measured"
+    finally:
+        cl.config.set_auto_measure(old)
+
+
+def test_a_busy_machine_is_not_measured(measuring, monkeypatch, tmp_path):
+    monkeypatch.setattr(calibration, "_busy", lambda: True)
+    cal = calibration.get_calibration()
+    assert cal.origin("float32", "peak") == "default" and not measuring
+    assert not (tmp_path / calibration.MACHINE_FILE).exists()
+
+
+@pytest.mark.parametrize("content", ["{truncated", "[]", json.dumps({"constants": {"float32": {"peak": 0}}})])
+def test_a_corrupt_measurement_record_is_ignored_with_a_warning(measuring, tmp_path, content):
+    path = tmp_path / calibration.MACHINE_FILE
+    if content.startswith("{\"constants"):  # stamped for this machine and code, so that it is validated
+        record = dict(json.loads(content), **calibration._stamp())
+        content = json.dumps(record)
+    path.write_text(content)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cal = calibration.get_calibration()  # what the first auto choice of a process asks for
+        y = cl.conv(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)))  # a call is never broken by the cache
+    assert y.shape == (1, 1, 6, 6) and cal.origin("float32", "peak") == "measured"
+    assert any(issubclass(w.category, CacheWarning) and calibration.MACHINE_FILE in str(w.message) for w in caught)
+    assert calibration.get_calibration().constant("float64", "peak") == FAKE["peak"]  # measured afresh
+
+
+def test_a_stored_calibration_wins_and_is_reported_as_calibrated(measuring):
+    calibration.save_calibration(Calibration.defaults())
+    calibration.set_calibration(None)
+    cal = calibration.get_calibration()
+    assert cal.origin("float32", "peak") == "calibrated" and not measuring
+
+
+def test_the_real_quick_measurement_is_positive_and_short():
+    values = calibration.measure_quick("float64", budget=0.01)
+    assert set(values) == set(QUICK_CONSTANTS) and all(np.isfinite(v) and v > 0 for v in values.values())
+
+
+# --------------------------------------------------------------- explain
+def test_explain_shows_phases_and_where_each_constant_came_from(measuring):
+    e = cl.explain(cl.plan((2, 8, 16, 16), (8, 8, 3, 3), np.float32, padding=1))
+    assert e.predicted_choice in e.phases
+    for method, phases in e.phases.items():
+        assert set(phases) <= set(PHASES)
+        row = next(r for r in e.rows if r[0] == method)
+        assert sum(phases.values()) == pytest.approx(row[1])  # the split adds up to the prediction
+    assert e.constants["peak"] == (2e10, "measured") and e.constants["sparse_op"][1] == "default"
+    text = str(e)
+    assert "predicted forward ms by phase" in text and "product" in text
+    assert "measured" in text and "default" in text
