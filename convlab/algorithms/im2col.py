@@ -27,6 +27,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..phases import phase
 from .base import Method, register
 
 __all__ = ["Im2col", "chunk_bytes", "chunking", "CHUNK_TARGET_BYTES"]
@@ -166,15 +167,26 @@ class Im2col(Method):
         wg = _grouped_weight(plan, w)
         if _is_pointwise(plan):
             cols = x.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
-            return (wg @ cols).reshape(plan.output_shape)
-        xp = plan.zero_pad(x)
+            with phase("product"):
+                return (wg @ cols).reshape(plan.output_shape)
+        with phase("pad"):
+            xp = plan.zero_pad(x)
         chunks = list(_chunks(plan))
         if len(chunks) == 1:
-            return (wg @ _im2col(plan, xp, chunks[0][1])).reshape(plan.output_shape)
+            with phase("pack"):
+                cols = _im2col(plan, xp, chunks[0][1])
+            with phase("product"):
+                return (wg @ cols).reshape(plan.output_shape)
         y = np.empty(plan.output_shape, plan.dtype)
         for batch, rows in chunks:
-            chunk = y[batch, :, rows]
-            chunk[...] = (wg @ _im2col(plan, xp[batch], rows)).reshape(chunk.shape)
+            with phase("pack"):
+                cols = _im2col(plan, xp[batch], rows)
+            with phase("product"):
+                product = wg @ cols
+            with phase("unpack"):
+                chunk = y[batch, :, rows]
+                chunk[...] = product.reshape(chunk.shape)
+            del cols, product  # one column buffer alive at a time
         return y
 
     # ----- backward
@@ -182,13 +194,19 @@ class Im2col(Method):
         wt = np.swapaxes(_grouped_weight(plan, w), -1, -2)  # (G, Kg, C_out/G): BLAS reads it transposed
         if _is_pointwise(plan):
             dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
-            return (wt @ dyg).reshape(plan.x_shape)
-        dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
+            with phase("product"):
+                return (wt @ dyg).reshape(plan.x_shape)
+        with phase("pad"):
+            dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
         for batch, rows in _chunks(plan):
-            dcols = wt @ _output_chunk(plan, grad_y[batch], rows)
+            with phase("pack"):
+                dy_chunk = _output_chunk(plan, grad_y[batch], rows)
+            with phase("product"):
+                dcols = wt @ dy_chunk
             dcols = dcols.reshape(dcols.shape[0], plan.in_channels, *plan.kernel_size,
                                   rows.stop - rows.start, *plan.output_size[1:])
-            _col2im_add(plan, dxp[batch], dcols, rows)
+            with phase("unpack"):
+                _col2im_add(plan, dxp[batch], dcols, rows)
             del dcols  # so that the next chunk's buffer replaces this one instead of joining it
         return plan.crop_padding(dxp)
 
@@ -199,14 +217,19 @@ class Im2col(Method):
         if _is_pointwise(plan):
             cols = x.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
-            dwt = (cols @ np.swapaxes(dyg, -1, -2)).sum(axis=0)
+            with phase("product"):
+                dwt = (cols @ np.swapaxes(dyg, -1, -2)).sum(axis=0)
         else:
-            xp = plan.zero_pad(x)
+            with phase("pad"):
+                xp = plan.zero_pad(x)
             dwt = np.zeros((plan.groups, plan.w_shape[1] * math.prod(plan.kernel_size),
                             plan.out_channels // plan.groups), plan.dtype)
             for batch, rows in _chunks(plan):
-                cols = _im2col(plan, xp[batch], rows)
-                dwt += (cols @ np.swapaxes(_output_chunk(plan, grad_y[batch], rows), -1, -2)).sum(axis=0)
+                with phase("pack"):
+                    cols = _im2col(plan, xp[batch], rows)
+                    dy_chunk = _output_chunk(plan, grad_y[batch], rows)
+                with phase("product"):
+                    dwt += (cols @ np.swapaxes(dy_chunk, -1, -2)).sum(axis=0)
                 del cols  # as in backward_input: one column buffer alive at a time
         return np.ascontiguousarray(np.swapaxes(dwt, -1, -2)).reshape(plan.w_shape)
 

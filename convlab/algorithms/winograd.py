@@ -44,6 +44,7 @@ from fractions import Fraction
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..phases import phase
 from .base import Method, WeightDerived, register
 from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
 
@@ -285,8 +286,9 @@ def _input_transform(source, tiling):
     alpha, tiles = len(tiling.BT), n * math.prod(tiling.counts)
     v = np.empty((alpha, c, tiles), source.dtype)
     for cs in _channel_steps(alpha * tiles * source.itemsize, c):
-        d = _gather(source[:, cs], tiling.ms, tiling.alphas, tiling.counts)
-        np.matmul(tiling.BT, d.reshape(alpha, -1), out=v[:, cs].reshape(alpha, -1))
+        with phase("transform_input"):
+            d = _gather(source[:, cs], tiling.ms, tiling.alphas, tiling.counts)
+            np.matmul(tiling.BT, d.reshape(alpha, -1), out=v[:, cs].reshape(alpha, -1))
     return v
 
 
@@ -295,7 +297,10 @@ def _output_transform(m_prod, tiling):
     alpha, c, n, _ = m_prod.shape
     result = np.empty((n, c, *tiling.out), m_prod.dtype)
     for cs in _channel_steps(m_prod[0].nbytes // c * alpha, c):
-        _scatter(_left(tiling.AT, m_prod[:, cs]), tiling.ms, tiling.counts, result[:, cs])
+        with phase("transform_output"):
+            y = _left(tiling.AT, m_prod[:, cs])
+        with phase("unpack"):
+            _scatter(y, tiling.ms, tiling.counts, result[:, cs])
     return result
 
 
@@ -317,10 +322,11 @@ def _correlate(source, u, tiling, groups):
     n = source.shape[0]
     alpha, _, c_out_g, cg = u.shape
     v = _input_transform(source, tiling).reshape(alpha, groups, cg, -1)   # (alpha, G, C_in/G, N*T)
-    if cg == 1 and c_out_g == 1:  # depthwise: 1 x 1 blocks, a broadcast product
-        m_prod = u * v
-    else:
-        m_prod = np.matmul(u, v)                              # (alpha, G, C_out/G, N*T)
+    with phase("product"):
+        if cg == 1 and c_out_g == 1:  # depthwise: 1 x 1 blocks, a broadcast product
+            m_prod = u * v
+        else:
+            m_prod = np.matmul(u, v)                          # (alpha, G, C_out/G, N*T)
     return _output_transform(m_prod.reshape(alpha, groups * c_out_g, n, -1), tiling)
 
 
@@ -337,15 +343,21 @@ def _weight_gradient(source, dy, tiling, groups):
     cg = c_in // groups
     ms, counts, r = tiling.ms, tiling.counts, tiling.r
     alpha = len(tiling.BT)
-    v = _left(tiling.BT, _gather(source, ms, tiling.alphas, counts)).reshape(alpha, groups, cg, -1)
-    dy_tiles = _placed(dy, (0,) * len(ms), tuple(t * m for t, m in zip(counts, ms)))
-    u = _left(tiling.G, _gather(dy_tiles, ms, ms, counts)).reshape(alpha, groups, c_out // groups, -1)
-    if cg == 1 and c_out == groups:  # depthwise: a dot product per (position, group)
-        m_prod = np.einsum("agi,agi->ag", u[:, :, 0], v[:, :, 0])
-    else:
-        m_prod = np.matmul(u, v.swapaxes(-1, -2))            # (alpha, G, C_out/G, C_in/G)
-    dw = _left(tiling.AT, m_prod.reshape(alpha, c_out * cg))  # (prod(r), C_out * C_in/G)
-    return np.ascontiguousarray(dw.T.reshape(c_out, cg, *r))
+    with phase("transform_input"):
+        v = _left(tiling.BT, _gather(source, ms, tiling.alphas, counts)).reshape(alpha, groups, cg, -1)
+    with phase("pad"):
+        dy_tiles = _placed(dy, (0,) * len(ms), tuple(t * m for t, m in zip(counts, ms)))
+    with phase("transform_input"):
+        u = _left(tiling.G, _gather(dy_tiles, ms, ms, counts)).reshape(alpha, groups, c_out // groups, -1)
+    with phase("product"):
+        if cg == 1 and c_out == groups:  # depthwise: a dot product per (position, group)
+            m_prod = np.einsum("agi,agi->ag", u[:, :, 0], v[:, :, 0])
+        else:
+            m_prod = np.matmul(u, v.swapaxes(-1, -2))        # (alpha, G, C_out/G, C_in/G)
+    with phase("transform_output"):
+        dw = _left(tiling.AT, m_prod.reshape(alpha, c_out * cg))  # (prod(r), C_out * C_in/G)
+    with phase("unpack"):
+        return np.ascontiguousarray(dw.T.reshape(c_out, cg, *r))
 
 
 def _flipped_transposed(w, groups):
@@ -401,8 +413,10 @@ class Winograd(Method):
     def _forward_finite(self, plan, x, w):
         tiling = plan.cached(("winograd", "forward"),
                              lambda: Tiling(plan.padded_size, plan.kernel_size, plan.dtype))
-        u = _weights(plan).get(w, "forward", lambda: _transformed_weights(w, tiling.G, plan.groups))
-        source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
+        with phase("transform_weight"):
+            u = _weights(plan).get(w, "forward", lambda: _transformed_weights(w, tiling.G, plan.groups))
+        with phase("pad"):
+            source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
         return _correlate(source, u, tiling, plan.groups)
 
     def _backward_input_finite(self, plan, grad_y, w):
@@ -415,14 +429,18 @@ class Winograd(Method):
         def transform():
             return _transformed_weights(_flipped_transposed(w, plan.groups), tiling.G, plan.groups)
 
-        u = _weights(plan).get(w, "backward_input", transform)
+        with phase("transform_weight"):
+            u = _weights(plan).get(w, "backward_input", transform)
         offset = tuple(k - 1 - lo for k, (lo, _) in zip(r, plan.padding))
-        return _correlate(_placed(grad_y, offset, tiling.needed), u, tiling, plan.groups)
+        with phase("pad"):
+            source = _placed(grad_y, offset, tiling.needed)
+        return _correlate(source, u, tiling, plan.groups)
 
     def _backward_weight_finite(self, plan, grad_y, x):
         tiling = plan.cached(("winograd", "backward_weight"),
                              lambda: Tiling(plan.padded_size, plan.kernel_size, plan.dtype, transposed=True))
-        source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
+        with phase("pad"):
+            source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
         return _weight_gradient(source, grad_y, tiling, plan.groups).reshape(plan.w_shape)
 
 
