@@ -212,10 +212,10 @@ class Im2col(Method):
 
 
 def predicted_cost(spec, terms):
-    """One column gather (none for a pointwise layer) and ``N·G`` GEMMs."""
+    """One column gather, padding fused (none for a pointwise layer), and ``N·G`` GEMMs."""
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
     out = math.prod(spec.output_size)
     pointwise = taps == 1 and all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding)
     columns = 0.0 if pointwise else terms.gather(spec.batch * spec.in_channels * taps * out)
-    return terms.pad_copy(spec) + columns + terms.gemm(kg, cg * taps, out, batch=spec.batch * spec.groups)
+    return columns + terms.gemm(kg, cg * taps, out, batch=spec.batch * spec.groups)

@@ -26,7 +26,7 @@ from ._runtime import njit
 __all__ = ["tiles", "untiles"]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _rows_times(dst, mat, src, outer, inner):
     """``dst[o, i, e] = Σ_b mat[i, b] src[o, b, e]`` over rows of tiles: ``outer`` leading and ``inner``
     trailing row groups, ``mat`` applied in the middle (zero entries skipped)."""
@@ -44,7 +44,7 @@ def _rows_times(dst, mat, src, outer, inner):
                             acc[t] += coef * row[t]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _passes(src, dst, md, mh, mw, sd, sh, sw):
     """``dst[(i,j,e)] = Σ md[i,a] mh[j,b] mw[e,k] src[(a,b,k)]``, one axis at a time, rows of tiles as vectors.
 
