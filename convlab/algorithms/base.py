@@ -192,7 +192,7 @@ class Method(abc.ABC):
         >>> s = cl.spec((8, 16, 32, 32), (32, 16, 3, 3), padding=1)
         >>> phases = cl.get_method("im2col").predict_phases(s, CostTerms(DEFAULT_CONSTANTS["float32"], s.dtype))
         >>> sorted(phases)
-        ['pack', 'pad', 'product']
+        ['pack', 'product']
         """
         if pass_ not in PASSES:
             raise ConvError(f"pass_ must be one of {PASSES}, but got {pass_!r}")

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from ..phases import phase
 from .base import Method, register
 
 __all__ = ["LOOP_MAX_GROUP_CHANNELS", "Direct"]
@@ -87,53 +88,63 @@ class Direct(Method):
         if _uses_loops(plan):
             from ..kernels import direct as kernels  # numba: imported on first use, never at import convlab
 
+            lo = _padding_lo(plan)
             if not np.isfinite(w).all():
                 # IEEE semantics of the padded sum: a non-finite weight times a padded zero is NaN,
                 # so the padding is materialised instead of skipped (the FFT methods match this).
-                return kernels.forward(plan.zero_pad(x), w, plan.output_size, plan.stride, plan.dilation,
-                                       (0,) * plan.ndim)
-            return kernels.forward(x, w, plan.output_size, plan.stride, plan.dilation, _padding_lo(plan))
-        xp = plan.zero_pad(x)
+                with phase("pad"):
+                    x, lo = plan.zero_pad(x), (0,) * plan.ndim
+            with phase("product"):
+                return kernels.forward(x, w, plan.output_size, plan.stride, plan.dilation, lo)
+        with phase("pad"):
+            xp = plan.zero_pad(x)
         g = plan.groups
-        y = np.zeros((plan.batch, g, plan.out_channels // g, math.prod(plan.output_size)), plan.dtype)
-        wg = w.reshape(g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size)
-        for offset, window in _windows(plan):
-            y += wg[(...,) + offset] @ _grouped(xp[window], g)
+        with phase("product"):
+            y = np.zeros((plan.batch, g, plan.out_channels // g, math.prod(plan.output_size)), plan.dtype)
+            wg = w.reshape(g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size)
+            for offset, window in _windows(plan):
+                y += wg[(...,) + offset] @ _grouped(xp[window], g)
         return y.reshape(plan.output_shape)
 
     def backward_input(self, plan, grad_y, w):
         if _uses_loops(plan):
             from ..kernels import direct as kernels  # numba: imported on first use, never at import convlab
 
-            return kernels.backward_input(grad_y, w, plan.input_size, plan.groups, plan.stride, plan.dilation,
-                                          _padding_lo(plan))
+            with phase("product"):
+                return kernels.backward_input(grad_y, w, plan.input_size, plan.groups, plan.stride,
+                                              plan.dilation, _padding_lo(plan))
         g = plan.groups
-        dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
-        dyg = _grouped(grad_y, g)
-        wg = w.reshape(g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size)
-        window_shape = (plan.batch, plan.in_channels, *plan.output_size)
-        for offset, window in _windows(plan):
-            contribution = np.swapaxes(wg[(...,) + offset], -1, -2) @ dyg
-            dxp[window] += contribution.reshape(window_shape)
-        return plan.crop_padding(dxp)
+        with phase("product"):
+            dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
+            dyg = _grouped(grad_y, g)
+            wg = w.reshape(g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size)
+            window_shape = (plan.batch, plan.in_channels, *plan.output_size)
+            for offset, window in _windows(plan):
+                contribution = np.swapaxes(wg[(...,) + offset], -1, -2) @ dyg
+                dxp[window] += contribution.reshape(window_shape)
+        return plan.crop_padding(dxp)  # a view: nothing to time
 
     def backward_weight(self, plan, grad_y, x):
         if _uses_loops(plan):
             from ..kernels import direct as kernels  # numba: imported on first use, never at import convlab
 
+            lo = _padding_lo(plan)
             if not np.isfinite(grad_y).all():  # as in forward: padded zeros times non-finite values are NaN
-                return kernels.backward_weight(grad_y, plan.zero_pad(x), plan.kernel_size, plan.groups,
-                                               plan.stride, plan.dilation, (0,) * plan.ndim)
-            return kernels.backward_weight(grad_y, x, plan.kernel_size, plan.groups, plan.stride, plan.dilation,
-                                           _padding_lo(plan))
-        xp = plan.zero_pad(x)
+                with phase("pad"):
+                    x, lo = plan.zero_pad(x), (0,) * plan.ndim
+            with phase("product"):
+                return kernels.backward_weight(grad_y, x, plan.kernel_size, plan.groups, plan.stride,
+                                               plan.dilation, lo)
+        with phase("pad"):
+            xp = plan.zero_pad(x)
         g = plan.groups
-        dyg = _grouped(grad_y, g)
-        dw = np.zeros((g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size), plan.dtype)
-        for offset, window in _windows(plan):
-            xg = _grouped(xp[window], g)
-            # sum over batch and positions of dy[n,g,o,p] * x[n,g,c,p]
-            dw[(...,) + offset] = (dyg @ np.swapaxes(xg, -1, -2)).sum(axis=0)
+        with phase("product"):
+            dyg = _grouped(grad_y, g)
+            dw = np.zeros((g, plan.out_channels // g, plan.in_channels // g, *plan.kernel_size), plan.dtype)
+            for offset, window in _windows(plan):
+                xg = _grouped(xp[window], g)
+                # sum over batch and positions of dy[n,g,o,p] * x[n,g,c,p]
+                dw[(...,) + offset] = (dyg @ np.swapaxes(xg, -1, -2)).sum(axis=0)
         return dw.reshape(plan.w_shape)
 
 

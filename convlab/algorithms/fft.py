@@ -31,6 +31,7 @@ import numpy as np
 import scipy.fft
 
 from .. import fft_backends
+from ..phases import phase
 from .base import Method, WeightDerived, register
 from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
 
@@ -167,35 +168,63 @@ def forward_spectral(plan, x, w):
     """``y`` for finite ``x`` and ``w``."""
     geo, g = geometry(plan), plan.groups
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
-    X = grouped(tx.forward(place(tx.real_buffer(), x, geo.inputs)), g)
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
-    Y = ty.complex_buffer()
-    batched_matmul(X, weight_spectrum(plan, w, "forward"), out=grouped(Y, g))
-    return take(ty.inverse(Y), geo.outputs)
+    with phase("pad"):
+        buf = place(tx.real_buffer(), x, geo.inputs)
+    with phase("transform_input"):
+        X = grouped(tx.forward(buf), g)
+    with phase("transform_weight"):
+        S = weight_spectrum(plan, w, "forward")
+    with phase("product"):
+        Y = ty.complex_buffer()
+        batched_matmul(X, S, out=grouped(Y, g))
+    with phase("transform_output"):
+        y = ty.inverse(Y)
+    with phase("unpack"):
+        return take(y, geo.outputs)
 
 
 def backward_input_spectral(plan, grad_y, w):
     geo, g = geometry(plan), plan.groups
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
-    DY = grouped(ty.forward(place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)), g)
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
-    DX = tx.complex_buffer()
-    batched_matmul(DY, weight_spectrum(plan, w, "backward"), out=grouped(DX, g))
-    return take(tx.inverse(DX), geo.inputs)
+    with phase("pad"):
+        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)
+    with phase("transform_input"):
+        DY = grouped(ty.forward(buf), g)
+    with phase("transform_weight"):
+        WD = weight_spectrum(plan, w, "backward")
+    with phase("product"):
+        DX = tx.complex_buffer()
+        batched_matmul(DY, WD, out=grouped(DX, g))
+    with phase("transform_output"):
+        dx = tx.inverse(DX)
+    with phase("unpack"):
+        return take(dx, geo.inputs)
 
 
 def backward_weight_spectral(plan, grad_y, x):
     geo, g = geometry(plan), plan.groups
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
-    X = grouped(tx.forward(place(tx.real_buffer(), x, geo.inputs)), g)
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
-    DY = grouped(ty.forward(place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)), g)
     tw = transform(plan, "w", geo.L, plan.w_shape[:2])
-    DW = tw.complex_buffer()
-    # dw[o, c] = sum_n conj(DY[n, o]) X[n, c] per frequency and group: (F, G, C_out/G, N) @ (F, G, N, C_in/G)
-    batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=spectral_weights(DW, g))
-    dw = take(tw.inverse(DW), geo.taps)
-    dw *= geo.scale
+    with phase("pad"):
+        buf = place(tx.real_buffer(), x, geo.inputs)
+    with phase("transform_input"):
+        X = grouped(tx.forward(buf), g)
+    with phase("pad"):
+        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)
+    with phase("transform_input"):
+        DY = grouped(ty.forward(buf), g)
+    with phase("product"):
+        DW = tw.complex_buffer()
+        # dw[o, c] = sum_n conj(DY[n, o]) X[n, c] per frequency and group: (F, G, C_out/G, N) @ (F, G, N, C_in/G)
+        batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=spectral_weights(DW, g))
+    with phase("transform_output"):
+        dw = tw.inverse(DW)
+    with phase("unpack"):
+        dw = take(dw, geo.taps)
+        dw *= geo.scale
     return dw
 
 

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import scipy.fft
 
+from ..phases import phase
 from .base import Method, register
 from .fft import batched_matmul, grouped, place, spectral_cost, spectral_weights, take, transform, weight_spectrum
 from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
@@ -141,23 +142,32 @@ def _chunk_batch(geo, rows, plan, channels):
 # --------------------------------------------------------------- the three passes
 def forward_tiled(plan, x, w):
     geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
-    tiles = _input_tiles(geo, _padded_input(plan, geo, x))
-    S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps)
+    with phase("pad"):
+        tiles = _input_tiles(geo, _padded_input(plan, geo, x))
+    with phase("transform_weight"):
+        S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps)
     y_full = np.empty(plan.output_shape[:2] + tuple(t * b for t, b in zip(geo.T, geo.Bo)), plan.dtype)
     y_view = _tiled_view(y_full, geo.T, geo.Bo)
     for r0, r1 in geo.chunks():
         rows = r1 - r0
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
-        buf = tx.real_buffer()
-        region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
-        place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
         ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
-        Y = ty.complex_buffer()
-        batched_matmul(grouped(tx.forward(buf), g), S, out=grouped(Y, g))
-        out = ty.inverse(Y).reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
-        out = out[(..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))]
-        y_view[:, :, r0:r1] = out.transpose(_interleave(d))
-    return np.ascontiguousarray(y_full[(..., *(slice(0, o) for o in plan.output_size))])
+        with phase("pack"):
+            buf = tx.real_buffer()
+            region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+            place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
+        with phase("transform_input"):
+            X = grouped(tx.forward(buf), g)
+        with phase("product"):
+            Y = ty.complex_buffer()
+            batched_matmul(X, S, out=grouped(Y, g))
+        with phase("transform_output"):
+            out = ty.inverse(Y).reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
+        with phase("unpack"):
+            out = out[(..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))]
+            y_view[:, :, r0:r1] = out.transpose(_interleave(d))
+    with phase("unpack"):
+        return np.ascontiguousarray(y_full[(..., *(slice(0, o) for o in plan.output_size))])
 
 
 def _dy_tiles(plan, geo, grad_y):
@@ -173,51 +183,63 @@ def _from_interleaved(d):
 
 
 def _dy_spectrum(plan, geo, dy_view, r0, r1):
+    """The spectra of one chunk of ``dy`` tiles (marks its own ``pack`` and ``transform_input`` phases)."""
     rows, d = r1 - r0, plan.ndim
     ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
-    buf = ty.real_buffer()
-    region = buf.reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
-    upsampled = (..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))
-    place(region, dy_view[:, :, r0:r1].transpose(_from_interleaved(d)), upsampled)
-    return grouped(ty.forward(buf), plan.groups)
+    with phase("pack"):
+        buf = ty.real_buffer()
+        region = buf.reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
+        upsampled = (..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))
+        place(region, dy_view[:, :, r0:r1].transpose(_from_interleaved(d)), upsampled)
+    with phase("transform_input"):
+        return grouped(ty.forward(buf), plan.groups)
 
 
 def backward_input_tiled(plan, grad_y, w):
     geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
-    dy_view = _dy_tiles(plan, geo, grad_y)
-    WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
+    with phase("pad"):
+        dy_view = _dy_tiles(plan, geo, grad_y)
+    with phase("transform_weight"):
+        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
     extent = tuple((t + q) * bs for t, q, bs in zip(geo.T, geo.q, geo.Bs))
     extent = tuple(max(ext, lo + n) for ext, (lo, _), n in zip(extent, plan.padding, plan.input_size))
     extent = tuple(-(-ext // bs) * bs for ext, bs in zip(extent, geo.Bs))
-    dxp = np.zeros(plan.x_shape[:2] + extent, plan.dtype)
+    with phase("unpack"):
+        dxp = np.zeros(plan.x_shape[:2] + extent, plan.dtype)
     dx_view = _tiled_view(dxp, tuple(ext // bs for ext, bs in zip(extent, geo.Bs)), geo.Bs)
     span = tuple(q * bs for q, bs in zip(geo.q, geo.Bs))
     for r0, r1 in geo.chunks():
         rows = r1 - r0
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
-        DX = tx.complex_buffer()
-        batched_matmul(_dy_spectrum(plan, geo, dy_view, r0, r1), WD, out=grouped(DX, g))
-        z = tx.inverse(DX).reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
-        # Each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi); split it into
-        # q steps of Bs so that one vectorised add per step offset covers every tile without overlap.
-        blocks = np.zeros(z.shape[:-d] + span, plan.dtype)
-        keep = (..., *(slice(0, bi) for bi in geo.Bi))
-        blocks[keep] = z[keep]
-        blocks = blocks.reshape(*z.shape[:-d], *(v for qb in zip(geo.q, geo.Bs) for v in qb))
-        for step in itertools.product(*(range(q) for q in geo.q)):
-            part = blocks[(..., *(v for b in step for v in (b, slice(None))))]  # (rows, *T[1:], N, C, *Bs)
-            target = [slice(None), slice(None), slice(r0 + step[0], r1 + step[0]), slice(None)]
-            for a in range(1, d):
-                target += [slice(step[a], step[a] + geo.T[a]), slice(None)]
-            dx_view[tuple(target)] += part.transpose(_interleave(d))
-    crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(plan.padding, plan.input_size))
-    return np.ascontiguousarray(dxp[(..., *crop)])
+        DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
+        with phase("product"):
+            DX = tx.complex_buffer()
+            batched_matmul(DY, WD, out=grouped(DX, g))
+        with phase("transform_output"):
+            z = tx.inverse(DX).reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+        with phase("unpack"):
+            # Each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi); split it into
+            # q steps of Bs so that one vectorised add per step offset covers every tile without overlap.
+            blocks = np.zeros(z.shape[:-d] + span, plan.dtype)
+            keep = (..., *(slice(0, bi) for bi in geo.Bi))
+            blocks[keep] = z[keep]
+            blocks = blocks.reshape(*z.shape[:-d], *(v for qb in zip(geo.q, geo.Bs) for v in qb))
+            for step in itertools.product(*(range(q) for q in geo.q)):
+                part = blocks[(..., *(v for b in step for v in (b, slice(None))))]  # (rows, *T[1:], N, C, *Bs)
+                target = [slice(None), slice(None), slice(r0 + step[0], r1 + step[0]), slice(None)]
+                for a in range(1, d):
+                    target += [slice(step[a], step[a] + geo.T[a]), slice(None)]
+                dx_view[tuple(target)] += part.transpose(_interleave(d))
+    with phase("unpack"):
+        crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(plan.padding, plan.input_size))
+        return np.ascontiguousarray(dxp[(..., *crop)])
 
 
 def backward_weight_tiled(plan, grad_y, x):
     geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
-    tiles = _input_tiles(geo, _padded_input(plan, geo, x))
-    dy_view = _dy_tiles(plan, geo, grad_y)
+    with phase("pad"):
+        tiles = _input_tiles(geo, _padded_input(plan, geo, x))
+        dy_view = _dy_tiles(plan, geo, grad_y)
     tw = transform(plan, "w", geo.L, plan.w_shape[:2])
     DW = tw.complex_buffer()
     DW.fill(0)
@@ -226,14 +248,20 @@ def backward_weight_tiled(plan, grad_y, x):
         rows = r1 - r0
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
-        buf = tx.real_buffer()
-        region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
-        place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
-        # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
-        total += batched_matmul(np.conj(DY).swapaxes(-1, -2), grouped(tx.forward(buf), g),
-                                out=np.empty_like(total))
-    dw = take(tw.inverse(DW), geo.taps)
-    dw *= geo.scale
+        with phase("pack"):
+            buf = tx.real_buffer()
+            region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+            place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
+        with phase("transform_input"):
+            X = grouped(tx.forward(buf), g)
+        with phase("product"):
+            # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
+            total += batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=np.empty_like(total))
+    with phase("transform_output"):
+        dw = tw.inverse(DW)
+    with phase("unpack"):
+        dw = take(dw, geo.taps)
+        dw *= geo.scale
     return dw
 
 

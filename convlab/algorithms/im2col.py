@@ -3,16 +3,15 @@
 Notation (as in ``docs/im2col.md``): ``G`` groups, ``Kg = (C_in/G)·prod(k)``
 rows per group of the column matrix, ``P = prod(out)`` output positions.
 
-* im2col: ``cols[n, g, (c, k), p] = xp[n, g·C_in/G + c, s·p + d·k]``, gathered
-  from a strided view of the zero-padded input
-  (:func:`numpy.lib.stride_tricks.sliding_window_view`) by one copy into a
-  contiguous ``(N, G, Kg, P)`` buffer;
+* im2col: ``cols[n, g, (c, k), p] = x[n, g·C_in/G + c, s·p − lo + d·k]``
+  (zero in the padding), written by the loops of :mod:`convlab.kernels.im2col`
+  straight into a contiguous ``(N, G, Kg, P)`` buffer: no padded copy;
 * forward: ``Y = W · cols`` with ``W`` of shape ``(G, C_out/G, Kg)``: one
   batched :func:`numpy.matmul` into BLAS, whose result already has the
   output layout ``(N, C_out, *out)``;
 * backward: ``dW = Σ_n dY_n · cols_nᵀ`` and ``dcols = Wᵀ · dY`` by GEMM,
-  then col2im scatter-adds ``dcols`` into the padded input gradient with one
-  strided ``+=`` per kernel offset.
+  then col2im (the same loops read the other way) adds ``dcols`` into ``dx``
+  itself, skipping the entries that fall in the padding.
 
 The column buffer holds ``N·C_in·prod(k)·P`` values. When that exceeds the
 workspace limit the batch, and if one sample is still too big the first
@@ -25,8 +24,8 @@ import itertools
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ..phases import phase
 from .base import Method, register
 
 __all__ = ["Im2col", "chunk_bytes", "chunking", "CHUNK_TARGET_BYTES"]
@@ -42,13 +41,6 @@ def _is_pointwise(plan):
     """1×1 kernel, stride 1, no padding: the input already is the column matrix."""
     return (all(k == 1 for k in plan.kernel_size) and all(s == 1 for s in plan.stride)
             and not any(lo or hi for lo, hi in plan.padding))
-
-
-def _padded_bytes(plan):
-    """The zero-padded input copy (forward, dW) or input gradient (dX)."""
-    if not any(lo or hi for lo, hi in plan.padding):
-        return 0  # plan.zero_pad returns the input itself
-    return plan.batch * plan.in_channels * math.prod(plan.padded_size) * plan.dtype.itemsize
 
 
 def _row_bytes(plan, chunked):
@@ -79,7 +71,7 @@ def chunking(plan):
     (1, 2)
     """
     rows = plan.output_size[0]
-    budget = min(plan.limit - _padded_bytes(plan), CHUNK_TARGET_BYTES)
+    budget = min(plan.limit, CHUNK_TARGET_BYTES)
     if plan.batch * (rows * _row_bytes(plan, False) + _sample_bytes(plan)) <= budget:
         return plan.batch, rows
     per_sample = rows * _row_bytes(plan, True) + _sample_bytes(plan)
@@ -110,36 +102,29 @@ def _grouped_weight(plan, w):
     return w.reshape(g, plan.out_channels // g, -1)
 
 
-def _windows(plan, xp, rows):
-    """Strided view ``(n, C_in, *k, rows, *out[1:])`` of the padded input: no copy."""
-    first = slice(rows.start * plan.stride[0], (rows.stop - 1) * plan.stride[0] + plan.dilated_kernel_size[0])
-    xp = xp[:, :, first]
-    spatial = tuple(range(2, 2 + plan.ndim))
-    view = sliding_window_view(xp, plan.dilated_kernel_size, axis=spatial)
-    view = view[(slice(None), slice(None), *(slice(None, None, s) for s in plan.stride),
-                 *(slice(None, None, d) for d in plan.dilation))]
-    # (n, C, *out, *k) -> (n, C, *k, *out): the kernel offsets join the channel as GEMM rows
-    order = (0, 1, *range(2 + plan.ndim, 2 + 2 * plan.ndim), *spatial)
-    return view.transpose(order)
+def _padding_lo(plan):
+    return tuple(lo for lo, _ in plan.padding)
 
 
-def _im2col(plan, xp, rows):
-    """The contiguous column matrix ``(n, G, Kg, P_chunk)`` of a chunk."""
-    view = _windows(plan, xp, rows)
-    cols = np.empty(view.shape, plan.dtype)
-    np.copyto(cols, view)
-    return cols.reshape(view.shape[0], plan.groups, -1, math.prod(view.shape[2 + plan.ndim:]))
+def _im2col(plan, x, rows):
+    """The contiguous column matrix ``(n, G, Kg, P_chunk)`` of a chunk, padding fused (no padded copy)."""
+    from ..kernels import im2col as kernels  # numba: imported on first use, never at import convlab
 
-
-def _col2im_add(plan, dxp, dcols, rows):
-    """Adjoint of :func:`_im2col`: add ``dcols`` ``(n, C_in, *k, *out_chunk)`` into ``dxp``."""
     out = (rows.stop - rows.start, *plan.output_size[1:])
-    for offset in itertools.product(*(range(k) for k in plan.kernel_size)):
-        window = tuple(
-            slice(o * d + r0 * s, o * d + r0 * s + s * (n - 1) + 1, s)
-            for o, d, s, n, r0 in zip(offset, plan.dilation, plan.stride, out, (rows.start,) + (0,) * plan.ndim)
-        )
-        dxp[(slice(None), slice(None), *window)] += dcols[(slice(None), slice(None), *offset)]
+    cols = np.empty((x.shape[0], plan.in_channels * math.prod(plan.kernel_size), *out), plan.dtype)
+    kernels.im2col(x, cols, plan.kernel_size, plan.stride, plan.dilation, _padding_lo(plan),
+                   (rows.start,) + (0,) * (plan.ndim - 1))
+    return cols.reshape(x.shape[0], plan.groups, -1, math.prod(out))
+
+
+def _col2im_add(plan, dx, dcols, rows):
+    """Adjoint of :func:`_im2col`: add ``dcols`` ``(n, G, Kg, P_chunk)`` into ``dx`` (``(n, C_in, *in)``)."""
+    from ..kernels import im2col as kernels  # numba: imported on first use, never at import convlab
+
+    out = (rows.stop - rows.start, *plan.output_size[1:])
+    dcols = dcols.reshape(dcols.shape[0], -1, *out)
+    kernels.col2im_add(dcols, dx, plan.kernel_size, plan.stride, plan.dilation, _padding_lo(plan),
+                       (rows.start,) + (0,) * (plan.ndim - 1))
 
 
 def _output_chunk(plan, a, rows):
@@ -160,22 +145,31 @@ class Im2col(Method):
         return predicted_cost(spec, terms, pass_)
 
     def workspace_bytes(self, plan):
-        return _padded_bytes(plan) + chunk_bytes(plan)
+        return chunk_bytes(plan)  # padding is fused into the packing: no padded copy
 
     # ----- forward
     def forward(self, plan, x, w):
         wg = _grouped_weight(plan, w)
         if _is_pointwise(plan):
             cols = x.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
-            return (wg @ cols).reshape(plan.output_shape)
-        xp = plan.zero_pad(x)
+            with phase("product"):
+                return (wg @ cols).reshape(plan.output_shape)
         chunks = list(_chunks(plan))
         if len(chunks) == 1:
-            return (wg @ _im2col(plan, xp, chunks[0][1])).reshape(plan.output_shape)
+            with phase("pack"):
+                cols = _im2col(plan, x, chunks[0][1])
+            with phase("product"):
+                return (wg @ cols).reshape(plan.output_shape)
         y = np.empty(plan.output_shape, plan.dtype)
         for batch, rows in chunks:
-            chunk = y[batch, :, rows]
-            chunk[...] = (wg @ _im2col(plan, xp[batch], rows)).reshape(chunk.shape)
+            with phase("pack"):
+                cols = _im2col(plan, x[batch], rows)
+            with phase("product"):
+                product = wg @ cols
+            with phase("unpack"):
+                chunk = y[batch, :, rows]
+                chunk[...] = product.reshape(chunk.shape)
+            del cols, product  # one column buffer alive at a time
         return y
 
     # ----- backward
@@ -183,15 +177,18 @@ class Im2col(Method):
         wt = np.swapaxes(_grouped_weight(plan, w), -1, -2)  # (G, Kg, C_out/G): BLAS reads it transposed
         if _is_pointwise(plan):
             dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
-            return (wt @ dyg).reshape(plan.x_shape)
-        dxp = np.zeros((plan.batch, plan.in_channels, *plan.padded_size), plan.dtype)
+            with phase("product"):
+                return (wt @ dyg).reshape(plan.x_shape)
+        dx = np.zeros(plan.x_shape, plan.dtype)
         for batch, rows in _chunks(plan):
-            dcols = wt @ _output_chunk(plan, grad_y[batch], rows)
-            dcols = dcols.reshape(dcols.shape[0], plan.in_channels, *plan.kernel_size,
-                                  rows.stop - rows.start, *plan.output_size[1:])
-            _col2im_add(plan, dxp[batch], dcols, rows)
+            with phase("pack"):
+                dy_chunk = _output_chunk(plan, grad_y[batch], rows)
+            with phase("product"):
+                dcols = wt @ dy_chunk
+            with phase("unpack"):
+                _col2im_add(plan, dx[batch], dcols, rows)
             del dcols  # so that the next chunk's buffer replaces this one instead of joining it
-        return plan.crop_padding(dxp)
+        return dx
 
     def backward_weight(self, plan, grad_y, x):
         # dWᵀ = Σ_n cols_n · dY_nᵀ, computed transposed: numpy hands a batched product whose
@@ -200,21 +197,24 @@ class Im2col(Method):
         if _is_pointwise(plan):
             cols = x.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
-            dwt = (cols @ np.swapaxes(dyg, -1, -2)).sum(axis=0)
+            with phase("product"):
+                dwt = (cols @ np.swapaxes(dyg, -1, -2)).sum(axis=0)
         else:
-            xp = plan.zero_pad(x)
             dwt = np.zeros((plan.groups, plan.w_shape[1] * math.prod(plan.kernel_size),
                             plan.out_channels // plan.groups), plan.dtype)
             for batch, rows in _chunks(plan):
-                cols = _im2col(plan, xp[batch], rows)
-                dwt += (cols @ np.swapaxes(_output_chunk(plan, grad_y[batch], rows), -1, -2)).sum(axis=0)
+                with phase("pack"):
+                    cols = _im2col(plan, x[batch], rows)
+                    dy_chunk = _output_chunk(plan, grad_y[batch], rows)
+                with phase("product"):
+                    dwt += (cols @ np.swapaxes(dy_chunk, -1, -2)).sum(axis=0)
                 del cols  # as in backward_input: one column buffer alive at a time
         return np.ascontiguousarray(np.swapaxes(dwt, -1, -2)).reshape(plan.w_shape)
 
 
 def predicted_cost(spec, terms, pass_="forward"):
-    """``{phase: seconds}`` of one pass: the column matrix (gathered for ``y`` and ``dw``,
-    scattered back by col2im for ``dx``; neither for a pointwise layer) and ``N·G`` GEMMs."""
+    """``{phase: seconds}`` of one pass: the column matrix, padding fused (gathered for ``y`` and
+    ``dw``, scatter-added into ``dx`` by col2im; neither for a pointwise layer) and ``N·G`` GEMMs."""
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
     out = math.prod(spec.output_size)
@@ -225,17 +225,13 @@ def predicted_cost(spec, terms, pass_="forward"):
         if pointwise:
             return {"product": terms.gemm(cg, kg, out, batch=nb)}
         x = spec.batch * spec.in_channels * math.prod(spec.input_size)
-        xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
-        return {"pad": terms.passes(xp, 1) + (terms.copy(x) if xp != x else 0.0),
-                "product": terms.gemm(cg * taps, kg, out, batch=nb),
-                "unpack": terms.gather(columns) + terms.passes(columns, 1) + taps * terms.call}
+        return {"product": terms.gemm(cg * taps, kg, out, batch=nb),
+                "unpack": terms.passes(x, 1) + terms.gather(columns)}  # zero dx, then scatter-add
     if pass_ == "backward_weight":
         batch_sum = terms.passes(nb * kg * cg * taps, 1)
         if pointwise:
             return {"product": terms.gemm(cg, out, kg, batch=nb) + batch_sum}
-        return {"pad": terms.pad_copy(spec), "pack": terms.gather(columns),
-                "product": terms.gemm(cg * taps, out, kg, batch=nb) + batch_sum}
+        return {"pack": terms.gather(columns), "product": terms.gemm(cg * taps, out, kg, batch=nb) + batch_sum}
     if pointwise:
         return {"product": terms.gemm(kg, cg, out, batch=nb)}
-    return {"pad": terms.pad_copy(spec), "pack": terms.gather(columns),
-            "product": terms.gemm(kg, cg * taps, out, batch=nb)}
+    return {"pack": terms.gather(columns), "product": terms.gemm(kg, cg * taps, out, batch=nb)}

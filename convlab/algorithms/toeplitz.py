@@ -24,6 +24,7 @@ import numpy as np
 
 from ..operators import padding_matrix, toeplitz_nbytes, toeplitz_operator, toeplitz_pattern
 from ..padding import PADDING_MODES
+from ..phases import phase
 from .base import Method, register
 
 __all__ = ["Toeplitz"]
@@ -67,28 +68,40 @@ class Toeplitz(Method):
         return toeplitz_nbytes(plan) + inputs + padded + max(outputs, gradient_step)
 
     def forward(self, plan, x, w):
-        padded = padding_matrix(plan) @ _columns(x)
-        y = toeplitz_operator(plan, w) @ padded
-        return np.ascontiguousarray(y.T).reshape(plan.output_shape)
+        with phase("pad"):  # the padding matrix also lays the samples out as columns
+            padded = padding_matrix(plan) @ _columns(x)
+        with phase("transform_weight"):
+            t = toeplitz_operator(plan, w)
+        with phase("product"):
+            y = t @ padded
+        with phase("unpack"):
+            return np.ascontiguousarray(y.T).reshape(plan.output_shape)
 
     def backward_input(self, plan, grad_y, w):
-        dpadded = toeplitz_operator(plan, w).T @ _columns(grad_y)
-        dx = padding_matrix(plan).T @ dpadded
-        return np.ascontiguousarray(dx.T).reshape(plan.x_shape)
+        with phase("transform_weight"):
+            t = toeplitz_operator(plan, w)
+        with phase("product"):
+            dpadded = t.T @ _columns(grad_y)
+        with phase("unpack"):  # Pᵀ crops (and folds back) the padding
+            dx = padding_matrix(plan).T @ dpadded
+            return np.ascontiguousarray(dx.T).reshape(plan.x_shape)
 
     def backward_weight(self, plan, grad_y, x):
-        _, indices, kernel_index, (rows, _) = toeplitz_pattern(plan)
-        padded = (padding_matrix(plan) @ _columns(x)).T        # P·X, one row per sample: (N, C_in·prod(padded))
+        with phase("transform_weight"):  # the sparsity pattern (built once per plan)
+            _, indices, kernel_index, (rows, _) = toeplitz_pattern(plan)
+        with phase("pad"):
+            padded = (padding_matrix(plan) @ _columns(x)).T    # P·X, one row per sample: (N, C_in·prod(padded))
         dy = grad_y.reshape(plan.batch, rows)
         step, per_row = _rows_per_step(plan), _entries_per_row(plan)
-        dw = np.zeros(math.prod(plan.w_shape), np.float64)
-        for r0 in range(0, rows, step):
-            r1 = min(rows, r0 + step)
-            entries = slice(r0 * per_row, r1 * per_row)
-            gathered = padded[:, indices[entries]].reshape(plan.batch, r1 - r0, per_row)
-            gathered *= dy[:, r0:r1, None]
-            dt = gathered.sum(axis=0)                            # dT.data of this block of rows
-            dw += np.bincount(kernel_index[entries], weights=dt.ravel(), minlength=dw.size)
+        with phase("product"):
+            dw = np.zeros(math.prod(plan.w_shape), np.float64)
+            for r0 in range(0, rows, step):
+                r1 = min(rows, r0 + step)
+                entries = slice(r0 * per_row, r1 * per_row)
+                gathered = padded[:, indices[entries]].reshape(plan.batch, r1 - r0, per_row)
+                gathered *= dy[:, r0:r1, None]
+                dt = gathered.sum(axis=0)                        # dT.data of this block of rows
+                dw += np.bincount(kernel_index[entries], weights=dt.ravel(), minlength=dw.size)
         return dw.astype(plan.dtype).reshape(plan.w_shape)
 
 

@@ -37,13 +37,12 @@ ill-conditioned: the error grows roughly with the largest transform entry).
 """
 
 import functools
-import itertools
 import math
 from fractions import Fraction
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
+from ..phases import phase
 from .base import Method, WeightDerived, register
 from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
 
@@ -155,9 +154,10 @@ def tile_size(output, r, ndim=2):
 def _kron_transforms(ms, rs, dtype):
     """``(Aᵀ, G, Bᵀ)`` of ``F(m_1, r_1) ⊗ … ⊗ F(m_nd, r_nd)`` as Kronecker products in ``dtype``.
 
-    One ``(alpha_1…alpha_nd)``-square GEMM transforms every tile at once: the
-    separable per-axis form does fewer flops but runs as GEMMs with an inner
-    dimension of 6, far from BLAS peak, and needs a transpose per axis.
+    Used on the weight side only (``G g Gᵀ`` and the ``Aᵀ`` of the weight
+    gradient), where the operands are a few ``α × C_out·C_in/G`` matrices:
+    one GEMM each. The tiles go through the separable per-axis kernels of
+    :mod:`convlab.kernels.winograd`.
     """
     mats = [winograd_matrices(m, r) for m, r in zip(ms, rs)]
     kron = [functools.reduce(np.kron, [mat[i] for mat in mats]).astype(dtype) for i in range(3)]
@@ -175,8 +175,8 @@ class Tiling:
     """Everything about a valid correlation of ``size`` by ``r`` taps that does not depend on data.
 
     Built once per plan and pass (``plan.cached``): the tile sizes, the tile
-    counts, the extent the tiles read (``needed >= size``) and the Kronecker
-    transforms in the plan's dtype. ``transposed=True`` is ``F(r, m)``, the
+    counts, the per-axis transforms ``(Aᵀ, G, Bᵀ)`` and their Kronecker
+    products in the plan's dtype. ``transposed=True`` is ``F(r, m)``, the
     weight gradient's tiling (``r`` outputs from ``m``-tap "filters").
     """
 
@@ -186,79 +186,13 @@ class Tiling:
         self.ms = tuple(tile_size(o, k, len(r)) for o, k in zip(out, r))
         self.alphas = tuple(m + k - 1 for m, k in zip(self.ms, r))
         self.counts = _tile_counts(size, self.ms, self.alphas)
-        self.needed = tuple((t - 1) * m + a for t, m, a in zip(self.counts, self.ms, self.alphas))
-        self.AT, self.G, self.BT = (_kron_transforms(r, self.ms, dtype) if transposed
-                                    else _kron_transforms(self.ms, r, dtype))
+        pairs = [(k, m) if transposed else (m, k) for m, k in zip(self.ms, r)]
+        self.per_axis = [tuple(t.astype(dtype) for t in winograd_matrices(*pair)) for pair in pairs]
+        self.AT, self.G, self.BT = _kron_transforms(*zip(*pairs), dtype)
 
-
-def _placed(a, offset, size):
-    """``a`` (``(N, C, *n)``) inside zeros of shape ``(N, C, *size)`` starting at ``offset`` per axis.
-
-    One copy replaces the zero padding and the extension to whole tiles;
-    negative offsets and overhangs crop ``a``.
-    """
-    if all(o == 0 for o in offset) and tuple(a.shape[2:]) == tuple(size):
-        return a
-    buf = np.zeros((*a.shape[:2], *size), a.dtype)
-    dst, src = [Ellipsis], [Ellipsis]
-    for o, n, s in zip(offset, a.shape[2:], size):
-        lo, hi = max(o, 0), min(o + n, s)
-        dst.append(slice(lo, max(lo, hi)))
-        src.append(slice(lo - o, max(lo, hi) - o))
-    buf[tuple(dst)] = a[tuple(src)]
-    return buf
-
-
-def _gather(a, ms, spans, counts):
-    """Tiles of ``a`` as one contiguous ``(prod(spans), C, N, prod(counts))`` matrix.
-
-    Tile ``t`` along an axis starts at ``t * m`` and spans ``spans`` points
-    (overlapping when ``span > m``); ``a`` (``(N, C, *size)``) must already
-    extend to ``(counts - 1) * m + span`` (see :func:`_placed`). Row ``ξ``
-    holds tile element ``ξ`` of every channel, image and tile, so a
-    transform is a single GEMM from the left.
-    """
-    n, c = a.shape[:2]
-    spatial = a.strides[2:]
-    view = as_strided(a, (*spans, c, n, *counts),
-                      (*spatial, a.strides[1], a.strides[0], *(s * m for s, m in zip(spatial, ms))),
-                      writeable=False)
-    return np.ascontiguousarray(view).reshape(math.prod(spans), c, n, math.prod(counts))
-
-
-def _scatter(y, ms, counts, result):
-    """``(prod(ms), C, N, prod(counts))`` tile outputs written into ``result`` (``(N, C, *out)``) in one pass.
-
-    The destination is split per axis into the whole tiles and the last,
-    cropped one, so no full-tile intermediate is needed when ``m`` does not
-    divide ``out``.
-    """
-    nd = len(ms)
-    _, c, n, _ = y.shape
-    y = y.reshape(*ms, c, n, *counts)
-    order = (nd + 1, nd) + tuple(ax for k in range(nd) for ax in (nd + 2 + k, k))
-    tiles = y.transpose(order)                                  # (N, C, t_1, m_1, ..., t_nd, m_nd)
-    out = result.shape[2:]
-    pieces = []
-    for t, m, o in zip(counts, ms, out):
-        whole = min(t, o // m)
-        axis = [(slice(0, whole), slice(0, m), slice(0, whole * m))] if whole else []
-        if whole < t:  # the last tile, cropped to the output
-            axis.append((slice(whole, whole + 1), slice(0, o - whole * m), slice(whole * m, o)))
-        pieces.append(axis)
-    for combo in itertools.product(*pieces):
-        src = tuple(s for tile, inner, _ in combo for s in (tile, inner))
-        dst = result[(Ellipsis, *(span for _, _, span in combo))]
-        shape = tuple(d for (tile, inner, span) in combo
-                      for d in (tile.stop - tile.start, inner.stop - inner.start))
-        # copy=False: splitting axes of a view never copies, and a copy would lose the write
-        np.reshape(dst, (n, c, *shape), copy=False)[...] = tiles[(slice(None), slice(None), *src)]
-    return result
-
-
-def _left(mat, a):
-    """``mat @ a`` over the first axis of ``a``, keeping its trailing shape."""
-    return (mat @ a.reshape(a.shape[0], -1)).reshape(mat.shape[0], *a.shape[1:])
+    def matrices(self, which):
+        """The per-axis matrices ``which`` (0: ``Aᵀ``, 1: ``G``, 2: ``Bᵀ``)."""
+        return [axis[which] for axis in self.per_axis]
 
 
 def _transformed_weights(w, G, groups):
@@ -268,45 +202,16 @@ def _transformed_weights(w, G, groups):
     return np.ascontiguousarray(u.reshape(-1, groups, c_out // groups, cg))
 
 
-CHUNK_BYTES = 2 << 20
-"""Transformed tiles handled per step of the input and output transforms: the tile copy and
-its GEMM then meet in L2 instead of in memory (about 20% faster on a 64-channel layer)."""
-
-
-def _channel_steps(per_channel, channels):
-    """Channel slices whose transformed tiles take about :data:`CHUNK_BYTES` each."""
-    step = max(1, CHUNK_BYTES // max(1, per_channel))
-    return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
-
-
-def _input_transform(source, tiling):
-    """``Bᵀ d`` for every tile: ``(N, C, *needed)`` -> ``(alpha, C, N*T)``, a few channels at a time."""
-    n, c = source.shape[:2]
-    alpha, tiles = len(tiling.BT), n * math.prod(tiling.counts)
-    v = np.empty((alpha, c, tiles), source.dtype)
-    for cs in _channel_steps(alpha * tiles * source.itemsize, c):
-        d = _gather(source[:, cs], tiling.ms, tiling.alphas, tiling.counts)
-        np.matmul(tiling.BT, d.reshape(alpha, -1), out=v[:, cs].reshape(alpha, -1))
-    return v
-
-
-def _output_transform(m_prod, tiling):
-    """``Aᵀ m`` for every tile, scattered: ``(alpha, C, N, T)`` -> ``(N, C, *out)``, a few channels at a time."""
-    alpha, c, n, _ = m_prod.shape
-    result = np.empty((n, c, *tiling.out), m_prod.dtype)
-    for cs in _channel_steps(m_prod[0].nbytes // c * alpha, c):
-        _scatter(_left(tiling.AT, m_prod[:, cs]), tiling.ms, tiling.counts, result[:, cs])
-    return result
-
-
-def _correlate(source, u, tiling, groups):
-    """Valid stride-1 correlation by Winograd of ``source`` already extended to ``tiling.needed``.
+def _correlate(source, offset, u, tiling, groups):
+    """Valid stride-1 correlation by Winograd of ``source`` placed at ``offset`` in zeros of ``tiling``'s size.
 
     Inputs are finite here: :mod:`.nonfinite` handles the others for every pass.
 
     Parameters
     ----------
-    source : ndarray, shape (N, C_in, *tiling.needed)
+    source : ndarray, shape (N, C_in, *n)
+    offset : tuple of int
+        Where ``source`` starts in the zero-extended input (the front padding; negative crops).
     u : ndarray, shape (alpha, G, C_out/G, C_in/G)
         Transformed weights (:func:`_transformed_weights`).
 
@@ -314,38 +219,56 @@ def _correlate(source, u, tiling, groups):
     -------
     ndarray, shape (N, C_out, *tiling.out)
     """
+    from ..kernels import winograd as kernels  # numba: imported on first use, never at import convlab
+
     n = source.shape[0]
     alpha, _, c_out_g, cg = u.shape
-    v = _input_transform(source, tiling).reshape(alpha, groups, cg, -1)   # (alpha, G, C_in/G, N*T)
-    if cg == 1 and c_out_g == 1:  # depthwise: 1 x 1 blocks, a broadcast product
-        m_prod = u * v
-    else:
-        m_prod = np.matmul(u, v)                              # (alpha, G, C_out/G, N*T)
-    return _output_transform(m_prod.reshape(alpha, groups * c_out_g, n, -1), tiling)
+    with phase("transform_input"):  # padding, tile gather and Bᵀ d B in one pass
+        v = kernels.tiles(source, tiling.matrices(2), tiling.ms, offset, tiling.counts)
+    v = v.reshape(alpha, groups, cg, -1)                      # (alpha, G, C_in/G, N*T)
+    with phase("product"):
+        if cg == 1 and c_out_g == 1:  # depthwise: 1 x 1 blocks, a broadcast product
+            m_prod = np.multiply(u, v, out=v)
+        else:
+            m_prod = np.matmul(u, v)                          # (alpha, G, C_out/G, N*T)
+    with phase("transform_output"):  # Aᵀ m A and the scatter into y, cropped, in one pass
+        return kernels.untiles(m_prod.reshape(alpha, groups * c_out_g, -1), tiling.matrices(0), tiling.counts,
+                               n, tiling.out)
 
 
-def _weight_gradient(source, dy, tiling, groups):
+def _weight_gradient(source, offset, dy, tiling, groups):
     """``dw[o, c, j] = Σ_{n,i} dy[n, o, i] x[n, g(o)·C_in/G + c, i + j]`` by ``F(r, m)`` tiles.
 
     The output tile of ``F(m, r)`` becomes the filter: ``dy`` is cut into
-    non-overlapping tiles of ``m``, ``source`` (the padded ``x`` extended to
-    ``tiling.needed``) into the usual overlapping tiles of ``alpha``; per
-    transformed position the sum over batch and tiles is one GEMM
+    non-overlapping tiles of ``m``, ``source`` (``x``, placed at ``offset``
+    as in :func:`_correlate`) into the usual overlapping tiles of ``alpha``;
+    per transformed position the sum over batch and tiles is one GEMM
     ``(C_out/G × N·T) @ (N·T × C_in/G)``.
     """
+    from ..kernels import winograd as kernels  # numba: imported on first use, never at import convlab
+
     c_in, c_out = source.shape[1], dy.shape[1]
     cg = c_in // groups
     ms, counts, r = tiling.ms, tiling.counts, tiling.r
     alpha = len(tiling.BT)
-    v = _left(tiling.BT, _gather(source, ms, tiling.alphas, counts)).reshape(alpha, groups, cg, -1)
-    dy_tiles = _placed(dy, (0,) * len(ms), tuple(t * m for t, m in zip(counts, ms)))
-    u = _left(tiling.G, _gather(dy_tiles, ms, ms, counts)).reshape(alpha, groups, c_out // groups, -1)
-    if cg == 1 and c_out == groups:  # depthwise: a dot product per (position, group)
-        m_prod = np.einsum("agi,agi->ag", u[:, :, 0], v[:, :, 0])
-    else:
-        m_prod = np.matmul(u, v.swapaxes(-1, -2))            # (alpha, G, C_out/G, C_in/G)
-    dw = _left(tiling.AT, m_prod.reshape(alpha, c_out * cg))  # (prod(r), C_out * C_in/G)
-    return np.ascontiguousarray(dw.T.reshape(c_out, cg, *r))
+    with phase("transform_input"):
+        v = kernels.tiles(source, tiling.matrices(2), ms, offset, counts).reshape(alpha, groups, cg, -1)
+        # dy in non-overlapping tiles of m, zero beyond its end, times G per axis
+        u = kernels.tiles(dy, tiling.matrices(1), ms, (0,) * len(ms), counts).reshape(alpha, groups, -1, v.shape[-1])
+    with phase("product"):
+        if cg == 1 and c_out == groups:  # depthwise: a dot product per (position, group)
+            m_prod = np.einsum("agi,agi->ag", u[:, :, 0], v[:, :, 0])
+        else:
+            m_prod = np.matmul(u, v.swapaxes(-1, -2))        # (alpha, G, C_out/G, C_in/G)
+    with phase("transform_output"):
+        dw = _left(tiling.AT, m_prod.reshape(alpha, c_out * cg))  # (prod(r), C_out * C_in/G)
+    with phase("unpack"):
+        return np.ascontiguousarray(dw.T.reshape(c_out, cg, *r))
+
+
+def _left(mat, a):
+    """``mat @ a`` over the first axis of ``a``, keeping its trailing shape."""
+    return (mat @ a.reshape(a.shape[0], -1)).reshape(mat.shape[0], *a.shape[1:])
 
 
 def _flipped_transposed(w, groups):
@@ -381,12 +304,12 @@ class Winograd(Method):
             ms = [tile_size(o, k, plan.ndim) for o, k in zip(out, plan.kernel_size)]
             tiles = math.prod([-(-o // m) for o, m in zip(out, ms)])
             alpha = math.prod([m + k - 1 for m, k in zip(ms, plan.kernel_size)])
-            # tiles copy + transformed input (two layouts) + products (two layouts)
-            return tiles * alpha * (3 * batch_channels_in + 2 * channels_out)
+            # transformed tiles in and their products (the depthwise product reuses the input's)
+            return tiles * alpha * (batch_channels_in + channels_out)
 
         nb = plan.batch
         forward = passes(plan.output_size, nb * plan.in_channels, nb * plan.out_channels)
-        backward = passes(plan.padded_size, nb * plan.out_channels, nb * plan.in_channels)
+        backward = passes(plan.input_size, nb * plan.out_channels, nb * plan.in_channels)
         return max(forward, backward) * plan.dtype.itemsize
 
     def forward(self, plan, x, w):
@@ -401,9 +324,9 @@ class Winograd(Method):
     def _forward_finite(self, plan, x, w):
         tiling = plan.cached(("winograd", "forward"),
                              lambda: Tiling(plan.padded_size, plan.kernel_size, plan.dtype))
-        u = _weights(plan).get(w, "forward", lambda: _transformed_weights(w, tiling.G, plan.groups))
-        source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
-        return _correlate(source, u, tiling, plan.groups)
+        with phase("transform_weight"):
+            u = _weights(plan).get(w, "forward", lambda: _transformed_weights(w, tiling.G, plan.groups))
+        return _correlate(x, tuple(lo for lo, _ in plan.padding), u, tiling, plan.groups)
 
     def _backward_input_finite(self, plan, grad_y, w):
         # dx is the valid correlation of dy, zero-extended by r - 1 - lo in front, with the
@@ -415,15 +338,16 @@ class Winograd(Method):
         def transform():
             return _transformed_weights(_flipped_transposed(w, plan.groups), tiling.G, plan.groups)
 
-        u = _weights(plan).get(w, "backward_input", transform)
+        with phase("transform_weight"):
+            u = _weights(plan).get(w, "backward_input", transform)
         offset = tuple(k - 1 - lo for k, (lo, _) in zip(r, plan.padding))
-        return _correlate(_placed(grad_y, offset, tiling.needed), u, tiling, plan.groups)
+        return _correlate(grad_y, offset, u, tiling, plan.groups)
 
     def _backward_weight_finite(self, plan, grad_y, x):
         tiling = plan.cached(("winograd", "backward_weight"),
                              lambda: Tiling(plan.padded_size, plan.kernel_size, plan.dtype, transposed=True))
-        source = _placed(x, tuple(lo for lo, _ in plan.padding), tiling.needed)
-        return _weight_gradient(source, grad_y, tiling, plan.groups).reshape(plan.w_shape)
+        offset = tuple(lo for lo, _ in plan.padding)
+        return _weight_gradient(x, offset, grad_y, tiling, plan.groups).reshape(plan.w_shape)
 
 
 def _weights(plan):
@@ -431,10 +355,15 @@ def _weights(plan):
 
 
 def predicted_cost(spec, terms, pass_="forward"):
-    """``{phase: seconds}`` of one pass: tile gather, the ``Bᵀ d B`` and ``Aᵀ m A`` transform GEMMs,
-    ``alpha`` channel GEMMs and the output scatter. ``dx`` is the same on the output gradient with
-    the channels exchanged; ``dw`` transforms the input and the output gradient and contracts them
-    over the tiles."""
+    """``{phase: seconds}`` of one pass with the fused tile kernels (:mod:`convlab.kernels.winograd`).
+
+    ``transform_input`` gathers the ``alpha`` points of every tile, padding included, and applies
+    ``Bᵀ`` (or ``G`` to the output gradient) one axis at a time, a pass over the tiles per axis;
+    ``product`` is the ``alpha`` channel GEMMs; ``transform_output`` reads the products back, applies
+    ``Aᵀ`` per axis and writes the result. ``dx`` is the forward on the output gradient with the
+    channels exchanged; ``dw`` transforms both arguments, contracts over the tiles and maps the
+    ``alpha`` points back to the taps with small GEMMs.
+    """
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     if pass_ == "backward_input":
         size, c_in, c_out, cin_g, cout_g = spec.input_size, spec.out_channels, spec.in_channels, kg, cg
@@ -443,24 +372,23 @@ def predicted_cost(spec, terms, pass_="forward"):
     ms = [tile_size(o, k, spec.ndim) for o, k in zip(size, spec.kernel_size)]
     alpha = math.prod(m + k - 1 for m, k in zip(ms, spec.kernel_size))
     tiles = spec.batch * math.prod(-(-o // m) for o, m in zip(size, ms))
-    pad = terms.pad_copy(spec)
+
+    def transformed(channels):  # gather + one pass per axis over the transformed tiles
+        return terms.gather(alpha * channels * tiles) + terms.passes(alpha * channels * tiles, spec.ndim)
+
     if pass_ == "backward_weight":
         taps = math.prod(spec.kernel_size)
         if cin_g == 1 and cout_g == 1:
             contraction = terms.passes(alpha * spec.out_channels * tiles, 3)
         else:
             contraction = terms.gemm(cout_g, tiles, cin_g, batch=alpha * spec.groups)
-        return {"pad": pad, "pack": terms.copy(alpha * (c_in + c_out) * tiles),
-                "transform_input": terms.gemm(alpha, alpha, c_in * tiles) + terms.gemm(alpha, math.prod(ms),
-                                                                                    c_out * tiles),
-                "product": contraction,
-                "transform_output": terms.gemm(taps, alpha, spec.out_channels * cg), "unpack": terms.copy(taps)}
+        return {"transform_input": transformed(c_in) + transformed(c_out), "product": contraction,
+                "transform_output": terms.gemm(taps, alpha, spec.out_channels * cg)}
     if cin_g == 1 and cout_g == 1:
-        contraction = terms.copy(alpha * c_out * tiles)
+        contraction = terms.passes(alpha * c_out * tiles, 3)
     else:
         contraction = terms.gemm(cout_g, cin_g, tiles, batch=alpha * spec.groups)
-    out = math.prod(spec.output_shape) if pass_ == "forward" else spec.batch * spec.in_channels * math.prod(size)
-    return {"pad": pad if pass_ == "forward" else 0.0, "pack": terms.copy(alpha * c_in * tiles),
-            "transform_input": terms.gemm(alpha, alpha, c_in * tiles),
-            "transform_weight": terms.passes(math.prod(spec.w_shape), 2), "product": contraction,
-            "transform_output": terms.gemm(math.prod(ms), alpha, c_out * tiles), "unpack": terms.copy(out)}
+    out = spec.batch * c_out * math.prod(size)
+    return {"transform_input": transformed(c_in), "transform_weight": terms.passes(math.prod(spec.w_shape), 2),
+            "product": contraction,
+            "transform_output": terms.passes(alpha * c_out * tiles, spec.ndim) + terms.copy(out)}
