@@ -1,0 +1,189 @@
+"""The report's analysis on synthetic results: crossovers, findings with intervals, phases, roofline, map."""
+
+import numpy as np
+import pytest
+
+from convlab.report.figures import family_best, family_crossover, kernel_crossovers
+from convlab.report.findings import (
+    NOISE_MARK,
+    Bootstrap,
+    auto_finding,
+    compute_findings,
+    crossover_findings,
+    map_cells,
+    map_finding,
+    peer_findings,
+    sentences,
+    slope_findings,
+)
+
+METHODS = ["direct", "im2col", "winograd", "fft"]
+ROUNDS = 7
+
+
+def _case(group, name, n, k, c=1, auto="direct"):
+    return {"id": f"{group}/{name}/n{n}/k{k}/c{c}", "group": group, "name": name, "label": f"{name} n{n} k{k} c{c}",
+            "ndim": 2, "x_shape": [1, c, n, n], "w_shape": [c, c, k, k], "flops": 2 * c * c * n * n * k * k,
+            "auto_method": auto}
+
+
+def _timing(median, spread, rng):
+    """``ROUNDS`` samples around ``median`` with relative ``spread`` (multiplicative noise)."""
+    samples = median * np.exp(spread * rng.standard_normal(ROUNDS))
+    samples = samples / np.median(samples) * median
+    q1, q3 = np.percentile(samples, [25, 75])
+    return {"median_s": float(median), "q1_s": float(q1), "q3_s": float(q3), "samples_s": samples.tolist(), "loops": 1}
+
+
+def synthetic(cases, times, spread=0.01, peers=(), seed=0):
+    """A results dict: ``times[(case id, runner)]`` is the forward median (absent: unsupported)."""
+    rng = np.random.default_rng(seed)
+    measurements = []
+    for case in cases:
+        for runner in [*METHODS, *peers]:
+            t = times.get((case["id"], runner))
+            measurements.append({
+                "case": case["id"], "method": runner, "kind": "peer" if runner in peers else "convlab",
+                "status": "ok" if t is not None else "unsupported", "reason": None,
+                "forward": _timing(t, spread, rng) if t is not None else None, "backward": None,
+                "phases": None, "memory": {}, "accuracy": {}})
+    return {"schema_version": 2, "suite": {"methods": METHODS, "peers": list(peers), "dtype": "float32"},
+            "cases": cases, "measurements": measurements, "machine": {"gemm_gflops": {"float32": 100.0},
+                                                                      "copy_gbps": 10.0}}
+
+
+def winograd_sweep(spread=0.01):
+    """Direct grows like k², FFT is flat at 0.16 ms, Winograd runs only at k = 3 and takes 0.152 ms there."""
+    kernels = [1, 3, 5, 7]
+    cases = [_case("kernel", "image", 64, k) for k in kernels]
+    times = {}
+    for case, k in zip(cases, kernels):
+        times[(case["id"], "direct")] = 0.025e-3 * k ** 2 if k > 1 else 0.05e-3
+        times[(case["id"], "im2col")] = 0.03e-3 * k ** 2 if k > 1 else 0.06e-3
+        times[(case["id"], "fft")] = 0.16e-3
+    times[(cases[1]["id"], "winograd")] = 0.152e-3
+    return synthetic(cases, times, spread), kernels
+
+
+# --------------------------------------------------------------- crossover
+def test_winograd_at_k3_is_the_spatial_winner_and_moves_the_crossover():
+    results, kernels = winograd_sweep()
+    curves = {m["method"]: [] for m in results["measurements"]}
+    for m in results["measurements"]:
+        curves[m["method"]].append(m["forward"]["median_s"] if m["forward"] else np.nan)
+    times, winners = family_best(curves, ["direct", "im2col", "winograd"])
+    assert winners[1] == "winograd" and times[1] == pytest.approx(0.152e-3)
+    assert winners[0] == winners[2] == "direct"
+    k = family_crossover(kernels, curves, METHODS)
+    # Direct alone would cross the FFT between k = 1 and 3 (at about 2.5); Winograd keeps the spatial side
+    # ahead at k = 3, so the FFT overtakes only between 3 and 5.
+    assert 3 < k < 5
+    assert 3 < kernel_crossovers(results)["image"] < 5
+
+
+def test_crossover_finding_names_the_winners_and_is_stable_without_noise():
+    results, _ = winograd_sweep(spread=0.01)
+    (finding,) = crossover_findings(results)
+    assert finding.stable and NOISE_MARK not in finding.text
+    assert 3 < finding.low <= finding.value <= finding.high < 5
+    assert "(fft, over winograd)" in finding.text
+
+
+def test_crossover_finding_is_marked_noisy_when_the_curves_are_too_close_to_call():
+    # Direct and the FFT differ by 2% at every k, well inside 30% noise: whether and where they cross is noise.
+    kernels = [1, 3, 5, 7, 9]
+    cases = [_case("kernel", "flat", 64, k) for k in kernels]
+    times = {}
+    for i, case in enumerate(cases):
+        times[(case["id"], "direct")] = 1e-3 * (1.02 if i % 2 else 0.98)
+        times[(case["id"], "fft")] = 1e-3
+    (finding,) = crossover_findings(synthetic(cases, times, spread=0.3))
+    assert not finding.stable and NOISE_MARK in finding.text
+
+
+# --------------------------------------------------------------- bootstrap
+def test_bootstrap_keeps_rounds_whole_and_has_no_spread_without_samples():
+    results, _ = winograd_sweep(spread=0.2)
+    case = results["cases"][0]["id"]
+    record = {m["method"]: m for m in results["measurements"] if m["case"] == case}
+    # fft took exactly twice direct's time in every round: paired replicates keep that ratio exactly
+    record["fft"]["forward"] = dict(record["direct"]["forward"],
+                                    samples_s=[2 * t for t in record["direct"]["forward"]["samples_s"]])
+    boot = Bootstrap(results, replicates=30)
+    direct, fft = boot.median(case, "direct", True), boot.median(case, "fft", True)
+    assert direct.shape == (30,) and np.ptp(direct) > 0 and np.allclose(fft, 2 * direct)
+    assert np.isnan(boot.median(case, "winograd"))
+    record["direct"]["forward"]["samples_s"] = []  # an old file without samples: no spread is invented
+    boot = Bootstrap(results, replicates=30)
+    assert np.all(boot.median(case, "direct", True) == record["direct"]["forward"]["median_s"])
+
+
+def test_the_same_results_give_the_same_intervals():
+    results, _ = winograd_sweep(spread=0.1)
+    assert compute_findings(results) == compute_findings(results)
+
+
+# --------------------------------------------------------------- slopes, auto, peers
+def _input_sweep(spread, slope_direct=1.0):
+    sizes = [16, 32, 64, 128]
+    cases = [_case("input", "small", n, 3, auto="direct") for n in sizes]
+    times = {}
+    for case, n in zip(cases, sizes):
+        times[(case["id"], "direct")] = 1e-6 * (n * n) ** slope_direct
+        times[(case["id"], "fft")] = 3e-6 * (n * n) * np.log2(n * n)
+        times[(case["id"], "torch")] = 0.5e-6 * (n * n)
+    return synthetic(cases, times, spread=spread, peers=("torch",))
+
+
+def test_slopes_carry_intervals_and_only_tight_ones_are_stated():
+    found = {f.key: f for f in slope_findings(_input_sweep(spread=0.005))}
+    direct = found["slope/small/direct"]
+    assert direct.stable and direct.low <= 1.0 <= direct.high and direct.value == pytest.approx(1.0)
+    assert found["slope/small/fft"].value > 1.05
+    noisy = {f.key: f for f in slope_findings(_input_sweep(spread=0.8))}
+    assert not noisy["slope/small/direct"].stable and NOISE_MARK in noisy["slope/small/direct"].text
+
+
+def test_auto_finding_counts_agreement_with_an_interval():
+    finding = auto_finding(_input_sweep(spread=0.005))
+    # direct is fastest on the small cases only: 1e-6·n² < 3e-6·n²·log2(n²) always, so on all four
+    assert finding.value == 4 and finding.low == finding.high == 4 and finding.stable
+    assert "4 of 4 cases" in finding.text
+
+
+def test_peer_ratio_is_stated_only_when_its_interval_excludes_one():
+    (clear,) = peer_findings(_input_sweep(spread=0.005))
+    assert clear.stable and clear.value == pytest.approx(0.5) and clear.high < 1 and "torch is faster" in clear.text
+    results = _input_sweep(spread=0.5)
+    for m in results["measurements"]:  # torch now as fast as direct, within large noise
+        if m["method"] == "torch":
+            direct = next(d for d in results["measurements"] if d["case"] == m["case"] and d["method"] == "direct")
+            m["forward"] = dict(direct["forward"], samples_s=list(np.array(direct["forward"]["samples_s"])[::-1]))
+    (unclear,) = peer_findings(results)
+    assert not unclear.stable and NOISE_MARK in unclear.text
+
+
+def test_sentences_join_the_slopes_of_a_sweep():
+    lines = sentences(compute_findings(_input_sweep(spread=0.005)))
+    slope_lines = [line for line in lines if line.startswith("Input sweep 'small'")]
+    assert len(slope_lines) == 1 and "direct 1.00" in slope_lines[0] and slope_lines[0].endswith(".")
+
+
+# --------------------------------------------------------------- crossover map
+def _map(spread=0.01):
+    """A kernel × channels map: direct wins k ≤ 3, fft beyond; the model predicts fft from k = 3 on."""
+    cases, times = [], {}
+    for c in (1, 4):
+        for k in (1, 3, 5, 9):
+            case = _case("map", "channels", 32, k, c, auto="direct" if k < 3 else "fft")
+            cases.append(case)
+            times[(case["id"], "direct")] = 1e-6 * k * k * c
+            times[(case["id"], "fft")] = 12e-6 * c
+    return synthetic(cases, times, spread)
+
+
+def test_map_cells_and_agreement():
+    cells = map_cells(_map())["channels"]
+    assert [cell["measured"] for cell in cells if cell["channels"] == 1] == ["direct", "direct", "fft", "fft"]
+    finding = map_finding(_map())
+    assert finding.value == pytest.approx(6 / 8) and "6 of 8 cells" in finding.text
