@@ -58,6 +58,13 @@ size = 9
 kernel = 3
 stride = 2
 padding = 1
+
+[[case]]
+group = "map"
+name = "grid"
+size = 8
+kernel = [1, 3]
+padding = "same"
 """
 
 
@@ -141,7 +148,7 @@ def test_results_json_matches_schema(report):
     validate(results, SCHEMA)
     assert results["complete"] and results["suite"]["methods"] == list(cl.methods())
     ids = [c["id"] for c in results["cases"]]
-    assert len(ids) == 8 and len(set(ids)) == 8
+    assert len(ids) == 10 and len(set(ids)) == 10
     # every runner has exactly one record per case, measured or with a reason
     runners = results["suite"]["methods"] + results["suite"]["peers"]
     assert sorted((m["case"], m["method"]) for m in results["measurements"]) == sorted(
@@ -151,6 +158,8 @@ def test_results_json_matches_schema(report):
         if m["status"] == "ok":
             assert m["forward"]["q1_s"] <= m["forward"]["median_s"] <= m["forward"]["q3_s"]
             assert set(m["accuracy"]) == {"float32", "float64"}
+            # each pass timed has its phases (empty for a method that marks none), peers have none
+            assert m["phases"] is None if m["kind"] == "peer" else set(m["phases"]) == {"forward", "backward"}
     direct = [m for m in results["measurements"] if m["method"] == "direct"]
     assert all(m["status"] == "ok" and m["accuracy"]["float64"]["y"] == 0.0 for m in direct)
 

@@ -1,5 +1,7 @@
 """The report's analysis on synthetic results: crossovers, findings with intervals, phases, roofline, map."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -187,3 +189,106 @@ def test_map_cells_and_agreement():
     assert [cell["measured"] for cell in cells if cell["channels"] == 1] == ["direct", "direct", "fft", "fft"]
     finding = map_finding(_map())
     assert finding.value == pytest.approx(6 / 8) and "6 of 8 cells" in finding.text
+
+
+def test_too_few_rounds_state_nothing_as_stable():
+    results, _ = winograd_sweep(spread=0.001)
+    for m in results["measurements"]:
+        if m["forward"]:
+            m["forward"]["samples_s"] = m["forward"]["samples_s"][:2]
+    (finding,) = crossover_findings(results)
+    assert not finding.stable and NOISE_MARK in finding.text
+
+
+# --------------------------------------------------------------- phases
+def test_phase_times_records_the_marked_phases_of_each_pass():
+    from convlab.phases import phase
+    from convlab.report.measure import Runner, phase_times
+
+    def forward():
+        with phase("product"):
+            time.sleep(0.002)
+        with phase("pad"):
+            pass
+
+    calls = []
+    times = phase_times(Runner("demo", "convlab", forward, lambda: calls.append(1)), steady=(0.002, 0.001))
+    assert list(times["forward"]) == ["pad", "product"]  # the shared vocabulary's order
+    assert times["forward"]["product"] >= 0.002 and times["backward"] == {}
+    assert len(calls) == 1  # a pass that marks nothing is called once
+    slow = phase_times(Runner("demo", "convlab", forward, None), steady=(1.0, 0.0))
+    assert list(slow) == ["forward"]
+
+
+def test_phase_stack_fills_to_the_timed_median():
+    from convlab.report.analysis import UNMARKED, phase_stack
+
+    m = {"forward": {"median_s": 1.0}, "phases": {"forward": {"transform_input": 0.3, "product": 0.5}}}
+    assert phase_stack(m) == [("transform_input", 0.3), ("product", 0.5), (UNMARKED, pytest.approx(0.2))]
+    over = {"forward": {"median_s": 1.0}, "phases": {"forward": {"product": 2.0}}}  # separate calls ran slower
+    assert phase_stack(over) == [("product", 1.0)]
+    assert phase_stack({"forward": {"median_s": 1.0}, "phases": None}) == [(UNMARKED, 1.0)]
+    assert phase_stack({"forward": None}) == []
+
+
+# --------------------------------------------------------------- roofline, efficiency, figures
+def test_intensity_counts_x_w_y_once():
+    from convlab.report.analysis import intensity, min_bytes
+
+    case = _case("layer", "l", 8, 3, c=2)
+    case["y_shape"] = [1, 2, 8, 8]
+    assert min_bytes(case, 4) == 4 * (128 + 36 + 128)
+    del case["y_shape"]  # schema 1: y from the direct FLOP count
+    assert min_bytes(case, 4) == 4 * (128 + 36 + 128)
+    assert intensity(case, 4) == pytest.approx(case["flops"] / (4 * 292))
+
+
+def test_efficiency_is_against_the_roof_at_the_case_intensity():
+    from convlab.report.analysis import efficiency_rows, intensity
+
+    results = _map()
+    case = results["cases"][-1]
+    for m in results["measurements"]:
+        if m["case"] == case["id"] and m["method"] == "fft":
+            m["phases"] = {"forward": {"transform_input": 1e-6, "product": 3e-6}}
+    header, rows = efficiency_rows(results)
+    by_method = {row[0]: dict(zip(header, row)) for row in rows}
+    effs = []
+    for c in results["cases"]:
+        roof = min(100e9, intensity(c, 4) * 10e9)  # the synthetic machine: 100 GFLOP/s, 10 GB/s
+        effs.append(c["flops"] / (12e-6 * c["x_shape"][1]) / roof)
+    assert by_method["fft"]["best"] == f"{100 * max(effs):.1f}%"
+    assert by_method["fft"]["median efficiency"] == f"{100 * np.median(effs):.1f}%"
+    assert by_method["fft"]["dominant phase (share)"].startswith("product")
+    assert by_method["direct"]["dominant phase (share)"] == "no phases marked"
+
+
+def test_analysis_figures_draw_from_synthetic_results():
+    from convlab.report.analysis import ANALYSIS_FIGURES
+
+    results = _map()
+    results["cases"] += winograd_sweep()[0]["cases"]
+    results["measurements"] += winograd_sweep()[0]["measurements"]
+    for m in results["measurements"]:
+        if m["method"] == "fft" and m["forward"]:
+            m["phases"] = {"forward": {"transform_input": 0.4 * m["forward"]["median_s"],
+                                       "product": 0.3 * m["forward"]["median_s"]}}
+    for slug, (_, function) in ANALYSIS_FIGURES.items():
+        fig, caption = function(results)
+        assert caption and fig.axes, slug
+    fig, _ = ANALYSIS_FIGURES["12_crossover_map"][1](results)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "[fft]" in texts  # the model's wrong picks (k = 3) are bracketed
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("6/8 agree" in t for t in titles)
+
+
+def test_a_map_suite_sweeps_channels_with_distinct_ids():
+    from convlab.report.suites import parse_suite
+
+    suite = parse_suite({"case": [{"group": "map", "name": "m", "channels": [1, 4], "size": 8, "kernel": [1, 3],
+                                   "padding": "same"}]})
+    assert [c.id for c in suite.cases] == ["map/m/n8/k1/c1", "map/m/n8/k3/c1", "map/m/n8/k1/c4", "map/m/n8/k3/c4"]
+    assert all(c.w_shape[0] == c.x_shape[1] for c in suite.cases)
+    with pytest.raises(ValueError, match="channels"):
+        parse_suite({"case": [{"group": "layer", "channels": [1, 4], "size": 8, "kernel": 3}]})

@@ -47,6 +47,8 @@ SLOPE_WIDTH = 0.2
 """A fitted slope is stated when its interval is at most this wide."""
 TIE_SHARE = 0.10
 """A method is within the noise of the fastest when it is fastest in at least this share of replicates."""
+MIN_ROUNDS = 3
+"""With fewer timed rounds per runner the bootstrap cannot show the spread: no finding is stated as stable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +129,11 @@ class Bootstrap:
                     continue
                 rounds = shared if shared is not None else rng.integers(0, samples.size, (replicates, samples.size))
                 self.reps[key] = np.median(samples[rounds], axis=1)
+        counts = [len(m["forward"].get("samples_s") or ()) for records in by_case.values() for m in records]
+        self.rounds = min(counts, default=0)
+        """The fewest timed rounds of any record."""
+        self.enough = self.rounds >= MIN_ROUNDS
+        """Whether every record has :data:`MIN_ROUNDS` rounds (else no finding is stable)."""
 
     def median(self, case_id: str, runner: str, replicates: bool = False):
         """Recorded median (``nan`` when not timed), or with ``replicates`` the array of replicate medians."""
@@ -196,12 +203,12 @@ def crossover_findings(results: dict, boot: Bootstrap | None = None) -> list[Fin
         winners = _winners_at(kernels, point_curves, data.methods, k)
         topic = f"Kernel sweep '{name}'"
         if k is None:
-            stable = share <= 1 - LEVEL
+            stable = share <= 1 - LEVEL and boot.enough
             text = (f"{topic}: no crossover in the measured range (k = {kernels[0]:g}–{kernels[-1]:g}); "
                     f"{100 * share:.0f}% of resamples find one")
         else:
             inside = int(np.sum((kernels > low) & (kernels < high)))
-            stable = share >= LEVEL and inside <= 1
+            stable = share >= LEVEL and inside <= 1 and boot.enough
             text = (f"{topic}: the fastest frequency-domain method{winners} overtakes the fastest spatial one at "
                     f"k ≈ {k:.1f} ({_pct()} interval {low:.1f}–{high:.1f}, found in {100 * share:.0f}% of "
                     f"resamples)")
@@ -245,7 +252,7 @@ def slope_findings(results: dict, boot: Bootstrap | None = None) -> list[Finding
             slope = fitted_slope(pixels[ok], times[ok])
             reps = np.array([fitted_slope(pixels[ok], row[ok]) for row in rep_curves[runner]])
             low, high = interval(reps)
-            stable = high - low <= SLOPE_WIDTH
+            stable = high - low <= SLOPE_WIDTH and boot.enough
             text = f"{runner} {slope:.2f} ({low:.2f}–{high:.2f}" + ("" if stable else f", {NOISE_MARK}") + ")"
             found.append(Finding(f"slope/{name}/{runner}", text, slope, low, high, stable, topic))
     return found
@@ -283,7 +290,7 @@ def auto_finding(results: dict, boot: Bootstrap | None = None) -> Finding | None
         wins = np.mean([_fastest(lambda cid, r, b=b: float(boot.median(cid, r, True)[b]), c["id"], data.methods)
                         == c["auto_method"] for b in range(boot.replicates)])
         tied += wins >= TIE_SHARE
-    stable = high - low <= max(1.0, 0.1 * len(cases))
+    stable = high - low <= max(1.0, 0.1 * len(cases)) and boot.enough
     text = (f"method='auto' picked the fastest measured method on {n} of {len(cases)} cases ({_pct()} interval "
             f"{low:.0f}–{high:.0f}); on {tied} more its pick is within the noise of the fastest"
             + ("" if stable else f" — {NOISE_MARK}") + ".")
@@ -312,7 +319,7 @@ def peer_findings(results: dict, boot: Bootstrap | None = None) -> list[Finding]
         low, high = interval(reps)
         faster = sum(boot.median(c["id"], peer) > min(
             t for m in data.methods if np.isfinite(t := boot.median(c["id"], m))) for c in cases)
-        stable = not (low <= 1.0 <= high)
+        stable = not (low <= 1.0 <= high) and boot.enough
         verdict = ("convlab's fastest method is faster" if r > 1 else f"{peer} is faster") if stable else \
             f"no difference beyond the noise — {NOISE_MARK}"
         text = (f"{peer}: ran {len(cases)} cases; the fastest convlab method was faster on {faster}; median time "
@@ -358,12 +365,13 @@ def map_finding(results: dict, boot: Bootstrap | None = None) -> Finding | None:
     that fraction to the fraction where the pick is the winner or within
     the noise of it. Stable when the two differ by at most one cell in ten.
     """
+    boot = boot or Bootstrap(results)
     cells = [cell for cells in map_cells(results, boot).values() for cell in cells]
     if not cells:
         return None
     strict = sum(cell["agree"] for cell in cells) / len(cells)
     loose = sum(cell["agree_within_noise"] for cell in cells) / len(cells)
-    stable = loose - strict <= 0.1
+    stable = loose - strict <= 0.1 and boot.enough
     text = (f"Crossover map: the cost model's pick (method='auto') is the measured winner on "
             f"{sum(cell['agree'] for cell in cells)} of {len(cells)} cells ({100 * strict:.0f}%), "
             f"{100 * loose:.0f}% counting cells where it is within the noise of the winner"
