@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 import convlab as cl
 from convlab.cli import main
-from convlab.report import Case, load_suite, make_report, measure_case, run_suite
+from convlab.report import GROUPS, Case, load_suite, make_report, measure_case, run_suite
 from convlab.report.figures import crossover, fitted_slope, plot_kernel_sweep
 from convlab.report.page import ALL_FIGURES
 from convlab.report.suites import parse_suite
@@ -236,7 +236,7 @@ def test_time_budget_skips_the_larger_cases_of_a_sweep():
 def test_shipped_suites_load():
     for name in ("quick", "standard", "full"):
         suite = load_suite(name)
-        assert {c.group for c in suite.cases} == {"kernel", "input", "layer"}
+        assert {c.group for c in suite.cases} == set(GROUPS)
 
 
 @pytest.mark.parametrize("text, match", [
