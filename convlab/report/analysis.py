@@ -194,7 +194,7 @@ def figure_roofline(results):
     if not points:
         return None
     peak, bandwidth = _roofs(results)
-    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    fig = Figure(figsize=(9, 6.2), layout="constrained")
     ax = fig.subplots()
     for runner in data.runners:
         xs = [p[2] for p in points if p[1] == runner]
@@ -207,7 +207,8 @@ def figure_roofline(results):
         ax.plot(grid, np.minimum(peak, grid * bandwidth) / 1e9, color="red", linewidth=2,
                 label=f"roof: min(GEMM {peak / 1e9:.0f} GFLOP/s, I × copy {bandwidth / 1e9:.1f} GB/s)")
         ax.axvline(peak / bandwidth, color="red", linestyle=":", linewidth=1)
-        ax.annotate(" ridge", (peak / bandwidth, 0.02), xycoords=("data", "axes fraction"), color="red", fontsize=8)
+        ax.annotate(" ridge: peak / bandwidth", (peak / bandwidth, 0.02), xycoords=("data", "axes fraction"),
+                    color="red", fontsize=8)
     elif peak:
         ax.axhline(peak / 1e9, color="red", linewidth=2, label=f"GEMM {peak / 1e9:.0f} GFLOP/s")
     ax.set_xscale("log")
@@ -215,7 +216,7 @@ def figure_roofline(results):
     ax.set_xlabel("effective arithmetic intensity I [direct FLOPs / bytes of x + w + y]")
     ax.set_ylabel("effective GFLOP/s [direct FLOPs / forward time]")
     ax.set_title("Roofline: every case and runner against the machine's GEMM peak and copy bandwidth", fontsize=10)
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=8)
     caption = ("Effective FLOPs are the direct algorithm's, and bytes are the least any method moves (x and w "
                "read once, y written once, in the timed dtype), so all runners of a case share one intensity. "
                "Points under the sloped roof are memory-bound cases, under the flat one compute-bound; FFT and "
