@@ -292,3 +292,19 @@ def test_a_map_suite_sweeps_channels_with_distinct_ids():
     assert all(c.w_shape[0] == c.x_shape[1] for c in suite.cases)
     with pytest.raises(ValueError, match="channels"):
         parse_suite({"case": [{"group": "layer", "channels": [1, 4], "size": 8, "kernel": 3}]})
+
+
+def test_compare_runs_puts_two_runs_side_by_side():
+    from convlab.report.findings import compare_runs
+
+    first, _ = winograd_sweep()
+    second, _ = winograd_sweep()
+    for m in second["measurements"]:  # the second run: the FFT five times slower, so direct wins k = 5 too
+        if m["method"] == "fft":
+            m["forward"] = dict(m["forward"], median_s=5 * m["forward"]["median_s"],
+                                samples_s=[5 * t for t in m["forward"]["samples_s"]])
+    diff = compare_runs(first, second)
+    assert diff["same_fastest"] == (3, 4)  # only k = 5 changed hands (fft, then direct)
+    k1, k2, apart = diff["crossovers"]["image"]
+    assert 3 < k1 < 5 < k2 < 7 and apart == 1
+    assert [key for key, _, _ in diff["findings"]] == ["crossover/image", "auto"]

@@ -35,7 +35,7 @@ from .figures import Data, family_best, family_crossover, fitted_slope, method_f
 
 __all__ = ["Finding", "Bootstrap", "LEVEL", "REPLICATES", "compute_findings", "sentences",
            "crossover_findings", "slope_findings", "auto_finding", "peer_findings", "map_cells",
-           "map_finding", "NOISE_MARK"]
+           "map_finding", "NOISE_MARK", "compare_runs"]
 
 LEVEL = 0.90
 """Central probability of the stated intervals."""
@@ -420,3 +420,63 @@ def sentences(found: Sequence[Finding]) -> list[str]:
     for i in topics.values():
         lines[i] += "."
     return lines
+
+
+# --------------------------------------------------------------- two runs side by side
+def compare_runs(first: dict, second: dict) -> dict:
+    """Two runs of the same suite side by side: is what they found the same?
+
+    Returns
+    -------
+    dict
+        ``{"same_fastest": (cases with the same fastest convlab method, cases timed in both),
+        "crossovers": {sweep: (k first, k second, kernel steps apart or None)},
+        "findings": [(key, text first, text second), ...]}``. Kernel steps
+        apart counts the measured kernel sizes between the two crossovers
+        (0: same interval of the sweep), ``None`` when one run has none.
+
+    Examples
+    --------
+    >>> results = {"suite": {"methods": ["direct"], "peers": []}, "cases": [], "measurements": []}
+    >>> compare_runs(results, results)["same_fastest"]
+    (0, 0)
+    """
+    data = [Data(r) for r in (first, second)]
+    boots = [Bootstrap(r, replicates=1) for r in (first, second)]
+    common = [c for c in data[0].cases if c["id"] in {d["id"] for d in data[1].cases}]
+    pairs = [tuple(_fastest(b.median, c["id"], d.methods) for b, d in zip(boots, data)) for c in common]
+    pairs = [p for p in pairs if None not in p]
+    crossovers = {}
+    for name, cases in data[0].group("kernel").items():
+        kernels = np.array([c["w_shape"][2] for c in cases], np.float64)
+        ks = [f.value for r in (first, second) for f in crossover_findings(r, Bootstrap(r, replicates=1))
+              if f.key == f"crossover/{name}"]
+        if len(ks) != 2:
+            continue
+        apart = None if None in ks else int(np.sum((kernels > min(ks)) & (kernels < max(ks))))
+        crossovers[name] = (ks[0], ks[1], apart)
+    found = [{f.key: f.text for f in compute_findings(r)} for r in (first, second)]
+    rows = [(key, found[0].get(key, ""), found[1].get(key, "")) for key in dict.fromkeys([*found[0], *found[1]])]
+    return {"same_fastest": (sum(a == b for a, b in pairs), len(pairs)), "crossovers": crossovers, "findings": rows}
+
+
+def _main(argv: Sequence[str]) -> None:
+    """``python -m convlab.report.findings A/results.json B/results.json``: two runs side by side."""
+    import json
+    import pathlib
+
+    first, second = (json.loads(pathlib.Path(path).read_text(encoding="utf-8")) for path in argv)
+    diff = compare_runs(first, second)
+    same, total = diff["same_fastest"]
+    print(f"same fastest convlab method on {same} of {total} cases ({100 * same / max(total, 1):.0f}%)")
+    for name, (a, b, apart) in diff["crossovers"].items():
+        text = [f"k ≈ {k:.1f}" if k is not None else "none" for k in (a, b)]
+        print(f"crossover '{name}': {text[0]} vs {text[1]}; measured kernel sizes between them: {apart}")
+    for key, a, b in diff["findings"]:
+        print(f"\n[{key}]\n  1: {a}\n  2: {b}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _main(sys.argv[1:])
