@@ -308,3 +308,22 @@ def test_compare_runs_puts_two_runs_side_by_side():
     k1, k2, apart = diff["crossovers"]["image"]
     assert 3 < k1 < 5 < k2 < 7 and apart == 1
     assert [key for key, _, _ in diff["findings"]] == ["crossover/image", "auto"]
+
+
+def test_measure_case_stores_the_phases_a_method_marks(monkeypatch):
+    import convlab as cl
+    from convlab.phases import phase
+    from convlab.report import Case, measure_case
+
+    method = type(cl.get_method("direct"))
+    forward = method.forward
+
+    def marked(self, spec, x, w):
+        with phase("test_product"):  # a name no built-in method uses: nested marks would add to theirs
+            return forward(self, spec, x, w)
+
+    monkeypatch.setattr(method, "forward", marked)
+    (record,) = measure_case(Case("layer", "demo", (1, 1, 8, 8), (1, 1, 3, 3)), ["direct"], repeats=1,
+                             accuracy_dtypes=("float32",), min_sample_s=0.0)
+    assert record["status"] == "ok" and record["phases"]["forward"]["test_product"] > 0
+    assert "test_product" not in record["phases"]["backward"]
