@@ -327,3 +327,17 @@ def test_measure_case_stores_the_phases_a_method_marks(monkeypatch):
                              accuracy_dtypes=("float32",), min_sample_s=0.0)
     assert record["status"] == "ok" and record["phases"]["forward"]["test_product"] > 0
     assert "test_product" not in record["phases"]["backward"]
+
+
+def test_a_schema_1_file_still_draws(tmp_path):
+    from convlab.report import make_report
+    from convlab.report.analysis import ANALYSIS_FIGURES, efficiency_rows
+
+    results, _ = winograd_sweep()
+    results.update(schema_version=1, machine={"gemm_gflops": {"float32": 100.0}})  # no copy bandwidth
+    for m in results["measurements"]:
+        del m["phases"]
+    results["suite"].update(accuracy_dtypes=[], name="old")
+    page = make_report(results, tmp_path, figures=set(ANALYSIS_FIGURES))
+    assert (tmp_path / "11_roofline.png").exists() and (tmp_path / "10_phases.png").exists()
+    assert efficiency_rows(results)[1] == [] and "overtakes the fastest spatial one" in page.read_text()
