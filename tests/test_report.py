@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 import convlab as cl
 from convlab.cli import main
-from convlab.report import Case, load_suite, make_report, measure_case, run_suite
+from convlab.report import GROUPS, Case, load_suite, make_report, measure_case, run_suite
 from convlab.report.figures import crossover, fitted_slope, plot_kernel_sweep
 from convlab.report.page import ALL_FIGURES
 from convlab.report.suites import parse_suite
@@ -58,6 +58,13 @@ size = 9
 kernel = 3
 stride = 2
 padding = 1
+
+[[case]]
+group = "map"
+name = "grid"
+size = 8
+kernel = [1, 3]
+padding = "same"
 """
 
 
@@ -141,7 +148,7 @@ def test_results_json_matches_schema(report):
     validate(results, SCHEMA)
     assert results["complete"] and results["suite"]["methods"] == list(cl.methods())
     ids = [c["id"] for c in results["cases"]]
-    assert len(ids) == 8 and len(set(ids)) == 8
+    assert len(ids) == 10 and len(set(ids)) == 10
     # every runner has exactly one record per case, measured or with a reason
     runners = results["suite"]["methods"] + results["suite"]["peers"]
     assert sorted((m["case"], m["method"]) for m in results["measurements"]) == sorted(
@@ -151,6 +158,8 @@ def test_results_json_matches_schema(report):
         if m["status"] == "ok":
             assert m["forward"]["q1_s"] <= m["forward"]["median_s"] <= m["forward"]["q3_s"]
             assert set(m["accuracy"]) == {"float32", "float64"}
+            # each pass timed has its phases (empty for a method that marks none), peers have none
+            assert m["phases"] is None if m["kind"] == "peer" else set(m["phases"]) == {"forward", "backward"}
     direct = [m for m in results["measurements"] if m["method"] == "direct"]
     assert all(m["status"] == "ok" and m["accuracy"]["float64"]["y"] == 0.0 for m in direct)
 
@@ -227,7 +236,8 @@ def test_time_budget_skips_the_larger_cases_of_a_sweep():
 def test_shipped_suites_load():
     for name in ("quick", "standard", "full"):
         suite = load_suite(name)
-        assert {c.group for c in suite.cases} == {"kernel", "input", "layer"}
+        assert {c.group for c in suite.cases} == set(GROUPS) - {"paper"}  # paper cases: the papers suite only
+    assert {c.group for c in load_suite("papers").cases} == {"paper"}
 
 
 @pytest.mark.parametrize("text, match", [

@@ -18,7 +18,8 @@ from ..algorithms import get_method
 from ..algorithms import methods as registered_methods
 from ..tolerances import TOLERANCES
 
-__all__ = ["crossover", "fitted_slope", "plot_kernel_sweep", "method_family", "style", "FIGURES",
+__all__ = ["crossover", "family_best", "family_crossover", "fitted_slope", "plot_kernel_sweep", "method_family",
+           "style", "FIGURES",
            "figure_kernel", "figure_input", "figure_layers", "figure_memory", "figure_accuracy",
            "figure_gflops", "figure_peers"]
 
@@ -126,22 +127,58 @@ def fitted_slope(x, y):
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _best(curves, names):
-    """Pointwise minimum over the curves in ``names`` that cover every x, or ``None``."""
-    full = [np.asarray(curves[n], np.float64) for n in names if n in curves and np.all(np.isfinite(curves[n]))]
-    return np.min(full, axis=0) if full else None
+def family_best(curves, names):
+    """Pointwise fastest of the curves in ``names``: ``(seconds, winner names)``, ``nan``/``None`` where none ran.
+
+    Every curve counts at every point where it has a finite time: a method
+    that ran only some kernel sizes (Winograd runs only k = 3) still wins
+    the points where it ran.
+
+    Examples
+    --------
+    >>> nan = float("nan")
+    >>> times, names = family_best({"direct": [1.0, 4.0, 9.0], "winograd": [nan, 2.0, nan]}, ["direct", "winograd"])
+    >>> times.tolist(), names
+    ([1.0, 2.0, 9.0], ['direct', 'winograd', 'direct'])
+    """
+    names = [n for n in names if n in curves]
+    if not names:
+        return None, []
+    table = np.array([np.asarray(curves[n], np.float64) for n in names])
+    table = np.where(np.isfinite(table), table, np.inf)
+    best = table.min(axis=0)
+    winners = [names[int(i)] if np.isfinite(b) else None for i, b in zip(table.argmin(axis=0), best)]
+    return np.where(np.isfinite(best), best, np.nan), winners
 
 
 def family_crossover(kernels, curves, methods):
     """Crossover kernel size of the best spatial against the best frequency-domain curve.
 
-    Uses the convlab ``methods`` when both families are among them, else every curve.
+    The family is each runner's declared domain (:func:`method_family`), and
+    at each kernel size the fastest of every runner of the family that ran
+    there counts. Uses the convlab ``methods`` when both families are among
+    them, else every curve; kernel sizes where one family has no time are
+    left out.
+
+    Examples
+    --------
+    Winograd (spatial, run only at k = 3) beats the FFT there, so the FFT
+    overtakes only between k = 3 and k = 5:
+
+    >>> nan = float("nan")
+    >>> curves = {"direct": [0.05, 0.2, 0.5], "winograd": [nan, 0.15, nan], "fft": [0.16, 0.16, 0.16]}
+    >>> 3 < family_crossover([1, 3, 5], curves, ["direct", "winograd", "fft"]) < 5
+    True
     """
+    kernels = np.asarray(kernels, np.float64)
     for pool in (list(methods), list(curves)):
-        spatial = _best(curves, [n for n in pool if method_family(n) == "spatial"])
-        frequency = _best(curves, [n for n in pool if method_family(n) == "frequency"])
-        if spatial is not None and frequency is not None:
-            return crossover(kernels, spatial, frequency)
+        spatial, _ = family_best(curves, [n for n in pool if method_family(n) == "spatial"])
+        frequency, _ = family_best(curves, [n for n in pool if method_family(n) == "frequency"])
+        if spatial is None or frequency is None:
+            continue
+        both = np.isfinite(spatial) & np.isfinite(frequency)
+        if both.any():
+            return crossover(kernels[both], spatial[both], frequency[both])
     return None
 
 

@@ -16,6 +16,12 @@ How a case is measured (:func:`measure_case`):
    backward sample, in an order rotated every round, so that drift of a
    shared machine hits all runners alike. A sample repeats the call until it
    lasts ``min_sample_s``. The median and quartiles are kept.
+5. Phases: each convlab method's forward and backward pass is called a few
+   more times (:data:`PHASE_CALLS`; once when a call takes longer than
+   :data:`PHASE_SLOW_S`) under :func:`convlab.phases.record`, and the median
+   seconds per call of every phase the method marks are kept (``{}`` when it
+   marks none: one call tells). Recording is off while timing, so the marks
+   cost nothing in the timed samples.
 
 A runner that cannot run the case is recorded with a status and a reason,
 never dropped: ``unsupported`` (the method refuses the plan), ``skipped``
@@ -29,11 +35,18 @@ import numpy as np
 import convlab as cl
 
 from .. import harness
+from .. import phases as _phases
 from ..tolerances import relative_error
 from . import peers as _peers
 from .peers import Runner, Unavailable
 
-__all__ = ["measure_case", "case_inputs", "Runner", "convlab_runner", "summarize"]
+__all__ = ["measure_case", "case_inputs", "Runner", "convlab_runner", "summarize", "phase_times", "PHASE_CALLS",
+           "PHASE_SLOW_S"]
+
+PHASE_CALLS = 3
+"""Calls of each pass recorded for its phases (their per-phase median is kept)."""
+PHASE_SLOW_S = 0.05
+"""A pass slower than this per call is recorded once, so phases add little to a long run."""
 
 
 def case_inputs(case, seed=0):
@@ -134,7 +147,7 @@ def _dominates(small, large):
 
 def _record(case, name, kind, dtype, status="ok", reason=None):
     return {"case": case.id, "method": name, "kind": kind, "dtype": dtype, "status": status,
-            "reason": reason, "first_call_s": None, "forward": None, "backward": None,
+            "reason": reason, "first_call_s": None, "forward": None, "backward": None, "phases": None,
             "memory": {"forward_bytes": None, "backward_bytes": None, "workspace_bytes": None},
             "accuracy": {}}
 
@@ -224,7 +237,48 @@ def measure_case(case, methods=None, *, peers=(), dtype="float32", accuracy_dtyp
             continue
         runners.append((runner, record, steady))
     _time_interleaved(runners, repeats, warmup, min_sample_s)
+    for runner, record, steady in runners:
+        if runner.kind == "convlab":
+            record["phases"] = phase_times(runner, steady)
     return records
+
+
+def phase_times(runner, steady=(0.0, 0.0), calls=PHASE_CALLS, slow_s=PHASE_SLOW_S):
+    """``{"forward": {phase: seconds}, "backward": {...}}``: median seconds per call of each marked phase.
+
+    Each pass of ``runner`` is called ``calls`` times (once when its steady
+    call, from ``steady``, took longer than ``slow_s``) under
+    :func:`convlab.phases.record`. A pass that marks no phase gives ``{}``
+    after one call. Phases are listed in :data:`convlab.phases.PHASES`
+    order, then any others by name; a phase missing from one call counts 0
+    there.
+
+    Examples
+    --------
+    >>> from convlab.phases import phase
+    >>> def forward():
+    ...     with phase("product"):
+    ...         pass
+    >>> times = phase_times(Runner("demo", "convlab", forward, None))
+    >>> list(times), list(times["forward"])
+    (['forward'], ['product'])
+    """
+    out = {}
+    for name, call_s in zip(("forward", "backward"), steady):
+        call = getattr(runner, name)
+        if call is None:
+            continue
+        recorded = []
+        for _ in range(calls if call_s < slow_s else 1):
+            with _phases.record() as times:
+                call()
+            if not times:
+                break
+            recorded.append(times)
+        names = {key for times in recorded for key in times}
+        ordered = [p for p in _phases.PHASES if p in names] + sorted(names - set(_phases.PHASES))
+        out[name] = {p: float(np.median([times.get(p, 0.0) for times in recorded])) for p in ordered}
+    return out
 
 
 def _steady_call_s(runner):

@@ -9,9 +9,7 @@ import os
 import pathlib
 import re
 
-import numpy as np
-
-from .figures import FIGURES, Data, fitted_slope, forward_median, kernel_crossovers
+from .figures import FIGURES
 from .papers import evaluate, is_papers_run, papers_html, papers_markdown
 from .theory import THEORY_FIGURES
 
@@ -19,7 +17,13 @@ __all__ = ["make_report", "load_results", "normalize_results", "missing_peer_not
            "summary_rows", "summary_text", "summary_markdown", "write_csv", "write_json",
            "write_snapshot", "ALL_FIGURES"]
 
-ALL_FIGURES = dict(sorted({**FIGURES, **THEORY_FIGURES}.items()))
+# ---- analysis (convlab.report.analysis, .findings): phases, roofline, crossover map, findings with intervals
+from .analysis import ANALYSIS_FIGURES, efficiency_html
+from .findings import compute_findings, sentences
+
+# ordered by figure number (slugs start with it: "10_..." after "9_...")
+ALL_FIGURES = dict(sorted({**FIGURES, **THEORY_FIGURES, **ANALYSIS_FIGURES}.items(),
+                          key=lambda item: (int(item[0].split("_")[0]), item[0])))
 CSV_FIELDS = ("case", "group", "name", "label", "x_shape", "w_shape", "stride", "padding", "dilation", "groups",
               "flops", "auto_method", "method", "kind", "dtype", "status", "reason", "forward_median_s",
               "forward_q1_s", "forward_q3_s", "forward_loops", "backward_median_s", "backward_q1_s", "backward_q3_s",
@@ -112,34 +116,12 @@ def summary_markdown(results):
 
 
 def findings(results):
-    """What the measurements show, as short sentences: crossovers, slopes, peers, ``auto``."""
-    data = Data(results)
-    lines = []
-    for name, k in kernel_crossovers(results).items():
-        lines.append(f"Kernel sweep '{name}': " + (f"the fastest FFT method overtakes the fastest spatial one at "
-                                                   f"k ≈ {k:.1f}." if k else "no crossover in the measured range."))
-    for name, cases in data.group("input").items():
-        pixels = np.array([int(np.prod(c["x_shape"][2:])) for c in cases], np.float64)
-        slopes = []
-        for runner in data.methods:
-            idx, times = data.series(cases, runner, forward_median)
-            if len(times) >= 2:
-                slopes.append(f"{runner} {fitted_slope(pixels[idx], times):.2f}")
-        lines.append(f"Input sweep '{name}' (kernel {cases[0]['w_shape'][2]}), log-log slope of time "
-                     f"against n^d: " + ", ".join(slopes) + ".")
-    for peer in data.peers:
-        ratios = []
-        for case in data.cases:
-            m, best = data.get(case, peer), _fastest(results, case["id"])
-            if m and best:
-                ratios.append(forward_median(m) / best["forward"]["median_s"])
-        if ratios:
-            lines.append(f"{peer}: ran {len(ratios)} cases; the fastest convlab method was faster on "
-                         f"{sum(r > 1 for r in ratios)}; median time ratio {peer}/convlab {np.median(ratios):.2g}.")
-    agree = [(c["auto_method"] == (_fastest(results, c["id"]) or {}).get("method")) for c in data.cases]
-    if agree:
-        lines.append(f"method='auto' picked the fastest measured method on {sum(agree)} of {len(agree)} cases.")
-    return lines
+    """What the measurements show, as short sentences with bootstrap intervals (:mod:`.findings`).
+
+    Crossovers, slopes, the crossover map's agreement, peers and ``auto``;
+    a finding its interval does not support says it depends on noise.
+    """
+    return sentences(compute_findings(results))
 
 
 # --------------------------------------------------------------- reading results
@@ -227,6 +209,10 @@ def normalize_results(results, where="results"):
             m.setdefault(key, default)
         for phase in ("forward", "backward"):
             _check_timing(f"{at}.{phase}", m[phase])
+        phases = m.setdefault("phases", None)  # schema_version 1 files have none
+        _need(phases is None or (isinstance(phases, dict) and all(
+            isinstance(p, dict) and all(_number_or_none(v) for v in p.values()) for p in phases.values())),
+            f"{at}.phases", "must map passes to {phase: seconds}", phases)
         memory = m.setdefault("memory", {})
         accuracy = m.setdefault("accuracy", {})
         _need(isinstance(memory, dict) and all(_number_or_none(v) for v in memory.values()), f"{at}.memory",
@@ -671,7 +657,7 @@ def render_page(results, drawn, out_dir):
         parts.append(papers_html(results["papers"]))
     parts += ["<h2>Summary: forward time, median [ms]</h2>", _summary_html(results),
               "<h2>Findings</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in findings(results))
-              + "</ul>", "<h2>Figures</h2>"]
+              + "</ul>", efficiency_html(results), "<h2>Figures</h2>"]
     for slug, (title, caption, problem) in drawn.items():
         if caption is None:
             parts.append(f"<p class='skip'>Figure {slug}: {html.escape(title)}: {html.escape(problem)}.</p>")

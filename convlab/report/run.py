@@ -19,7 +19,8 @@ from .suites import check_suite, load_suite
 
 __all__ = ["run_suite", "environment", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``phases`` per measurement, ``machine.copy_gbps`` and ``cases[].y_shape`` (1 is still read)."""
 VERSIONED = ("numpy", "scipy", "pyfftw", "matplotlib", "threadpoolctl", "torch", "convlab")
 
 
@@ -157,7 +158,8 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
     sink = _Sink(journal)
     sink.write("header", {key: results[key] for key in ("schema_version", "suite", "environment", "started")})
     start = time.perf_counter()
-    results["machine"] = {"gemm_gflops": {dt: harness.gemm_flops(dt) / 1e9 for dt in ("float32", "float64")}}
+    results["machine"] = {"gemm_gflops": {dt: harness.gemm_flops(dt) / 1e9 for dt in ("float32", "float64")},
+                          "copy_gbps": harness.copy_bandwidth() / 1e9}  # the roofline's two roofs
     sink.write("machine", results["machine"])
     over_budget = {}
     with _planner_effort(suite.fft_planner_effort):
@@ -185,7 +187,9 @@ def _measure_cases(suite, methods, peer_list, dtype, progress, sink, results, ov
     for index, case in enumerate(suite.cases):
         if progress is not None:
             progress(index, len(suite.cases), case, time.perf_counter() - start)
-        row = dict(case.to_dict(), flops=_flops(case), auto_method=measure.auto_method(case, dtype))
+        direct = case.plan("direct", "float64")
+        row = dict(case.to_dict(), flops=direct.flops, y_shape=list(direct.output_shape),
+                   auto_method=measure.auto_method(case, dtype))
         records = measure.measure_case(
             case, methods, peers=peer_list, dtype=dtype, accuracy_dtypes=suite.accuracy_dtypes,
             repeats=suite.repeats, warmup=suite.warmup, min_sample_s=suite.min_sample_s,
@@ -195,6 +199,3 @@ def _measure_cases(suite, methods, peer_list, dtype, progress, sink, results, ov
         results["elapsed_s"] = time.perf_counter() - start
         sink.write("case", {"case": row, "measurements": records})
 
-
-def _flops(case):
-    return case.plan("direct", "float64").flops

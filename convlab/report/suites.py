@@ -24,6 +24,10 @@ expands to one problem per value (per pair, when both are lists)::
     kernel = [3, 7, 15, 31] # per spatial dim; a list sweeps it
     padding = "same"        # anything convlab.plan accepts; also stride, dilation, groups
 
+A ``map`` case (a crossover map: the winner per cell of a grid) may also
+give ``channels`` as a list; it expands to every (channels, size, kernel),
+with ``out_channels`` equal to ``channels`` unless given.
+
 The suites shipped with convlab (``quick``, ``standard``, ``full``) live beside
 this module and are found by name; ``papers`` is built from the claims data of
 :mod:`convlab.report.papers`.
@@ -51,6 +55,7 @@ GROUPS = {
     "input": "time, memory and accuracy against input size, one sweep per kernel (figures 2, 4, 5)",
     "layer": "typical layers: forward and backward per method (figure 3)",
     "paper": "layers of published claims: the papers table (convlab.report.papers)",
+    "map": "a kernel size × channels or kernel size × input size grid: the winner per cell (figure 12)",
 }
 SUITE_KEYS = frozenset({"name", "description", "dtype", "accuracy_dtypes", "repeats", "warmup",
                         "min_sample_s", "time_budget_s", "fft_planner_effort", "case"})
@@ -113,7 +118,9 @@ class Case(_ProblemCase):
 
     @property
     def id(self):
-        return f"{self.group}/{self.name}/n{self.size}/k{self.kernel}"
+        base = f"{self.group}/{self.name}/n{self.size}/k{self.kernel}"
+        # a map's cells may differ in channels alone
+        return f"{base}/c{self.x_shape[1]}" if self.group == "map" else base
 
     @property
     def label(self):
@@ -267,16 +274,20 @@ def _expand(where, index, table):
     if not _is_int(ndim) or ndim not in (1, 2, 3):
         raise ValueError(f"{where}: ndim must be 1, 2 or 3, but got {ndim!r}")
     batch, channels = table.get("batch", 1), table.get("channels", 1)
-    out_channels, groups = table.get("out_channels", channels), table.get("groups", 1)
-    for key, value in (("batch", batch), ("channels", channels), ("out_channels", out_channels),
-                       ("groups", groups)):
+    out_channels, groups = table.get("out_channels"), table.get("groups", 1)
+    # a crossover map sweeps channels too (C_out follows C_in unless given)
+    channel_list = _ints(where, "channels", channels) if group == "map" and isinstance(channels, list) else None
+    for key, value in (("batch", batch), ("channels", channels if channel_list is None else 1),
+                       ("out_channels", 1 if out_channels is None else out_channels), ("groups", groups)):
         _ints(where, key, value if not isinstance(value, list) else None)
     params = {key: (tuple(v) if isinstance(v, list) else v) for key, v in table.items()
               if key in ("stride", "padding", "dilation", "padding_mode")}
     cases = []
-    for n, k in itertools.product(_ints(where, "size", table["size"]), _ints(where, "kernel", table["kernel"])):
-        cases.append(Case(group, name, (batch, channels) + (n,) * ndim,
-                          (out_channels, channels // groups) + (k,) * ndim, groups=groups, **params))
+    for c, n, k in itertools.product(channel_list or [channels], _ints(where, "size", table["size"]),
+                                     _ints(where, "kernel", table["kernel"])):
+        cases.append(Case(group, name, (batch, c) + (n,) * ndim,
+                          (c if out_channels is None else out_channels, c // groups) + (k,) * ndim, groups=groups,
+                          **params))
     return cases
 
 
