@@ -8,9 +8,11 @@ because ``convlab.methods`` is the function that lists them.
 
 from .base import (
                    DOMAINS,
+                   PASSES,
                    Method,
                    Verdict,
                    WeightDerived,
+                   check_pass,
                    get_method,
                    methods,
                    register,
@@ -30,5 +32,5 @@ from . import fft  # noqa: F401  (registers "fft")
 from . import fft_tiled  # noqa: F401  (registers "fft_tiled")
 # isort: on
 
-__all__ = ["DOMAINS", "Method", "Verdict", "WeightDerived", "get_method", "methods", "register", "runnable",
+__all__ = ["DOMAINS", "PASSES", "check_pass", "Method", "Verdict", "WeightDerived", "get_method", "methods", "register", "runnable",
            "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS", "CostTerms"]

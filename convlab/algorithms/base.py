@@ -14,6 +14,8 @@ member                     what it says
 ``backward_input``         ``dx``
 ``backward_weight``        ``dw``
 ``cost``                   predicted forward seconds, from the spec and priced cost terms
+``pass_cost``              predicted seconds of one pass (forward, ``dx`` or ``dw``); optional
+``error_bound``            bound on its normwise relative error for a spec; optional
 =========================  ===================================================================
 
 It receives a validated :class:`~convlab.problem.ConvSpec` whose
@@ -43,12 +45,29 @@ import numpy as np
 from ..errors import ConvError, WorkspaceLimitError
 from ..padding import pad, pad_adjoint
 from ..problem import ConvSpec
+from ..tolerances import tolerance
 from .costs import CostTerms
 
-__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "register", "unregister", "get_method", "methods",
+__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "PASSES", "check_pass", "register", "unregister", "get_method", "methods",
            "verdicts", "verdict", "runnable", "require_workspace"]
 
 DOMAINS = frozenset({"spatial", "frequency"})
+
+#: The three passes a plan runs, each with its own method choice (as cuDNN's forward,
+#: backward-data and backward-filter algorithms).
+PASSES = ("forward", "backward_input", "backward_weight")
+
+
+def check_pass(pass_: object) -> str:
+    """``pass_`` when it is one of :data:`PASSES`, else :class:`~convlab.ConvError` listing them."""
+    if not isinstance(pass_, str) or pass_ not in PASSES:
+        raise ConvError(f"pass_ must be one of {PASSES}, but got {pass_!r}")
+    return pass_
+
+
+def _seconds(value: Any) -> float:
+    """A cost as seconds: a number, or the sum of a ``{phase: seconds}`` mapping."""
+    return float(sum(value.values())) if isinstance(value, dict) else float(value)
 
 _registry: dict[str, Method] = {}
 _registry_lock = threading.Lock()
@@ -132,14 +151,46 @@ class Method(abc.ABC):
         by the machine's constants), mirroring what :meth:`forward` runs.
         """
 
-    def predict_seconds(self, spec: ConvSpec, terms: CostTerms) -> float:
-        """Predicted forward seconds on ``spec``, including the explicit padding copy when the
-        plan pads for this method."""
+    def pass_cost(self, spec: ConvSpec, terms: CostTerms, pass_: str = "forward") -> float:
+        """Predicted seconds of one pass on ``spec`` (already this method's inner spec).
+
+        ``pass_`` is one of :data:`PASSES`. The default prices either backward
+        pass as the forward: each has the forward's multiply-adds and, for the
+        methods here, the same transforms in the other direction. A method whose
+        backward passes run differently (another product shape, a scatter-add
+        instead of a gather) overrides this, so that ``method="auto"`` can choose
+        another method for ``dx`` or ``dw`` than for ``y``.
+        """
+        return _seconds(self.cost(spec, terms))
+
+    def predict_seconds(self, spec: ConvSpec, terms: CostTerms, pass_: str = "forward") -> float:
+        """Predicted seconds of ``pass_`` on ``spec``, including the explicit padding copy (or, for
+        ``dx``, its adjoint fold) when the plan pads for this method."""
         inner = self.inner_spec(spec)
-        seconds = self.cost(inner, terms)
+        seconds = _seconds(self.pass_cost(inner, terms, check_pass(pass_)))
         if inner is not spec:
             seconds += terms.copy(math.prod(inner.x_shape))
         return seconds
+
+    def error_bound(self, spec: ConvSpec, pass_: str = "forward") -> float | None:
+        """A bound on the normwise relative error (:func:`convlab.tolerances.relative_error`) of
+        ``pass_`` on ``spec`` (already this method's inner spec), or ``None`` when the method
+        computes plain sums of products (then it is within the dtype's tolerance by construction).
+
+        A function of the shapes and dtype only, for inputs whose entries are of
+        comparable magnitude: ``method="auto"`` chooses before it sees any data.
+        """
+        return None
+
+    def accuracy_reason(self, spec: ConvSpec, pass_: str = "forward") -> str | None:
+        """Why ``method="auto"`` must not pick this method for ``pass_`` on ``spec`` (its
+        :meth:`error_bound` exceeds :func:`convlab.tolerances.tolerance` of ``spec.dtype``), or ``None``."""
+        bound = self.error_bound(self.inner_spec(spec), check_pass(pass_))
+        tol = tolerance(spec.dtype)
+        if bound is not None and bound > tol:
+            return (f"{pass_} error bound {bound:.2g} exceeds the {spec.dtype} tolerance {tol:.2g} "
+                    f"(method={self.name!r} still runs it when named)")
+        return None
 
     # ----- running a pass on any spec: the padding modes the method does not apply itself are
     # applied (and, for dx, folded back by the exact adjoint) around the method's own pass
