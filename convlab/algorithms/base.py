@@ -48,8 +48,8 @@ from ..problem import ConvSpec
 from ..tolerances import tolerance
 from .costs import CostTerms
 
-__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "PASSES", "check_pass", "register", "unregister", "get_method", "methods",
-           "verdicts", "verdict", "runnable", "require_workspace"]
+__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "PASSES", "check_pass", "register", "unregister",
+           "get_method", "methods", "verdicts", "verdict", "runnable", "require_workspace"]
 
 DOMAINS = frozenset({"spatial", "frequency"})
 
