@@ -33,4 +33,5 @@ from . import fft_tiled  # noqa: F401  (registers "fft_tiled")
 # isort: on
 
 __all__ = ["DOMAINS", "PASSES", "check_pass", "Method", "Verdict", "WeightDerived", "get_method", "methods",
-           "register", "runnable", "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS", "CostTerms"]
+           "register", "runnable", "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS",
+           "CostTerms"]
