@@ -135,6 +135,12 @@ class ConvPlan:
         """``(method of dx, method of dw)``, choosing them now if ``method="auto"`` has not yet."""
         return self.method_for("backward_input"), self.method_for("backward_weight")
 
+    @property
+    def inner(self) -> ConvSpec:
+        """The spec the forward's method itself runs (see :meth:`Method.inner_spec
+        <convlab.algorithms.Method.inner_spec>`)."""
+        return self.implementation.inner_spec(self.spec)
+
     def cached(self, key: Hashable, factory: Callable[[], Any]) -> Any:
         """The spec's cache (:meth:`ConvSpec.cached <convlab.problem.ConvSpec.cached>`)."""
         return self.spec.cached(key, factory)
