@@ -176,7 +176,8 @@ class _Progress:
             _say(f"autotuned {self.what} in {elapsed:.1f} s: {winner!r} (of {timed} timed)")
 
 
-def _time_candidates(runs: dict[str, Callable[[], object]]) -> dict[str, float]:
+def _time_candidates(runs: dict[str, Callable[[], object]], *,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Seconds per call of each candidate by the one stopwatch (:func:`convlab.harness.time_interleaved`).
 
     ``runs`` is in order of predicted time. A warm-up call of each (per-spec
@@ -186,14 +187,17 @@ def _time_candidates(runs: dict[str, Callable[[], object]]) -> dict[str, float]:
     the warmed ones, so that drift of a shared machine hits all alike, with no
     new round once the budget is spent; the median of each.
     """
-    budget, start, warmed = get_autotune_budget(), time.perf_counter(), {}
+    budget, start, warmed, first = get_autotune_budget(), clock(), {}, {}
     for name, run in runs.items():
-        if warmed and time.perf_counter() - start > budget:
+        if warmed and clock() - start > budget:
             break
+        before = clock()
         run()
-        warmed[name] = run
-    left = max(budget - (time.perf_counter() - start), 0.0)
-    timings = harness.time_interleaved(warmed, repeats=TIMING_ROUNDS, warmup=0, min_sample_s=0.0, max_time_s=left)
+        warmed[name], first[name] = run, clock() - before
+    left = max(budget - (clock() - start), 1e-9)  # the first round always runs
+    # call_seconds: one call per sample whatever the warm-up took, so the harness needs no probe call
+    timings = harness.time_interleaved(warmed, repeats=TIMING_ROUNDS, warmup=0, min_sample_s=0.0, max_time_s=left,
+                                       call_seconds=first, clock=clock)
     return {name: timing.median for name, timing in timings.items()}
 
 
