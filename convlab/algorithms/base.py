@@ -45,6 +45,7 @@ import numpy as np
 from ..errors import ConvError, WorkspaceLimitError
 from ..padding import pad, pad_adjoint
 from ..problem import ConvSpec
+from ..threads import blas_threads_for
 from ..tolerances import tolerance
 from .costs import CostTerms
 
@@ -200,13 +201,15 @@ class Method(abc.ABC):
         require_workspace(spec, self.name)
         if inner is not spec:
             x = pad(x, spec.padding, spec.padding_mode)
-        return self.forward(inner, x, w)
+        with blas_threads_for(spec.flops):  # one BLAS thread where threading cannot pay (convlab.threads)
+            return self.forward(inner, x, w)
 
     def run_backward_input(self, spec: ConvSpec, grad_y: np.ndarray, w: np.ndarray) -> np.ndarray:
         """``dx`` for ``spec`` in any padding mode."""
         inner = self.inner_spec(spec)
         require_workspace(spec, self.name)
-        dx = self.backward_input(inner, grad_y, w)
+        with blas_threads_for(spec.flops):
+            dx = self.backward_input(inner, grad_y, w)
         return dx if inner is spec else pad_adjoint(dx, spec.padding, spec.padding_mode)
 
     def run_backward_weight(self, spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -215,7 +218,8 @@ class Method(abc.ABC):
         require_workspace(spec, self.name)
         if inner is not spec:
             x = pad(x, spec.padding, spec.padding_mode)
-        return self.backward_weight(inner, grad_y, x)
+        with blas_threads_for(spec.flops):
+            return self.backward_weight(inner, grad_y, x)
 
     def __repr__(self) -> str:
         return f"<convlab method {self.name!r} ({self.domain})>"
