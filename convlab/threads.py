@@ -42,7 +42,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from . import fft_backends
 from .checks import check_positive_int
-from .kernels import get_threads, set_threads
+from .kernels import call_limit, get_threads, set_threads
 
 __all__ = ["get_num_threads", "num_threads", "set_num_threads", "call_threads", "blas_threads_for", "free_cores",
            "SMALL_FLOPS", "LOAD_SAMPLE_S"]
@@ -230,7 +230,10 @@ def call_threads(flops: float) -> int:
 
 @contextlib.contextmanager
 def blas_threads_for(flops: float):
-    """Run the block with BLAS at :func:`call_threads` threads when that is fewer than it has now.
+    """Run the block with BLAS and the compiled kernels at :func:`call_threads` threads when that is
+    fewer than they have now.
+
+    The kernels' cap is per Python thread (numba's count is set per launch).
 
     Process-wide for the duration of the block, like every BLAS setting: a
     concurrent call in another Python thread may run with the lower count
@@ -244,13 +247,11 @@ def blas_threads_for(flops: float):
     wanted = call_threads(flops)
     counts = [(lib, lib.get_num_threads()) for lib in _blas.lib_controllers]
     libs = [(lib, n) for lib, n in counts if n is not None and n > wanted]
-    if not libs:
-        yield wanted
-        return
     for lib, _ in libs:
         lib.set_num_threads(wanted)  # threadpoolctl lets one Python thread control OpenBLAS; others no-op
     try:
-        yield wanted
+        with call_limit(wanted):
+            yield wanted
     finally:
         for lib, n in libs:
             lib.set_num_threads(n)
