@@ -246,8 +246,11 @@ class _FFTWTransform:
     def _measure(self):
         """Background: measure both plans (FFTW keeps the result as wisdom) and offer them to the callers."""
         try:
-            built = {d: self._build(d, (self.backend.planner_effort,), PLANNING_TIMELIMIT)
-                     for d in ("FFTW_FORWARD", "FFTW_BACKWARD")}
+            built = {}
+            for direction in ("FFTW_FORWARD", "FFTW_BACKWARD"):
+                if _planner.closing:  # the interpreter is exiting: the fallback serves the last calls
+                    return
+                built[direction] = self._build(direction, (self.backend.planner_effort,), PLANNING_TIMELIMIT)
         except Exception:  # a failed upgrade leaves the working fallback in place
             with self._lock:
                 self._state = "failed"
@@ -295,13 +298,14 @@ class _FFTWTransform:
 UPGRADE_AFTER_CALLS = 3
 #: Seconds FFTW may spend measuring one plan in the background (then it keeps the best found so far):
 #: on a busy machine an unbounded FFTW_MEASURE of a large batched transform took 40 s of a shared core.
-PLANNING_TIMELIMIT = 2.0
+PLANNING_TIMELIMIT = 1.0
 
 
 class _BackgroundPlanner:
     """One daemon thread that runs queued FFTW measurements, one at a time (FFTW's planner is serial)."""
 
     def __init__(self):
+        self.closing = False
         self._queue = queue.Queue()
         self._thread = None
         self._lock = threading.Lock()
@@ -336,6 +340,19 @@ class _BackgroundPlanner:
     def wait(self, timeout=None):
         with self._lock:
             return self._idle.wait_for(lambda: not self._pending, timeout)
+
+    def close(self):
+        """At exit: drop the queued jobs and wait for the running one. FFTW must not be planning while
+        pyFFTW's own exit handlers free the planner (that crashes the interpreter)."""
+        self.closing = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                self._pending -= 1
+        self.wait()
 
 
 _planner = _BackgroundPlanner()
@@ -523,10 +540,10 @@ def _wisdom_changed():
     _dirty = True
 
 
-@atexit.register
+@atexit.register  # registered after pyfftw's import, so it runs before pyFFTW's own exit handlers
 def _save_wisdom_at_exit():
-    # FFTW's wisdom must not be exported while the background thread plans: give it a moment, else skip
-    if _wisdom_file is not None and _dirty and _planner.wait(timeout=2.0):
+    _planner.close()  # at most one background planning to finish, bounded by PLANNING_TIMELIMIT
+    if _wisdom_file is not None and _dirty:
         with contextlib.suppress(OSError):  # an unwritable cache file must not break interpreter exit
             save_wisdom(_wisdom_file)
 
