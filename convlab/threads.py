@@ -203,8 +203,8 @@ def free_cores() -> float:
 
     Examples
     --------
-    >>> import convlab as cl
-    >>> 0 <= cl.threads.free_cores() <= cl.get_num_threads() or cl.get_num_threads() < 1
+    >>> import os, convlab as cl
+    >>> 0 <= cl.threads.free_cores() <= os.cpu_count()
     True
     """
     return max(0.0, _cores() - _load.busy_elsewhere())
