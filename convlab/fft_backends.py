@@ -55,7 +55,7 @@ except ImportError:  # pyfftw is optional; scipy.fft is the fallback
 
 __all__ = ["BACKENDS", "PLANNER_EFFORTS", "UPGRADE_AFTER_CALLS", "PLANNING_TIMELIMIT", "FFTBackend",
            "set_fft_backend", "get_fft_backend", "fft_backend", "available_fft_backends", "save_wisdom", "load_wisdom",
-           "wait_for_plans"]
+           "wait_for_plans", "measured_plans_now"]
 
 BACKENDS = ("pyfftw", "scipy", "numpy")
 # Below this many real elements a transform runs in one thread: thread start-up costs more than it
@@ -176,7 +176,8 @@ class _FFTWTransform:
        plan as soon as it is ready (the thread that asks first takes the
        plan the background built, others build theirs from the wisdom).
 
-    :func:`wait_for_plans` waits for queued planning (for tests and benchmarks).
+    :func:`wait_for_plans` waits for queued planning (for tests and benchmarks);
+    inside :func:`measured_plans_now` plans are measured on first use instead.
     """
 
     def __init__(self, real_shape, naxes, dtype, backend):
@@ -215,6 +216,11 @@ class _FFTWTransform:
             return plan
         if not self.measuring:
             plan = self._build(direction, ("FFTW_ESTIMATE",))
+        elif getattr(_local, "plan_now", False) and self._state != "ready":
+            plan = self._from_wisdom(direction) or self._build(direction, (self.backend.planner_effort,))
+            _wisdom_changed()
+            with self._lock:
+                self._state = "ready"  # the wisdom is there now: other threads build theirs from it
         elif self._state == "ready":
             with self._lock:
                 plan = self._spare.pop(direction, None)
@@ -356,6 +362,29 @@ class _BackgroundPlanner:
 
 
 _planner = _BackgroundPlanner()
+
+
+@contextlib.contextmanager
+def measured_plans_now():
+    """Inside the block, in this thread, FFTW plans are measured on first use, as before the background upgrade.
+
+    For code that times steady-state calls (autotuning, benchmarks): their
+    first calls warm up, and no planning may run beside the timed ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with measured_plans_now():
+    ...     kind = FFTBackend("pyfftw", 1, "FFTW_MEASURE").real_transform((2, 24), 1, np.float64).plan_kind()
+    >>> kind if pyfftw is not None else "FFTW_MEASURE"
+    'FFTW_MEASURE'
+    """
+    old = getattr(_local, "plan_now", False)
+    _local.plan_now = True
+    try:
+        yield
+    finally:
+        _local.plan_now = old
 
 
 def wait_for_plans(timeout=None):

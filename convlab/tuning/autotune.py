@@ -43,7 +43,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import harness
+from .. import fft_backends, harness
 from ..algorithms import check_pass, get_method, methods, verdict
 from ..config import cache_dir, get_autotune_budget, get_autotune_persist
 from ..problem import ConvSpec
@@ -219,7 +219,8 @@ def _measure(spec: ConvSpec, pass_: str = "forward") -> dict[str, float]:
     candidates = _candidates(spec, pass_)
     what = f"{pass_} of x {spec.x_shape}, w {spec.w_shape} {spec.dtype}"
     progress = _Progress(what, len(candidates), get_autotune_budget())
-    seconds = _time_candidates({name: runner(name) for name in candidates})
+    with fft_backends.measured_plans_now():  # FFT candidates are timed with the plans they will run
+        seconds = _time_candidates({name: runner(name) for name in candidates})
     if seconds:
         progress.done(min(seconds, key=seconds.get), len(seconds))
     return seconds
