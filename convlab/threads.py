@@ -45,10 +45,13 @@ from .checks import check_positive_int
 from .kernels import call_limit, get_threads, set_threads
 
 __all__ = ["get_num_threads", "num_threads", "set_num_threads", "call_threads", "blas_threads_for", "free_cores",
-           "SMALL_FLOPS", "LOAD_SAMPLE_S"]
+           "SMALL_FLOPS", "TINY_FLOPS", "LOAD_SAMPLE_S"]
 
 #: Passes below this many FLOPs (2 per multiply-add) run BLAS in one thread.
 SMALL_FLOPS = 5e7
+#: Passes below this many FLOPs leave BLAS's count alone: OpenBLAS itself runs a GEMM of fewer than
+#: 2^18 multiply-adds in one thread, and switching its count costs tens of microseconds.
+TINY_FLOPS = 2 * 2 ** 18
 #: Seconds between two readings of the other processes' load.
 LOAD_SAMPLE_S = 0.5
 
@@ -230,28 +233,31 @@ def call_threads(flops: float) -> int:
 
 @contextlib.contextmanager
 def blas_threads_for(flops: float):
-    """Run the block with BLAS and the compiled kernels at :func:`call_threads` threads when that is
-    fewer than they have now.
+    """Run the block with BLAS and the compiled kernels at :func:`call_threads` threads, when that is
+    fewer than they have; BLAS's count is restored after the block.
 
-    The kernels' cap is per Python thread (numba's count is set per launch).
-
-    Process-wide for the duration of the block, like every BLAS setting: a
-    concurrent call in another Python thread may run with the lower count
-    too (never with a higher one than :func:`set_num_threads` allows). As
-    threadpoolctl lets only one Python thread change OpenBLAS's count, the
-    policy applies in that thread (the first to set it, usually the main one).
+    BLAS's count is process-wide, like every BLAS setting: a concurrent call
+    in another Python thread may run with the lower count too (never with a
+    higher one than it had). As threadpoolctl lets only one Python thread
+    change OpenBLAS's count, the policy applies in that thread (the first to
+    set it, usually the main one). The kernels' cap is per Python thread
+    (numba's count is set per launch).
     """
     global _blas
+    if flops < TINY_FLOPS:  # OpenBLAS runs products this small in one thread by itself: spare the switching
+        with call_limit(1):
+            yield 1
+        return
     if _blas is None:
         _blas = ThreadpoolController().select(user_api="blas")
     wanted = call_threads(flops)
     counts = [(lib, lib.get_num_threads()) for lib in _blas.lib_controllers]
-    libs = [(lib, n) for lib, n in counts if n is not None and n > wanted]
-    for lib, _ in libs:
+    lowered = [(lib, n) for lib, n in counts if n is not None and n > wanted]
+    for lib, _ in lowered:
         lib.set_num_threads(wanted)  # threadpoolctl lets one Python thread control OpenBLAS; others no-op
     try:
         with call_limit(wanted):
             yield wanted
     finally:
-        for lib, n in libs:
+        for lib, n in lowered:  # a few microseconds: leave the user's BLAS as it was
             lib.set_num_threads(n)
