@@ -1,5 +1,6 @@
 """method="auto" at run time: a method per pass, the accuracy rule, FFTW plan upgrades, the autotune budget."""
 
+import os
 import warnings
 
 import numpy as np
@@ -226,3 +227,29 @@ def test_fftw_plans_are_measured_in_the_background_from_the_third_call():
     assert backend.real_transform(shape, 2, np.float64).plan_kind() == "FFTW_MEASURE"
     estimate = fft_backends.FFTBackend("pyfftw", 1, "FFTW_ESTIMATE").real_transform((2, 29), 1, np.float64)
     assert estimate.plan_kind() == "FFTW_ESTIMATE"
+
+
+# --------------------------------------------------------------- threads when other processes share the cores
+def test_thread_policy_uses_one_thread_for_small_passes_and_on_busy_cores(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from convlab import threads
+
+    assert threads.call_threads(threads.SMALL_FLOPS / 2) == 1
+    with cl.num_threads(2):
+        monkeypatch.setattr(threads._load, "busy_elsewhere", lambda: 0.0)
+        monkeypatch.setattr(threads, "_cores", lambda: 2)
+        assert threads.call_threads(1e12) == 2  # idle: the knob's count
+        monkeypatch.setattr(threads._load, "busy_elsewhere", lambda: 2.0)
+        assert threads.call_threads(1e12) == 1  # both cores busy elsewhere: one thread
+        before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        with threads.blas_threads_for(1e12) as n:
+            assert n == 1
+            assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+        assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before  # restored
+
+
+def test_the_load_sampler_reads_a_plausible_count():
+    from convlab import threads
+
+    assert 0.0 <= threads._load.busy_elsewhere() <= (os.cpu_count() or 1) + 1
