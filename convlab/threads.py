@@ -238,15 +238,22 @@ def blas_threads_for(flops: float):
 
     BLAS's count is process-wide, like every BLAS setting: a concurrent call
     in another Python thread may run with the lower count too (never with a
-    higher one than it had). As threadpoolctl lets only one Python thread
-    change OpenBLAS's count, the policy applies in that thread (the first to
-    set it, usually the main one). The kernels' cap is per Python thread
-    (numba's count is set per launch).
+    higher one than it had). threadpoolctl gives control of OpenBLAS's count
+    to the first Python thread that changes it, for as long as that thread
+    lives, so the policy changes BLAS only from the main thread: a pool's
+    worker (dask's, say) taking control would silently disable
+    :func:`set_num_threads` in the main thread. The kernels' cap is per
+    Python thread (numba's count is set per launch) and applies everywhere.
     """
     global _blas
     if flops < TINY_FLOPS:  # OpenBLAS runs products this small in one thread by itself: spare the switching
         with call_limit(1):
             yield 1
+        return
+    if threading.current_thread() is not threading.main_thread():
+        wanted = call_threads(flops)
+        with call_limit(wanted):
+            yield wanted
         return
     if _blas is None:
         _blas = ThreadpoolController().select(user_api="blas")
