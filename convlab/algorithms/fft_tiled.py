@@ -250,10 +250,8 @@ class FFTTiled(Method):
     def error_bound(self, plan, pass_="forward"):
         """The FFT method's bound (:meth:`FFT.error_bound <convlab.algorithms.fft.FFT.error_bound>`) at the
         tile's FFT size; ``dw`` also sums over the tiles."""
-        shape = plan.cached(("fft_tiled", "error_bound_tiles"), lambda: choose_tiles(plan))
-        points = math.prod(shape)
-        tiles = math.prod(-(-o // ((L - e) // s + 1)) for L, e, s, o in
-                          zip(shape, plan.dilated_kernel_size, plan.stride, plan.output_size))
+        geo = tile_geometry(plan)  # cached on the spec: the workspace estimate has built it already
+        points, tiles = math.prod(geo.L), math.prod(geo.T)
         summed = {"backward_weight": plan.batch * tiles, "backward_input": plan.out_channels // plan.groups}
         terms = summed.get(pass_, plan.in_channels // plan.groups)
         return float(np.finfo(plan.dtype).eps * (math.log2(points) + math.log2(terms) + 1.0))
