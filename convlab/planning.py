@@ -51,7 +51,7 @@ SPEC_ATTRIBUTES = frozenset({
 })
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class ConvPlan:
     """A validated convolution problem bound to the methods that run its passes.
 
@@ -99,7 +99,7 @@ class ConvPlan:
     backward_input_method: str | None = None
     backward_weight_method: str | None = None
     autotune: bool = False
-    _chosen: dict = dataclasses.field(default_factory=dict, repr=False)
+    _chosen: dict = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         # only called for names the plan itself lacks: the spec's attributes
@@ -129,6 +129,14 @@ class ConvPlan:
             chosen = tuned_method(self.spec, pass_) if self.autotune else choose_method(self.spec, pass_=pass_)
             self._chosen[pass_] = chosen
         return chosen
+
+    def __repr__(self) -> str:
+        # backward methods not fixed show what auto chose so far, or "auto" (repr must not choose: it could time)
+        passes = {p: getattr(self, f"{p}_method") or self._chosen.get(p, "auto")
+                  for p in ("backward_input", "backward_weight")}
+        return (f"ConvPlan(spec={self.spec!r}, method={self.method!r}, backward_input_method="
+                f"{passes['backward_input']!r}, backward_weight_method={passes['backward_weight']!r}, "
+                f"autotune={self.autotune!r})")
 
     @property
     def backward_methods(self) -> tuple[str, str]:
