@@ -179,14 +179,13 @@ class _Load:
             return self.others or 0.0
         try:
             stat, cpu = _proc_stat(), time.process_time()
-            if stat is None:
+            if stat is None or sample is None:
+                # no /proc, or the first call (no interval yet): the load average, which lags a minute,
+                # less about one for our own pass; without one (Windows) assume the cores are free
                 try:
-                    self.others = max(0.0, os.getloadavg()[0] - 1.0)  # our own pass counts for about one
-                except OSError:
+                    self.others = max(0.0, os.getloadavg()[0] - 1.0)
+                except (AttributeError, OSError):
                     self.others = 0.0
-            elif sample is None:
-                # first call: no interval yet; the load average (which lags a minute) until the next sample
-                self.others = max(0.0, os.getloadavg()[0] - 1.0)
             elif stat[1] > sample[3]:
                 machine = (stat[0] - sample[2]) / (stat[1] - sample[3]) * (os.cpu_count() or 1)
                 mine = (cpu - sample[1]) / max(now - sample[0], 1e-9)
