@@ -6,6 +6,8 @@ setting                meaning                                             funct
 workspace limit        scratch memory one method call may use (bytes)      :func:`set_workspace_limit`,
                                                                            :func:`workspace_limit`
 autotune               ``method="auto"`` measures instead of predicting    :func:`set_autotune`
+autotune budget        seconds one problem's tuning of one pass may take   :func:`set_autotune`,
+                                                                           :func:`get_autotune_budget`
 cache directory        where calibration and autotune results are kept     :func:`cache_dir`
 auto-measure           measure the cost model's machine constants once,    :func:`set_auto_measure`,
                        on the first ``method="auto"`` choice               :func:`get_auto_measure`
@@ -23,13 +25,14 @@ import os
 import threading
 from collections.abc import Iterator
 
-from .checks import check_bool, check_int
+from .checks import check_bool, check_finite_number, check_int
 
 __all__ = ["DEFAULT_WORKSPACE_LIMIT", "get_workspace_limit", "set_workspace_limit", "workspace_limit",
-           "check_limit", "get_autotune", "set_autotune", "get_autotune_persist", "cache_dir",
-           "get_auto_measure", "set_auto_measure", "AUTO_MEASURE_ENV"]
+           "check_limit", "get_autotune", "set_autotune", "get_autotune_persist", "get_autotune_budget",
+           "DEFAULT_AUTOTUNE_BUDGET", "cache_dir", "get_auto_measure", "set_auto_measure", "AUTO_MEASURE_ENV"]
 
 DEFAULT_WORKSPACE_LIMIT = 1 << 30  # 1 GiB
+DEFAULT_AUTOTUNE_BUDGET = 5.0  # seconds per problem and pass
 
 _lock = threading.Lock()
 _limit = DEFAULT_WORKSPACE_LIMIT
@@ -37,6 +40,7 @@ _autotune = False
 _autotune_persist = False
 _auto_measure: bool | None = None  # None: follow $CONVLAB_AUTO_MEASURE
 AUTO_MEASURE_ENV = "CONVLAB_AUTO_MEASURE"
+_autotune_budget = DEFAULT_AUTOTUNE_BUDGET
 
 
 # --------------------------------------------------------------- workspace limit
@@ -99,7 +103,7 @@ def workspace_limit(nbytes: int) -> Iterator[int]:
 
 
 # --------------------------------------------------------------- autotune switch
-def set_autotune(enabled: bool = True, *, persist: bool | None = None) -> bool:
+def set_autotune(enabled: bool = True, *, persist: bool | None = None, budget: float | None = None) -> bool:
     """Switch measured choice for ``method="auto"`` on or off globally; return the previous setting.
 
     Parameters
@@ -108,6 +112,9 @@ def set_autotune(enabled: bool = True, *, persist: bool | None = None) -> bool:
     persist : bool, optional
         Also store winners in (and read them from) ``autotune.json`` in
         :func:`cache_dir`. Unchanged when omitted.
+    budget : float, optional
+        Seconds the tuning of one pass of one problem may take (see
+        :mod:`convlab.tuning.autotune`; default 5). Unchanged when omitted.
 
     Examples
     --------
@@ -117,14 +124,30 @@ def set_autotune(enabled: bool = True, *, persist: bool | None = None) -> bool:
     True
     >>> _ = cl.set_autotune(old)
     """
-    global _autotune, _autotune_persist
+    global _autotune, _autotune_persist, _autotune_budget
     enabled = check_bool("enabled", enabled)
     persist = check_bool("persist", persist, allow_none=True)
+    if budget is not None:
+        budget = check_finite_number("budget", budget, positive=True)
     with _lock:
         old, _autotune = _autotune, enabled
         if persist is not None:
             _autotune_persist = persist
+        if budget is not None:
+            _autotune_budget = float(budget)
     return old
+
+
+def get_autotune_budget() -> float:
+    """Seconds the tuning of one pass of one problem may take (:func:`set_autotune`'s ``budget``).
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.config.get_autotune_budget() > 0
+    True
+    """
+    return _autotune_budget
 
 
 def get_autotune() -> bool:

@@ -24,6 +24,13 @@ gives wrong results from two threads). Here every thread builds its own
 serialised by pyFFTW itself, and plans made once are reused through FFTW's
 wisdom, so a second thread's planning is cheap.
 
+Measured planning (``FFTW_MEASURE``, the default) is kept off the first
+calls: a shape runs ``scipy.fft`` until its :data:`UPGRADE_AFTER_CALLS`-th
+call, which has the measured plan made on a background thread, and switches
+to it once ready; a shape FFTW has wisdom for (a wisdom file) gets its
+measured plan at once. A one-off convolution thus costs what scipy's does,
+and a repeated one runs FFTW's measured plan (see ``_FFTWTransform``).
+
 Choose the backend globally with :func:`set_fft_backend` or for a block of
 code (in the current thread only) with :func:`fft_backend`.
 """
@@ -32,7 +39,9 @@ import atexit
 import contextlib
 import dataclasses
 import os
+import queue
 import threading
+import warnings
 
 import numpy as np
 import scipy.fft
@@ -44,8 +53,9 @@ try:
 except ImportError:  # pyfftw is optional; scipy.fft is the fallback
     pyfftw = None
 
-__all__ = ["BACKENDS", "PLANNER_EFFORTS", "FFTBackend", "set_fft_backend", "get_fft_backend", "fft_backend",
-           "available_fft_backends", "save_wisdom", "load_wisdom"]
+__all__ = ["BACKENDS", "PLANNER_EFFORTS", "UPGRADE_AFTER_CALLS", "PLANNING_TIMELIMIT", "FFTBackend",
+           "set_fft_backend", "get_fft_backend", "fft_backend", "available_fft_backends", "save_wisdom", "load_wisdom",
+           "wait_for_plans", "measured_plans_now"]
 
 BACKENDS = ("pyfftw", "scipy", "numpy")
 # Below this many real elements a transform runs in one thread: thread start-up costs more than it
@@ -150,32 +160,127 @@ class _ScipyTransform(_NumpyTransform):
 
 
 class _FFTWTransform:
-    """A pair of pyFFTW plans (r2c and c2r), built lazily, one pair per thread."""
+    """A pair of pyFFTW plans (r2c and c2r), one pair per thread, measured only for shapes in repeated use.
+
+    With ``FFTW_ESTIMATE`` the plans are built on first use (milliseconds).
+    With a measuring effort (``FFTW_MEASURE`` and up) FFTW times candidate
+    algorithms when it plans, which takes from a tenth of a second to many
+    seconds; a first call must not pay that. So:
+
+    1. when FFTW already has wisdom for the shape (loaded from a wisdom
+       file, or measured earlier in the process), the measured plan is
+       built from it at once (``FFTW_WISDOM_ONLY``: no timing);
+    2. otherwise the first calls run ``scipy.fft`` (pocketfft: no planning),
+       and the :data:`UPGRADE_AFTER_CALLS`-th call queues the measured
+       planning on a background thread; later calls switch to the measured
+       plan as soon as it is ready (the thread that asks first takes the
+       plan the background built, others build theirs from the wisdom).
+
+    :func:`wait_for_plans` waits for queued planning (for tests and benchmarks);
+    inside :func:`measured_plans_now` plans are measured on first use instead.
+    """
 
     def __init__(self, real_shape, naxes, dtype, backend):
         self.real_shape, self.naxes, self.dtype = real_shape, naxes, dtype
         self.complex_shape = _complex_shape(real_shape, naxes)
         self.backend, self.threads = backend, _threads(real_shape, backend)
+        self.measuring = backend.planner_effort != "FFTW_ESTIMATE"
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._state = "new"  # new -> fallback -> queued -> ready (or failed); "ready" at once with wisdom
+        self._spare = {}     # direction -> a plan the background built, for the first thread that asks
+        self._fallback = _ScipyTransform(real_shape, naxes, dtype, backend)
+
+    def _build(self, direction, flags, timelimit=None):
+        real = pyfftw.empty_aligned(self.real_shape, self.dtype)
+        spectrum = pyfftw.empty_aligned(self.complex_shape, _complex_dtype(self.dtype))
+        source, target = (real, spectrum) if direction == "FFTW_FORWARD" else (spectrum, real)
+        # DESTROY_INPUT: callers refill the input before every call, and it lets FFTW pick faster plans.
+        return pyfftw.FFTW(source, target, axes=tuple(range(-self.naxes, 0)), direction=direction,
+                           flags=(*flags, "FFTW_DESTROY_INPUT"), threads=self.threads,
+                           planning_timelimit=timelimit)
+
+    def _from_wisdom(self, direction):
+        """The measured plan from FFTW's wisdom, or ``None`` when there is none for this shape."""
+        try:
+            return self._build(direction, (self.backend.planner_effort, "FFTW_WISDOM_ONLY"))
+        except RuntimeError:  # pyFFTW: "No FFTW wisdom is known for this plan."
+            return None
 
     def _plan(self, direction):
+        """This thread's FFTW plan for ``direction``, or ``None`` while calls should run the fallback."""
         plans = self._local.__dict__
-        if direction not in plans:
-            real = pyfftw.empty_aligned(self.real_shape, self.dtype)
-            spectrum = pyfftw.empty_aligned(self.complex_shape, _complex_dtype(self.dtype))
-            source, target = (real, spectrum) if direction == "FFTW_FORWARD" else (spectrum, real)
-            # DESTROY_INPUT: callers refill the input before every call, and it lets FFTW pick faster plans.
-            plans[direction] = pyfftw.FFTW(source, target, axes=tuple(range(-self.naxes, 0)), direction=direction,
-                                           flags=(self.backend.planner_effort, "FFTW_DESTROY_INPUT"),
-                                           threads=self.threads)
+        plan = plans.get(direction)
+        if plan is not None:
+            return plan
+        if not self.measuring:
+            plan = self._build(direction, ("FFTW_ESTIMATE",))
+        elif getattr(_local, "plan_now", False) and self._state != "ready":
+            plan = self._from_wisdom(direction) or self._build(direction, (self.backend.planner_effort,))
             _wisdom_changed()
-        return plans[direction]
+            with self._lock:
+                self._state = "ready"  # the wisdom is there now: other threads build theirs from it
+        elif self._state == "ready":
+            with self._lock:
+                plan = self._spare.pop(direction, None)
+            plan = plan or self._from_wisdom(direction) or self._build(direction, ("FFTW_ESTIMATE",))
+        elif self._state == "new" and not _planner.busy():
+            # wisdom from a file (or an earlier plan of this shape) gives the measured plan without timing;
+            # not while the background plans: pyFFTW serialises planning, and this call would wait for it
+            plan = self._from_wisdom(direction)
+            with self._lock:
+                if plan is None:
+                    self._state = "fallback"
+                elif self._state == "new":
+                    self._state = "ready"
+        if plan is not None:
+            plans[direction] = plan
+        return plan
+
+    def _count(self):
+        """Count a call; queue the measured planning on the :data:`UPGRADE_AFTER_CALLS`-th."""
+        if not self.measuring or self._state in ("queued", "ready", "failed"):
+            return
+        with self._lock:
+            self._calls += 1
+            if self._calls < UPGRADE_AFTER_CALLS or self._state in ("queued", "ready", "failed"):
+                return
+            self._state = "queued"
+        _planner.submit(self._measure)
+
+    def _measure(self):
+        """Background: measure both plans (FFTW keeps the result as wisdom) and offer them to the callers."""
+        try:
+            built = {}
+            for direction in ("FFTW_FORWARD", "FFTW_BACKWARD"):
+                if _planner.closing:  # the interpreter is exiting: the fallback serves the last calls
+                    return
+                built[direction] = self._build(direction, (self.backend.planner_effort,), PLANNING_TIMELIMIT)
+        except Exception:  # a failed upgrade leaves the working fallback in place
+            with self._lock:
+                self._state = "failed"
+            raise
+        _wisdom_changed()
+        with self._lock:
+            self._spare.update(built)
+            self._state = "ready"
+
+    def plan_kind(self, direction="FFTW_FORWARD"):
+        """What this thread's next call in ``direction`` runs: ``"scipy"`` (before the upgrade), or the
+        FFTW planner flag of its plan (``"FFTW_ESTIMATE"``, ``"FFTW_MEASURE"``, ...)."""
+        plan = self._plan(direction)
+        if plan is None:
+            return "scipy"
+        return next(f for f in plan.flags if f in PLANNER_EFFORTS or f == "FFTW_ESTIMATE")
 
     def real_buffer(self):
-        return self._plan("FFTW_FORWARD").input_array
+        plan = self._plan("FFTW_FORWARD")
+        return self._fallback.real_buffer() if plan is None else plan.input_array
 
     def complex_buffer(self):
-        return self._plan("FFTW_BACKWARD").input_array
+        plan = self._plan("FFTW_BACKWARD")
+        return self._fallback.complex_buffer() if plan is None else plan.input_array
 
     @staticmethod
     def _run(fftw, a):
@@ -185,10 +290,117 @@ class _FFTWTransform:
         return fftw.output_array
 
     def forward(self, a):
-        return self._run(self._plan("FFTW_FORWARD"), a)
+        self._count()
+        plan = self._plan("FFTW_FORWARD")
+        return self._fallback.forward(a) if plan is None else self._run(plan, a)
 
     def inverse(self, spectrum):
-        return self._run(self._plan("FFTW_BACKWARD"), spectrum)
+        self._count()
+        plan = self._plan("FFTW_BACKWARD")
+        return self._fallback.inverse(spectrum) if plan is None else self._run(plan, spectrum)
+
+
+#: Calls of one transform (either direction) after which its measured FFTW plan is made in the background.
+UPGRADE_AFTER_CALLS = 3
+#: Seconds FFTW may spend measuring one plan in the background (then it keeps the best found so far):
+#: on a busy machine an unbounded FFTW_MEASURE of a large batched transform took 40 s of a shared core.
+PLANNING_TIMELIMIT = 1.0
+
+
+class _BackgroundPlanner:
+    """One daemon thread that runs queued FFTW measurements, one at a time (FFTW's planner is serial)."""
+
+    def __init__(self):
+        self.closing = False
+        self._queue = queue.Queue()
+        self._thread = None
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+
+    def busy(self):
+        return self._pending > 0
+
+    def submit(self, job):
+        with self._lock:
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="convlab-fftw-planner", daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+
+    def _work(self):
+        while True:
+            job = self._queue.get()
+            try:
+                job()
+            except Exception as exc:  # the caller keeps its working fallback
+                warnings.warn(f"convlab: background FFTW planning failed ({exc!r}); scipy.fft stays in use",
+                              RuntimeWarning, stacklevel=1)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if not self._pending:
+                        self._idle.notify_all()
+
+    def wait(self, timeout=None):
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._pending, timeout)
+
+    def close(self):
+        """At exit: drop the queued jobs and wait for the running one. FFTW must not be planning while
+        pyFFTW's own exit handlers free the planner (that crashes the interpreter)."""
+        self.closing = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                self._pending -= 1
+        self.wait()
+
+
+_planner = _BackgroundPlanner()
+
+
+@contextlib.contextmanager
+def measured_plans_now():
+    """Inside the block, in this thread, FFTW plans are measured on first use, as before the background upgrade.
+
+    For code that times steady-state calls (autotuning, benchmarks): their
+    first calls warm up, and no planning may run beside the timed ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with measured_plans_now():
+    ...     kind = FFTBackend("pyfftw", 1, "FFTW_MEASURE").real_transform((2, 24), 1, np.float64).plan_kind()
+    >>> kind if pyfftw is not None else "FFTW_MEASURE"
+    'FFTW_MEASURE'
+    """
+    old = getattr(_local, "plan_now", False)
+    _local.plan_now = True
+    try:
+        yield
+    finally:
+        _local.plan_now = old
+
+
+def wait_for_plans(timeout=None):
+    """Wait until the measured FFTW plans queued in the background are made; True unless it timed out.
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Seconds to wait at most; default: as long as it takes.
+
+    Examples
+    --------
+    >>> wait_for_plans(timeout=60)
+    True
+    """
+    return _planner.wait(timeout)
 
 
 # --------------------------------------------------------------- choosing the backend
@@ -357,8 +569,9 @@ def _wisdom_changed():
     _dirty = True
 
 
-@atexit.register
+@atexit.register  # registered after pyfftw's import, so it runs before pyFFTW's own exit handlers
 def _save_wisdom_at_exit():
+    _planner.close()  # at most one background planning to finish, bounded by PLANNING_TIMELIMIT
     if _wisdom_file is not None and _dirty:
         with contextlib.suppress(OSError):  # an unwritable cache file must not break interpreter exit
             save_wisdom(_wisdom_file)

@@ -1,9 +1,12 @@
-"""The plan: a validated problem bound to the method that runs it.
+"""The plan: a validated problem bound to the methods that run its three passes.
 
 :func:`plan` is three steps, each owned by its layer: validate the
 parameters into a :class:`~convlab.problem.ConvSpec` (:mod:`convlab.problem`),
 choose a method for it (:mod:`convlab.tuning`, unless one is named), and bind
-the two into a :class:`ConvPlan`. Running a plan checks the arrays against
+the two into a :class:`ConvPlan`. As cuDNN chooses forward, backward-data and
+backward-filter algorithms separately, ``method="auto"`` chooses a method per
+pass: the forward's when the plan is built, ``dx``'s and ``dw``'s on the first
+backward call (a plan used only for inference never prices or times them). Running a plan checks the arrays against
 the spec and hands them to the method (:meth:`Method.run_forward
 <convlab.algorithms.Method.run_forward>` and its backward twins, which apply
 the padding modes a method does not apply itself).
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .algorithms import Method, get_method, methods
+from .algorithms import Method, check_pass, get_method, methods
 from .config import get_autotune
 from .errors import ConvError, ConvTypeError
 from .problem import ConvSpec, as_array, check_array, check_autotune, is_integral
@@ -48,12 +51,13 @@ SPEC_ATTRIBUTES = frozenset({
 })
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class ConvPlan:
-    """A validated convolution problem bound to the method that runs it.
+    """A validated convolution problem bound to the methods that run its passes.
 
-    Build it with :func:`convlab.plan`; it is immutable and safe to share
-    between threads. Everything the method precomputes (FFTW plans, sparsity
+    Build it with :func:`convlab.plan`; it is immutable (but for the backward
+    methods ``method="auto"`` resolves on first use) and safe to share
+    between threads. Everything the methods precompute (FFTW plans, sparsity
     patterns, weight transforms) is cached on its spec and reused by every call.
 
     Attributes
@@ -63,7 +67,14 @@ class ConvPlan:
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``,
         ``output_shape``, ``flops``, ...) are also the plan's.
     method : str
-        The resolved method name (never ``"auto"``).
+        The resolved method of the forward pass (never ``"auto"``).
+    backward_input_method, backward_weight_method : str or None
+        The methods of ``dx`` and ``dw`` when fixed (a named ``method=`` fixes
+        all three passes); ``None`` while ``method="auto"`` has not chosen them
+        yet. :meth:`method_for` and :attr:`backward_methods` resolve them.
+    autotune : bool
+        Whether ``method="auto"`` measures (:mod:`convlab.tuning.autotune`)
+        rather than predicts the backward passes' methods.
 
     Examples
     --------
@@ -73,10 +84,22 @@ class ConvPlan:
     ((8, 32, 16, 16), ((1, 1), (1, 1)), 'im2col', dtype('float32'))
     >>> p.flops  # 2 per multiply-add of the direct algorithm
     18874368
+
+    With ``method="auto"`` each pass has its own method:
+
+    >>> q = cl.plan((8, 16, 32, 32), (32, 16, 3, 3), np.float32, padding=1)
+    >>> all(q.method_for(p) in cl.methods() for p in ("forward", "backward_input", "backward_weight"))
+    True
+    >>> p.backward_methods
+    ('im2col', 'im2col')
     """
 
     spec: ConvSpec
     method: str
+    backward_input_method: str | None = None
+    backward_weight_method: str | None = None
+    autotune: bool = False
+    _chosen: dict = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         # only called for names the plan itself lacks: the spec's attributes
@@ -86,12 +109,44 @@ class ConvPlan:
 
     @property
     def implementation(self) -> Method:
-        """The registered :class:`~convlab.algorithms.Method` that runs this plan."""
+        """The registered :class:`~convlab.algorithms.Method` that runs the forward pass."""
         return get_method(self.method)
+
+    def method_for(self, pass_: str) -> str:
+        """The method that runs ``pass_`` (``"forward"``, ``"backward_input"`` or ``"backward_weight"``).
+
+        With ``method="auto"`` a backward pass's method is chosen on the first
+        call (by the cost model, or measured when the plan autotunes), as
+        :func:`convlab.choose_method` with ``pass_``, and kept.
+        """
+        if check_pass(pass_) == "forward":
+            return self.method
+        fixed = self.backward_input_method if pass_ == "backward_input" else self.backward_weight_method
+        if fixed is not None:
+            return fixed
+        chosen = self._chosen.get(pass_)
+        if chosen is None:  # two threads may both choose: the choice is deterministic, the store atomic
+            chosen = tuned_method(self.spec, pass_) if self.autotune else choose_method(self.spec, pass_=pass_)
+            self._chosen[pass_] = chosen
+        return chosen
+
+    def __repr__(self) -> str:
+        # backward methods not fixed show what auto chose so far, or "auto" (repr must not choose: it could time)
+        passes = {p: getattr(self, f"{p}_method") or self._chosen.get(p, "auto")
+                  for p in ("backward_input", "backward_weight")}
+        return (f"ConvPlan(spec={self.spec!r}, method={self.method!r}, backward_input_method="
+                f"{passes['backward_input']!r}, backward_weight_method={passes['backward_weight']!r}, "
+                f"autotune={self.autotune!r})")
+
+    @property
+    def backward_methods(self) -> tuple[str, str]:
+        """``(method of dx, method of dw)``, choosing them now if ``method="auto"`` has not yet."""
+        return self.method_for("backward_input"), self.method_for("backward_weight")
 
     @property
     def inner(self) -> ConvSpec:
-        """The spec the method itself runs (see :meth:`Method.inner_spec <convlab.algorithms.Method.inner_spec>`)."""
+        """The spec the forward's method itself runs (see :meth:`Method.inner_spec
+        <convlab.algorithms.Method.inner_spec>`)."""
         return self.implementation.inner_spec(self.spec)
 
     def cached(self, key: Hashable, factory: Callable[[], Any]) -> Any:
@@ -99,8 +154,9 @@ class ConvPlan:
         return self.spec.cached(key, factory)
 
     def with_method(self, method: str) -> ConvPlan:
-        """The same problem run by another method (checked to support it)."""
-        return ConvPlan(self.spec, explicit_method(self.spec, method))
+        """The same problem with all three passes run by ``method`` (checked to support it)."""
+        method = explicit_method(self.spec, method)
+        return ConvPlan(self.spec, method, method, method)
 
     # ----- running it
     def forward(self, x: Any, w: Any, bias: Any = None) -> np.ndarray:
@@ -144,8 +200,8 @@ class ConvPlan:
         integral = is_integral(as_array("grad_y", grad_y), as_array("w", w))
         grad_y = check_array("grad_y", grad_y, s.output_shape, s.result_dtype)
         w = check_array("w", w, s.w_shape, s.result_dtype)
-        return self.implementation.run_backward_input(s, grad_y, np.conj(w) if s.is_complex else w,
-                                                      integral=integral)
+        method = get_method(self.method_for("backward_input"))
+        return method.run_backward_input(s, grad_y, np.conj(w) if s.is_complex else w, integral=integral)
 
     def backward_weight(self, grad_y: Any, x: Any) -> np.ndarray:
         """``dw``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``w``.
@@ -157,8 +213,8 @@ class ConvPlan:
         integral = is_integral(as_array("grad_y", grad_y), as_array("x", x))
         grad_y = check_array("grad_y", grad_y, s.output_shape, s.result_dtype)
         x = check_array("x", x, s.x_shape, s.result_dtype)
-        return self.implementation.run_backward_weight(s, grad_y, np.conj(x) if s.is_complex else x,
-                                                       integral=integral)
+        method = get_method(self.method_for("backward_weight"))
+        return method.run_backward_weight(s, grad_y, np.conj(x) if s.is_complex else x, integral=integral)
 
     def backward(self, grad_y: Any, x: Any, w: Any) -> ConvGrads:
         """Gradients of ``sum(grad_y * conv(x, w, b))``.
@@ -195,13 +251,15 @@ def plan(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
     groups : int
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
     method : str
-        A name from :func:`convlab.methods` or ``"auto"``.
+        A name from :func:`convlab.methods`, which then runs all three passes,
+        or ``"auto"``: each pass (``y``, ``dx``, ``dw``) gets the method chosen
+        for it (see :meth:`ConvPlan.method_for`).
     workspace_limit : int, optional
         Bytes of scratch memory the method may use; default: the global limit.
     autotune : bool, optional
-        For ``method="auto"``: time the candidates once and keep the fastest
-        (:mod:`convlab.tuning.autotune`) instead of asking the cost model
-        (:func:`convlab.choose_method`). Default: :func:`convlab.get_autotune`.
+        For ``method="auto"``: time the candidates of each pass once and keep
+        the fastest (:mod:`convlab.tuning.autotune`) instead of asking the cost
+        model (:func:`convlab.choose_method`). Default: :func:`convlab.get_autotune`.
 
     Returns
     -------
@@ -230,6 +288,7 @@ def plan(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
     if not isinstance(method, str):
         raise ConvTypeError(f"method must be a str, one of {('auto', *methods())}, but got {method!r}")
     if method != "auto":
-        return ConvPlan(spec, explicit_method(spec, method))  # unknown names fail listing the known ones
+        method = explicit_method(spec, method)  # unknown names fail listing the known ones
+        return ConvPlan(spec, method, method, method)
     measure = get_autotune() if autotune is None else autotune
-    return ConvPlan(spec, tuned_method(spec) if measure else choose_method(spec))
+    return ConvPlan(spec, tuned_method(spec) if measure else choose_method(spec), autotune=bool(measure))

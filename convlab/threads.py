@@ -12,17 +12,48 @@ CPU sets where ``os.cpu_count()`` does not.
 Nothing is changed until :func:`set_num_threads` is called (importing convlab
 leaves BLAS and FFTW as they were); the compiled kernels use the default from
 the start.
+
+Sharing the cores: every pass a method runs goes through :func:`call_threads`,
+which lowers BLAS to one thread for that call when threading cannot pay —
+
+* the pass is small (below :data:`SMALL_FLOPS`): starting and joining BLAS
+  threads costs more than it saves;
+* other processes keep the cores busy: BLAS (OpenBLAS) threads spin while
+  they wait for each other, and a spinning thread on a core another process
+  needs makes the call many times slower, not just twice. With two busy
+  processes on two cores, an 11×11 im2col on ``(1, 8, 32, 32)`` took 86 ms
+  with two BLAS threads and 0.37 ms with one, and a ``(16, 64, 56, 56)``
+  Winograd layer 1.5 s against 0.19 s.
+
+The load of other processes is read from ``/proc/stat`` (all cores' busy time
+minus this process's own CPU time) at most every :data:`LOAD_SAMPLE_S` seconds,
+falling back to :func:`os.getloadavg` where there is no ``/proc``; BLAS then
+gets as many threads as cores are left free (at least one, at most
+:func:`get_num_threads`). :func:`set_num_threads` stays the one knob: the policy
+only ever lowers the count it sets, for one call at a time.
 """
 
 import contextlib
+import os
+import threading
+import time
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from . import fft_backends
 from .checks import check_positive_int
-from .kernels import get_threads, set_threads
+from .kernels import call_limit, get_threads, set_threads
 
-__all__ = ["get_num_threads", "num_threads", "set_num_threads"]
+__all__ = ["get_num_threads", "num_threads", "set_num_threads", "call_threads", "blas_threads_for", "free_cores",
+           "SMALL_FLOPS", "TINY_FLOPS", "LOAD_SAMPLE_S"]
+
+#: Passes below this many FLOPs (2 per multiply-add) run BLAS in one thread.
+SMALL_FLOPS = 5e7
+#: Passes below this many FLOPs leave BLAS's count alone: OpenBLAS itself runs a GEMM of fewer than
+#: 2^18 multiply-adds in one thread, and switching its count costs tens of microseconds.
+TINY_FLOPS = 2 * 2 ** 18
+#: Seconds between two readings of the other processes' load.
+LOAD_SAMPLE_S = 0.5
 
 
 def _check(n):
@@ -109,3 +140,130 @@ def num_threads(n: int):
             set_threads(old_kernels)
             fft_backends.set_fft_backend(backend.name, threads=backend.threads,
                                          planner_effort=backend.planner_effort)
+
+
+# --------------------------------------------------------------- the policy for one call
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _proc_stat() -> tuple[float, float] | None:
+    """``(busy, total)`` jiffies of all cores from ``/proc/stat``, or ``None`` without it."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+class _Load:
+    """Cores the other processes keep busy, sampled at most every :data:`LOAD_SAMPLE_S` seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sample = None  # (wall, process cpu, /proc/stat busy, total)
+        self.others = None
+
+    def busy_elsewhere(self) -> float:
+        now = time.monotonic()
+        sample = self._sample
+        if sample is not None and now - sample[0] < LOAD_SAMPLE_S and self.others is not None:
+            return self.others
+        if not self._lock.acquire(blocking=False):  # another thread is sampling: use the last value
+            return self.others or 0.0
+        try:
+            stat, cpu = _proc_stat(), time.process_time()
+            if stat is None or sample is None:
+                # no /proc, or the first call (no interval yet): the load average, which lags a minute,
+                # less about one for our own pass; without one (Windows) assume the cores are free
+                try:
+                    self.others = max(0.0, os.getloadavg()[0] - 1.0)
+                except (AttributeError, OSError):
+                    self.others = 0.0
+            elif stat[1] > sample[3]:
+                machine = (stat[0] - sample[2]) / (stat[1] - sample[3]) * (os.cpu_count() or 1)
+                mine = (cpu - sample[1]) / max(now - sample[0], 1e-9)
+                self.others = max(0.0, machine - mine)
+            self._sample = (now, cpu, *(stat or (0.0, 0.0)))
+            return self.others or 0.0
+        finally:
+            self._lock.release()
+
+
+_load = _Load()
+_blas = None
+
+
+def free_cores() -> float:
+    """Cores of this process's CPU set the other processes leave free, as last sampled.
+
+    Examples
+    --------
+    >>> import os, convlab as cl
+    >>> 0 <= cl.threads.free_cores() <= os.cpu_count()
+    True
+    """
+    return max(0.0, _cores() - _load.busy_elsewhere())
+
+
+def call_threads(flops: float) -> int:
+    """BLAS threads for one pass of ``flops``: 1 below :data:`SMALL_FLOPS`, else the free cores,
+    at least 1 and at most :func:`get_num_threads`.
+
+    Examples
+    --------
+    >>> import convlab as cl
+    >>> cl.threads.call_threads(1e3)
+    1
+    >>> 1 <= cl.threads.call_threads(1e12) <= cl.get_num_threads()
+    True
+    """
+    n = get_threads()
+    if n <= 1 or flops < SMALL_FLOPS:
+        return 1
+    return max(1, min(n, int(free_cores() + 0.5)))
+
+
+@contextlib.contextmanager
+def blas_threads_for(flops: float):
+    """Run the block with BLAS and the compiled kernels at :func:`call_threads` threads, when that is
+    fewer than they have; BLAS's count is restored after the block.
+
+    BLAS's count is process-wide, like every BLAS setting: a concurrent call
+    in another Python thread may run with the lower count too (never with a
+    higher one than it had). threadpoolctl gives control of OpenBLAS's count
+    to the first Python thread that changes it, for as long as that thread
+    lives, so the policy changes BLAS only from the main thread: a pool's
+    worker (dask's, say) taking control would silently disable
+    :func:`set_num_threads` in the main thread. The kernels' cap is per
+    Python thread (numba's count is set per launch) and applies everywhere.
+    """
+    global _blas
+    if flops < TINY_FLOPS:  # OpenBLAS runs products this small in one thread by itself: spare the switching
+        with call_limit(1):
+            yield 1
+        return
+    if threading.current_thread() is not threading.main_thread():
+        wanted = call_threads(flops)
+        with call_limit(wanted):
+            yield wanted
+        return
+    if _blas is None:
+        _blas = ThreadpoolController().select(user_api="blas")
+    wanted = call_threads(flops)
+    counts = [(lib, lib.get_num_threads()) for lib in _blas.lib_controllers]
+    lowered = [(lib, n) for lib, n in counts if n is not None and n > wanted]
+    for lib, _ in lowered:
+        lib.set_num_threads(wanted)  # threadpoolctl lets one Python thread control OpenBLAS; others no-op
+    try:
+        with call_limit(wanted):
+            yield wanted
+    finally:
+        for lib, n in lowered:  # a few microseconds: leave the user's BLAS as it was
+            lib.set_num_threads(n)

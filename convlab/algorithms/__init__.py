@@ -12,6 +12,7 @@ from .base import (
                    Method,
                    Verdict,
                    WeightDerived,
+                   check_pass,
                    get_method,
                    methods,
                    register,
@@ -31,6 +32,6 @@ from . import fft  # noqa: F401  (registers "fft")
 from . import fft_tiled  # noqa: F401  (registers "fft_tiled")
 # isort: on
 
-__all__ = ["DOMAINS", "PASSES", "Method", "Verdict", "WeightDerived", "get_method", "methods", "register", "runnable",
-           "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS",
-           "CostTerms"]
+__all__ = ["DOMAINS", "PASSES", "check_pass", "Method", "Verdict", "WeightDerived", "get_method", "methods",
+           "register", "runnable", "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS",
+           "DEFAULT_FACTORS", "CostTerms"]

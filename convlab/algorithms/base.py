@@ -15,6 +15,7 @@ member                     what it says
 ``backward_input``         ``dx``
 ``backward_weight``        ``dw``
 ``cost``                   predicted seconds of a pass, by phase, from the spec and priced terms
+``error_bound``            bound on its normwise relative error for a spec; optional
 =========================  ===================================================================
 
 It receives a validated :class:`~convlab.problem.ConvSpec` whose
@@ -60,20 +61,31 @@ from ..errors import ConvError, WorkspaceLimitError
 from ..padding import pad, pad_adjoint
 from ..phases import PHASES
 from ..problem import ConvSpec
+from ..threads import blas_threads_for
 from ..tolerances import tolerance
 from .costs import CostTerms
 
-__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "PASSES", "register", "unregister", "get_method",
-           "methods", "verdicts", "verdict", "runnable", "require_workspace", "EXACT_INTEGER_LIMIT", "ROUNDED_BOUND"]
+__all__ = ["Method", "Verdict", "WeightDerived", "DOMAINS", "PASSES", "check_pass", "register", "unregister",
+           "get_method", "methods", "verdicts", "verdict", "runnable", "require_workspace", "EXACT_INTEGER_LIMIT",
+           "ROUNDED_BOUND"]
 
 DOMAINS = frozenset({"spatial", "frequency"})
-PASSES = ("forward", "backward_input", "backward_weight")
-"""The passes a cost model predicts (:meth:`Method.cost`)."""
 #: Integers float64 holds exactly: sums of products of integer inputs stay exact below this.
 EXACT_INTEGER_LIMIT = 2.0 ** 53
 #: A result bounded by this in magnitude has a float64 error (at most the tolerance times the bound,
 #: the accuracy every method is tested to) below 1/4, so rounding it gives the exact integer.
 ROUNDED_BOUND = 0.25 / tolerance(np.float64)
+
+#: The three passes a plan runs, each with its own method choice (as cuDNN's forward,
+#: backward-data and backward-filter algorithms).
+PASSES = ("forward", "backward_input", "backward_weight")
+
+
+def check_pass(pass_: object) -> str:
+    """``pass_`` when it is one of :data:`PASSES`, else :class:`~convlab.ConvError` listing them."""
+    if not isinstance(pass_, str) or pass_ not in PASSES:
+        raise ConvError(f"pass_ must be one of {PASSES}, but got {pass_!r}")
+    return pass_
 
 _registry: dict[str, Method] = {}
 _registry_lock = threading.Lock()
@@ -194,8 +206,7 @@ class Method(abc.ABC):
         >>> sorted(phases)
         ['pack', 'product']
         """
-        if pass_ not in PASSES:
-            raise ConvError(f"pass_ must be one of {PASSES}, but got {pass_!r}")
+        check_pass(pass_)
         if spec.empty:
             return {}  # the zeros are made without running the method
         inner = self.inner_spec(spec)
@@ -215,6 +226,28 @@ class Method(abc.ABC):
     def predict_seconds(self, spec: ConvSpec, terms: CostTerms, pass_: str = "forward") -> float:
         """Predicted seconds of one pass on ``spec``: the sum of :meth:`predict_phases`."""
         return float(sum(self.predict_phases(spec, terms, pass_).values()))
+
+    def error_bound(self, spec: ConvSpec, pass_: str = "forward") -> float | None:
+        """A bound on the normwise relative error (:func:`convlab.tolerances.relative_error`) of
+        ``pass_`` on ``spec`` (already this method's inner spec), or ``None`` when the method
+        computes plain sums of products (then it is within the dtype's tolerance by construction).
+
+        A function of the shapes and dtype only, for inputs whose entries are of
+        comparable magnitude: ``method="auto"`` chooses before it sees any data.
+        """
+        return None
+
+    def accuracy_reason(self, spec: ConvSpec, pass_: str = "forward") -> str | None:
+        """Why ``method="auto"`` must not pick this method for ``pass_`` on ``spec`` (its
+        :meth:`error_bound` exceeds :func:`convlab.tolerances.tolerance` of ``spec.dtype``), or ``None``."""
+        if spec.empty:
+            return None  # the zeros are made without running the method
+        bound = self.error_bound(self.inner_spec(spec), check_pass(pass_))
+        tol = tolerance(spec.dtype)
+        if bound is not None and bound > tol:
+            return (f"{pass_} error bound {bound:.2g} exceeds the {spec.dtype} tolerance {tol:.2g} "
+                    f"(method={self.name!r} still runs it when named)")
+        return None
 
     # ----- running a pass on any spec: the padding modes the method does not apply itself are
     # applied (and, for dx, folded back by the exact adjoint) around the method's own pass; complex,
@@ -251,13 +284,14 @@ class Method(abc.ABC):
     def _run_real(self, kind: str, spec: ConvSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         inner = self.inner_spec(spec)
         require_workspace(spec, self.name)
-        if kind == "forward":  # a = x, b = w
-            return self.forward(inner, a if inner is spec else pad(a, spec.padding, spec.padding_mode), b)
-        if kind == "backward_input":  # a = grad_y, b = w
-            dx = self.backward_input(inner, a, b)
-            return dx if inner is spec else pad_adjoint(dx, spec.padding, spec.padding_mode)
-        # backward_weight: a = grad_y, b = x
-        return self.backward_weight(inner, a, b if inner is spec else pad(b, spec.padding, spec.padding_mode))
+        with blas_threads_for(spec.flops):  # one BLAS thread where threading cannot pay (convlab.threads)
+            if kind == "forward":  # a = x, b = w
+                return self.forward(inner, a if inner is spec else pad(a, spec.padding, spec.padding_mode), b)
+            if kind == "backward_input":  # a = grad_y, b = w
+                dx = self.backward_input(inner, a, b)
+                return dx if inner is spec else pad_adjoint(dx, spec.padding, spec.padding_mode)
+            # backward_weight: a = grad_y, b = x
+            return self.backward_weight(inner, a, b if inner is spec else pad(b, spec.padding, spec.padding_mode))
 
     def __repr__(self) -> str:
         return f"<convlab method {self.name!r} ({self.domain})>"

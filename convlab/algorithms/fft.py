@@ -239,6 +239,22 @@ class FFT(Method):
         return predicted_cost(spec, terms, pass_)
     native_padding_modes = frozenset({"zeros", "circular"})
 
+    def error_bound(self, plan, pass_="forward"):
+        """Bound on the normwise relative error of any pass, for inputs of comparable magnitude.
+
+        ``2u (log2 P + log2 S + 1)``: a length-``P`` FFT grows rounding errors by
+        ``O(log2 P)`` relative to the signal's norm, and the per-frequency sum of
+        ``S`` channel (or batch) products adds ``log2 S``. Measured float32 errors on
+        random data stay below a tenth of it (2.5e-7 on a 16-channel 56×56 layer,
+        bound 2e-6), so the bound refuses an FFT only far beyond any real size: its
+        weakness is data whose small outputs matter next to a much larger maximum,
+        which a bound from shapes cannot see (see docs/auto.md).
+        """
+        points = math.prod(fft_lengths(plan))
+        summed = {"backward_weight": plan.batch, "backward_input": plan.out_channels // plan.groups}
+        terms = summed.get(pass_, plan.in_channels // plan.groups)
+        return float(np.finfo(plan.dtype).eps * (math.log2(points) + math.log2(terms) + 1.0))
+
     def workspace_bytes(self, plan):
         # The padded real buffers and the half spectra of x, y and w, and the cached weight spectra.
         L = fft_lengths(plan)

@@ -275,6 +275,15 @@ class FFTTiled(Method):
     def cost(self, spec, terms, pass_="forward"):
         return predicted_cost(spec, terms, pass_)
 
+    def error_bound(self, plan, pass_="forward"):
+        """The FFT method's bound (:meth:`FFT.error_bound <convlab.algorithms.fft.FFT.error_bound>`) at the
+        tile's FFT size; ``dw`` also sums over the tiles."""
+        geo = tile_geometry(plan)  # cached on the spec: the workspace estimate has built it already
+        points, tiles = math.prod(geo.L), math.prod(geo.T)
+        summed = {"backward_weight": plan.batch * tiles, "backward_input": plan.out_channels // plan.groups}
+        terms = summed.get(pass_, plan.in_channels // plan.groups)
+        return float(np.finfo(plan.dtype).eps * (math.log2(points) + math.log2(terms) + 1.0))
+
     def workspace_bytes(self, plan):
         geo = tile_geometry(plan)
         item = plan.dtype.itemsize

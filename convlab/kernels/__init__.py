@@ -11,9 +11,9 @@ viewed with leading axes of size one (:func:`as_3d`), which costs nothing
 and keeps one compiled loop nest per kernel and dtype.
 """
 
-from ._runtime import default_threads, get_threads, launch, set_threads
+from ._runtime import call_limit, default_threads, get_threads, launch, set_threads
 
-__all__ = ["as_3d", "default_threads", "get_threads", "launch", "pad_3d", "set_threads"]
+__all__ = ["as_3d", "call_limit", "default_threads", "get_threads", "launch", "pad_3d", "set_threads"]
 
 
 def as_3d(a):

@@ -34,7 +34,7 @@ import os
 import threading
 import time
 
-__all__ = ["default_threads", "get_threads", "launch", "njit", "set_threads"]
+__all__ = ["default_threads", "get_threads", "launch", "njit", "set_threads", "call_limit"]
 
 _logger = logging.getLogger("convlab.kernels")
 _lock = threading.Lock()
@@ -58,8 +58,24 @@ def set_threads(n):
     _threads = n
 
 
+_call = threading.local()  # .limit: a cap for the calls of this Python thread (convlab.threads' policy)
+
+
 def get_threads():
-    return default_threads() if _threads is None else _threads
+    threads = default_threads() if _threads is None else _threads
+    limit = getattr(_call, "limit", None)
+    return threads if limit is None else max(1, min(threads, limit))
+
+
+@contextlib.contextmanager
+def call_limit(n):
+    """At most ``n`` kernel threads for the launches of this Python thread inside the block."""
+    old = getattr(_call, "limit", None)
+    _call.limit = n
+    try:
+        yield
+    finally:
+        _call.limit = old
 
 
 def _numba():

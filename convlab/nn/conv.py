@@ -1,8 +1,9 @@
 """Convolution layers running any registered method through a cached plan.
 
 A layer builds one :class:`convlab.ConvPlan` per input shape and dtype (the
-plan validates the problem once and keeps the method's precomputation), and
-keeps the most recent few on the layer. ``forward`` runs ``plan.forward``
+plan validates the problem once and keeps the methods' precomputation), and
+keeps the most recent few on the layer. With ``method="auto"`` the plan
+chooses a method for each pass (``y``, ``dx``, ``dw``); a named method runs all three. ``forward`` runs ``plan.forward``
 and keeps the plan and the input; ``backward`` runs ``plan.backward`` on
 them: ``dx`` is the transposed convolution of ``dy`` with ``w``, ``dw`` the
 correlation of the input with ``dy`` (see ``docs/cnn.md``).
@@ -78,7 +79,8 @@ class _ConvNd(Module):
 
     @property
     def plans(self):
-        """The cached plans, least recently used first (``plan.method`` is the resolved method)."""
+        """The cached plans, least recently used first (``plan.method`` is the forward's resolved method,
+        ``plan.backward_methods`` those of ``dx`` and ``dw``: with ``method="auto"`` each pass has its own)."""
         return tuple(self._plans.values())
 
     def plan_for(self, x_shape, dtype):

@@ -12,7 +12,7 @@ import time
 import convlab as cl
 
 from .. import harness
-from ..fft_backends import fft_backend, get_fft_backend
+from ..fft_backends import fft_backend, get_fft_backend, measured_plans_now
 from . import measure
 from . import peers as _peers
 from .suites import check_suite, load_suite
@@ -173,13 +173,15 @@ def run_suite(suite="quick", methods=None, *, dtype=None, peers=True, progress=N
 
 @contextlib.contextmanager
 def _planner_effort(effort):
-    """Run the FFT methods with FFTW planner ``effort`` (the current backend otherwise unchanged)."""
+    """Run the FFT methods with FFTW planner ``effort`` (the current backend otherwise unchanged), planning
+    on first use: timed calls must not share the cores with FFTW planning in the background."""
     if not effort:
-        yield
+        with measured_plans_now():
+            yield
         return
 
     current = get_fft_backend()
-    with fft_backend(current.name, threads=current.threads, planner_effort=effort):
+    with fft_backend(current.name, threads=current.threads, planner_effort=effort), measured_plans_now():
         yield
 
 

@@ -9,11 +9,21 @@ fastest for the rest of the process:
   workspace limit, minus those the cost model predicts at more than
   ``PRUNE_FACTOR`` times the best prediction (timing a sparse Toeplitz
   product predicted at minutes would defeat the purpose);
-* each candidate runs the forward pass once to warm its caches (FFTW plans,
+* each pass is tuned on its own (cuDNN's forward, backward-data and
+  backward-filter choices): the forward when the plan is built, ``dx``
+  and ``dw`` on the plan's first backward call, each timing that pass;
+* each candidate runs the pass once to warm its caches (FFTW plans,
   sparsity patterns), then ``TIMING_ROUNDS`` timed passes interleaved with
   the other candidates', on seeded random inputs, by the harness's one
   stopwatch (:func:`convlab.harness.time_interleaved`); the median counts;
-* the winner is cached per problem key (shapes, dtype, stride, padding,
+* the time is bounded: candidates are warmed in order of predicted time
+  and no new one is started, nor a new timing round, once
+  :func:`convlab.get_autotune_budget` seconds (default 5) have passed, so the
+  predicted-fastest is always timed and a slow first call of an outsider
+  cannot run away; a tuning that lasts more than a second says so in one
+  line (to the ``convlab.tuning`` logger when it has a handler, else stderr)
+  when it starts and when it ends;
+* the winner is cached per problem key and pass (shapes, dtype, stride, padding,
   dilation, groups, padding mode, workspace limit). Lookups are lock-free;
   measuring takes one process-wide lock, so two threads never time the same
   key twice, and never time concurrently (which would distort both);
@@ -24,15 +34,18 @@ fastest for the rest of the process:
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
 
-from .. import harness
-from ..algorithms import get_method, methods, verdict
-from ..config import cache_dir, get_autotune_persist
+from .. import fft_backends, harness
+from ..algorithms import check_pass, get_method, methods, verdict
+from ..config import cache_dir, get_autotune_budget, get_autotune_persist
 from ..problem import ConvSpec
 from . import store
 from .calibration import fingerprint
@@ -43,6 +56,10 @@ __all__ = ["tuned_method", "measured_seconds", "clear_autotune_cache", "autotune
 PRUNE_FACTOR = 10.0
 TIMING_ROUNDS = 3
 AUTOTUNE_FILE = "autotune.json"
+#: Seconds after which a tuning in progress says so (one line at the start and one at the end).
+PROGRESS_AFTER_S = 1.0
+
+logger = logging.getLogger("convlab.tuning")
 
 _state_lock = threading.Lock()
 _measure_lock = threading.RLock()
@@ -55,8 +72,9 @@ def autotune_path() -> str:
     return os.path.join(cache_dir(), AUTOTUNE_FILE)
 
 
-def _key(spec: ConvSpec) -> tuple:
-    return (spec.key, spec.limit)
+def _key(spec: ConvSpec, pass_: str = "forward") -> tuple:
+    # the forward keeps the key it always had, so winners persisted before per-pass tuning still count
+    return (spec.key, spec.limit) if pass_ == "forward" else (spec.key, spec.limit, pass_)
 
 
 def _key_text(key):
@@ -114,9 +132,10 @@ def _store(text: str, method: str, seconds: dict) -> None:
 
 
 # --------------------------------------------------------------- measuring
-def _candidates(spec: ConvSpec) -> list[str]:
-    """Methods worth timing: supported, fitting, and predicted within ``PRUNE_FACTOR`` of the best."""
-    ranked = [r for r in predictions(spec) if r.seconds is not None]
+def _candidates(spec: ConvSpec, pass_: str = "forward") -> list[str]:
+    """Methods worth timing for ``pass_``: supported, fitting, accurate enough, and predicted within
+    ``PRUNE_FACTOR`` of the best; the predicted-fastest first."""
+    ranked = [r for r in predictions(spec, pass_=pass_) if r.seconds is not None]
     if not ranked:
         return []
     best = ranked[0].seconds
@@ -129,30 +148,91 @@ def _usable(spec: ConvSpec, method: str) -> bool:
     return method in methods() and verdict(spec, method).ok
 
 
-def _time_candidates(runs: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Seconds per call of each candidate by the one stopwatch (:func:`convlab.harness.time_interleaved`):
-    a warm-up call (per-spec caches, FFTW plans, first touch of buffers), then ``TIMING_ROUNDS``
-    samples interleaved across the candidates, so that drift of a shared machine hits all alike;
-    the median of each."""
-    timings = harness.time_interleaved(runs, repeats=TIMING_ROUNDS, warmup=1, min_sample_s=0.0)
+def _say(message: str) -> None:
+    """One progress line: to the ``convlab.tuning`` logger when the application configured logging, else stderr."""
+    if logger.hasHandlers():
+        logger.info(message)
+    else:
+        print(f"convlab: {message}", file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """Says once that a tuning is under way when it outlasts :data:`PROGRESS_AFTER_S`, and then how it ended."""
+
+    def __init__(self, what: str, count: int, budget: float) -> None:
+        self.what, self.start, self.spoke = what, time.perf_counter(), False
+        self._timer = threading.Timer(PROGRESS_AFTER_S, self._starting, (count, budget))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _starting(self, count: int, budget: float) -> None:
+        self.spoke = True
+        _say(f"autotuning {self.what}: timing {count} method(s), at most about {budget:g} s")
+
+    def done(self, winner: str, timed: int) -> None:
+        self._timer.cancel()
+        elapsed = time.perf_counter() - self.start
+        if self.spoke or elapsed > PROGRESS_AFTER_S:
+            _say(f"autotuned {self.what} in {elapsed:.1f} s: {winner!r} (of {timed} timed)")
+
+
+def _time_candidates(runs: dict[str, Callable[[], object]], *,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Seconds per call of each candidate by the one stopwatch (:func:`convlab.harness.time_interleaved`).
+
+    ``runs`` is in order of predicted time. A warm-up call of each (per-spec
+    caches, FFTW plans, first touch of buffers), stopping before a candidate
+    once :func:`convlab.get_autotune_budget` seconds have passed (the first
+    is always warmed); then up to ``TIMING_ROUNDS`` samples interleaved across
+    the warmed ones, so that drift of a shared machine hits all alike, with no
+    new round once the budget is spent; the median of each.
+    """
+    budget, start, warmed, first = get_autotune_budget(), clock(), {}, {}
+    for name, run in runs.items():
+        if warmed and clock() - start > budget:
+            break
+        before = clock()
+        run()
+        warmed[name], first[name] = run, clock() - before
+    left = max(budget - (clock() - start), 1e-9)  # the first round always runs
+    # call_seconds: one call per sample whatever the warm-up took, so the harness needs no probe call
+    timings = harness.time_interleaved(warmed, repeats=TIMING_ROUNDS, warmup=0, min_sample_s=0.0, max_time_s=left,
+                                       call_seconds=first, clock=clock)
     return {name: timing.median for name, timing in timings.items()}
 
 
-def _measure(spec: ConvSpec) -> dict[str, float]:
-    """``{method: seconds}`` of the forward pass of every candidate, on seeded random inputs."""
+def _measure(spec: ConvSpec, pass_: str = "forward") -> dict[str, float]:
+    """``{method: seconds}`` of ``pass_`` for the candidates timed within the budget, on seeded random inputs."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(spec.x_shape).astype(spec.dtype)
     w = rng.standard_normal(spec.w_shape).astype(spec.dtype)
+    grad_y = rng.standard_normal(spec.output_shape).astype(spec.dtype)
 
     def runner(name):
-        run = get_method(name).run_forward
-        return lambda: run(spec, x, w)
+        impl = get_method(name)
+        if pass_ == "backward_input":
+            return lambda: impl.run_backward_input(spec, grad_y, w)
+        if pass_ == "backward_weight":
+            return lambda: impl.run_backward_weight(spec, grad_y, x)
+        return lambda: impl.run_forward(spec, x, w)
 
-    return _time_candidates({name: runner(name) for name in _candidates(spec)})
+    candidates = _candidates(spec, pass_)
+    what = f"{pass_} of x {spec.x_shape}, w {spec.w_shape} {spec.dtype}"
+    progress = _Progress(what, len(candidates), get_autotune_budget())
+    with fft_backends.measured_plans_now():  # FFT candidates are timed with the plans they will run
+        seconds = _time_candidates({name: runner(name) for name in candidates})
+    if seconds:
+        progress.done(min(seconds, key=seconds.get), len(seconds))
+    return seconds
 
 
-def tuned_method(spec: ConvSpec) -> str:
-    """The fastest measured method for ``spec``, timing the candidates on first use.
+def tuned_method(spec: ConvSpec, pass_: str = "forward") -> str:
+    """The fastest measured method for ``pass_`` of ``spec``, timing the candidates on first use.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    pass_ : {"forward", "backward_input", "backward_weight"}, default "forward"
 
     Returns
     -------
@@ -163,7 +243,7 @@ def tuned_method(spec: ConvSpec) -> str:
     WorkspaceLimitError
         When no method fits the workspace limit.
     """
-    text = _key_text(_key(spec))
+    text = _key_text(_key(spec, check_pass(pass_)))
     hit = _winners.get(text)
     if hit is not None and _usable(spec, hit[0]):
         return hit[0]
@@ -174,9 +254,9 @@ def tuned_method(spec: ConvSpec) -> str:
         hit = _winners.get(text)
         if hit is not None and _usable(spec, hit[0]):
             return hit[0]
-        seconds = _measure(spec)
+        seconds = _measure(spec, pass_)
         if not seconds:
-            return choose_method(spec)  # raises WorkspaceLimitError naming what fits
+            return choose_method(spec, pass_=pass_)  # raises WorkspaceLimitError naming what fits
         method = min(seconds, key=seconds.get)
         _winners[text] = (method, seconds)
         if persist:
@@ -184,12 +264,12 @@ def tuned_method(spec: ConvSpec) -> str:
         return method
 
 
-def measured_seconds(spec: ConvSpec) -> dict[str, float] | None:
-    """``{method: seconds}`` measured for ``spec``, or ``None`` when not measured yet."""
+def measured_seconds(spec: ConvSpec, pass_: str = "forward") -> dict[str, float] | None:
+    """``{method: seconds}`` measured for ``pass_`` of ``spec``, or ``None`` when not measured yet."""
     with _measure_lock:
         if get_autotune_persist():
             _load_persisted()
-    hit = _winners.get(_key_text(_key(spec)))
+    hit = _winners.get(_key_text(_key(spec, check_pass(pass_))))
     return None if hit is None else dict(hit[1])
 
 

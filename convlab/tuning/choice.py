@@ -1,15 +1,27 @@
 """Choosing a method for ``method="auto"`` from the methods' own cost models.
 
-:func:`choose_method` asks every registered method that can run the problem
-within its workspace limit (:func:`convlab.algorithms.verdicts`) for its
-predicted forward time (its :meth:`~convlab.algorithms.Method.cost`, priced
-by the active :class:`~convlab.tuning.calibration.Calibration` and multiplied
-by the method's calibrated factor), and returns the cheapest. Nothing is
-timed; a registered method joins with its own cost model, and the chooser
-knows nothing about any particular method.
+:func:`choose_method` chooses for one pass — the forward, ``dx``
+(``backward_input``) or ``dw`` (``backward_weight``), separately, as cuDNN
+chooses its forward, backward-data and backward-filter algorithms. It asks
+every registered method that can run the problem within its workspace
+limit (:func:`convlab.algorithms.verdicts`) and is accurate enough for it
+(below) for its predicted time of that pass (its
+:meth:`~convlab.algorithms.Method.predict_seconds`: its cost model's phases for that pass, priced by the active
+:class:`~convlab.tuning.calibration.Calibration` and multiplied by the
+method's calibrated factor), and returns the cheapest. Nothing is timed; a
+registered method joins with its own cost model, and the chooser knows
+nothing about any particular method.
 
-The model predicts the forward pass; plans run forward and backward with
-one method, and every method's backward costs about twice its forward.
+The accuracy rule: a method is a candidate for a pass only when its
+declared :meth:`~convlab.algorithms.Method.error_bound` for that pass and
+problem is within :func:`convlab.tolerances.tolerance` of the dtype. The
+bound is computed from the shapes and dtype when the plan is built, before
+any data is seen, for inputs whose entries are of comparable magnitude; a
+method naming no bound (a plain sum of products) always qualifies. Data
+whose small outputs matter next to a much larger maximum (a wide dynamic
+range) is beyond what shapes can tell: name the method (``method="direct"``
+or ``"im2col"``, whose error follows each output's own terms) or compute in
+float64. An explicit ``method=`` is always run as named, without a warning.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..algorithms import get_method, verdicts
+from ..algorithms import check_pass, get_method, runnable, verdicts
 from ..errors import UnsupportedPlanError, WorkspaceLimitError
 from ..problem import ConvSpec, as_spec
 from .calibration import Calibration, get_calibration
@@ -34,8 +46,9 @@ class Prediction:
     reason: str | None = None
 
 
-def predict_seconds(problem: Any, method: str, calibration: Calibration | None = None) -> float:
-    """Predicted forward time of ``method`` on ``problem`` (a spec or a plan), in seconds; nothing is run.
+def predict_seconds(problem: Any, method: str, calibration: Calibration | None = None,
+                    pass_: str = "forward") -> float:
+    """Predicted time of one pass of ``method`` on ``problem`` (a spec or a plan), in seconds; nothing is run.
 
     Parameters
     ----------
@@ -45,6 +58,7 @@ def predict_seconds(problem: Any, method: str, calibration: Calibration | None =
         prices the arithmetic regardless).
     calibration : Calibration, optional
         Default: :func:`~convlab.tuning.calibration.get_calibration`.
+    pass_ : {"forward", "backward_input", "backward_weight"}, default "forward"
 
     Examples
     --------
@@ -57,34 +71,51 @@ def predict_seconds(problem: Any, method: str, calibration: Calibration | None =
     """
     spec = as_spec("problem", problem)
     calibration = calibration or get_calibration()
-    return get_method(method).predict_seconds(spec, calibration.terms(spec.dtype)) * calibration.factor(method)
+    impl = get_method(method)
+    return impl.predict_seconds(spec, calibration.terms(spec.dtype), check_pass(pass_)) * calibration.factor(method)
 
 
-def predictions(problem: Any, calibration: Calibration | None = None) -> list[Prediction]:
-    """Every registered method's :class:`Prediction` for ``problem``, cheapest first.
+def predictions(problem: Any, calibration: Calibration | None = None, pass_: str = "forward") -> list[Prediction]:
+    """Every registered method's :class:`Prediction` of ``pass_`` for ``problem``, cheapest first.
 
-    Methods that do not support the problem or exceed its workspace limit
-    come last, with ``seconds=None`` and the reason.
+    Methods that do not support the problem, exceed its workspace limit or
+    whose error bound for the pass exceeds the dtype's tolerance come last,
+    with ``seconds=None`` and the reason.
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> from convlab.tuning import predictions
+    >>> ranked = predictions(cl.spec((1, 1, 16, 16), (1, 1, 3, 3), stride=2), pass_="backward_weight")
+    >>> [r.reason for r in ranked if r.method == "winograd"]
+    ['stride=(2, 2): Winograd tiles need stride 1 in every dim']
     """
     spec = as_spec("problem", problem)
+    check_pass(pass_)
     calibration = calibration or get_calibration()
-    result = [Prediction(v.method, predict_seconds(spec, v.method, calibration) if v.ok else None, v.reason)
-              for v in verdicts(spec)]
+    result = []
+    for v in verdicts(spec):
+        reason = v.reason if not v.ok else get_method(v.method).accuracy_reason(spec, pass_)
+        seconds = None if reason is not None else predict_seconds(spec, v.method, calibration, pass_)
+        result.append(Prediction(v.method, seconds, reason))
     return sorted(result, key=lambda r: (r.seconds is None, r.seconds or 0.0))
 
 
-def choose_method(problem: Any, calibration: Calibration | None = None) -> str:
-    """Name of the method ``method="auto"`` runs for ``problem``: the cheapest predicted.
+def choose_method(problem: Any, calibration: Calibration | None = None, pass_: str = "forward") -> str:
+    """Name of the method ``method="auto"`` runs for one pass of ``problem``: the cheapest predicted.
 
-    Only registered methods that support the problem and whose workspace
-    fits its limit are considered; the choice is a pure function of the
-    problem and the calibration (nothing is timed).
+    Only registered methods that support the problem, whose workspace fits
+    its limit and whose error bound is within the dtype's tolerance (see the
+    module docstring for the rule) are considered; the choice is a pure
+    function of the problem, the pass and the calibration (nothing is timed).
 
     Parameters
     ----------
     problem : ConvSpec or ConvPlan
     calibration : Calibration, optional
         Default: the stored calibration for this machine, or the built-in one.
+    pass_ : {"forward", "backward_input", "backward_weight"}, default "forward"
+        The pass to choose for: ``y``, ``dx`` or ``dw``.
 
     Returns
     -------
@@ -107,9 +138,12 @@ def choose_method(problem: Any, calibration: Calibration | None = None) -> str:
     True
     """
     spec = as_spec("problem", problem)
-    ranked = predictions(spec, calibration)
+    ranked = predictions(spec, calibration, pass_)
     if ranked and ranked[0].seconds is not None:
         return ranked[0].method
+    if runnable(spec):  # every method that fits is refused on accuracy: the least inaccurate runs
+        return min(runnable(spec), key=lambda name: get_method(name).error_bound(
+            get_method(name).inner_spec(spec), pass_) or 0.0)
     raise _nothing_fits(spec)
 
 
