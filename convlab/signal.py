@@ -213,8 +213,9 @@ def _correlate_axes(a, b, axes, pairs, method, real_dtype, padding_mode="zeros",
     na, nb, nbatch = math.prod(batch_a), math.prod(batch_b), math.prod(batch)
 
     def stack(parts, shape):
-        return np.stack([np.broadcast_to(p, shape).reshape(-1, *shape[len(shape) - d:]) for p in parts]
-                        ).astype(real_dtype, copy=False)
+        flat = [np.broadcast_to(p, shape).reshape(-1, *shape[len(shape) - d:]) for p in parts]
+        # one real part: a view (the methods copy their input into their own buffers anyway)
+        return (flat[0][None] if len(flat) == 1 else np.stack(flat)).astype(real_dtype, copy=False)
 
     if nb == 1:                     # one kernel for every batch entry: the batch is N
         x = stack(parts_a, batch_a + sa).reshape(pa * na, 1, *sa)
