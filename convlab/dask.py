@@ -490,28 +490,61 @@ def conv_backward(grad_y, x, w, *, stride=1, padding=0, dilation=1, groups=1, pa
     return cl.ConvGrads(dx, dw, db.astype(dtype))
 
 
-def _signal(in1, in2, mode, method, flip, name):
+def _normalise_axes(axes, ndim, name):
+    if axes is None:
+        return list(range(ndim))
+    values = [axes] if np.ndim(axes) == 0 else list(axes)
+    if not values or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                             for v in values):
+        raise ConvError(f"{name}: axes must be an int or a non-empty sequence of ints, but got axes={axes!r}")
+    if any(not -ndim <= v < ndim for v in values):
+        raise ConvError(f"{name}: axes={axes!r} is out of range for {ndim}-D inputs")
+    values = [int(v) % ndim for v in values]
+    if len(set(values)) != len(values):
+        raise ConvError(f"{name}: axes must be unique, but got axes={axes!r}")
+    return sorted(values)
+
+
+def _signal(in1, in2, mode, method, flip, name, axes=None):
     in1 = _as_dask("in1", in1)
     in2 = _as_numpy("in2", in2)
     if in1.ndim != in2.ndim:
         raise ConvError(f"{name}: in1 and in2 must have the same number of dimensions, "
                         f"but got shapes {in1.shape} and {in2.shape}")
-    if in1.ndim not in (1, 2, 3):
-        raise ConvError(f"{name}: in1 must have 1, 2 or 3 dimensions, but got shape {in1.shape}")
     if mode not in ("full", "same", "valid"):
         raise ConvError(f"mode must be one of ['full', 'same', 'valid'], but got {mode!r}")
-    if mode == "valid" and any(k > n for k, n in zip(in2.shape, in1.shape)):
-        raise ConvError(f"mode='valid' needs in2 no larger than in1 in every dimension, but got shapes "
+    axes = _normalise_axes(axes, in1.ndim, name)
+    others = [i for i in range(in1.ndim) if i not in axes]
+    if not 1 <= len(axes) <= 3 or len(others) > 2:
+        raise ConvError(f"{name}: convolves 1 to 3 axes with at most 2 others broadcast, but got {in1.ndim}-D "
+                        f"inputs of shapes {in1.shape} and {in2.shape} with axes={axes}")
+    if any(in2.shape[i] != 1 for i in others):
+        raise ConvError(f"{name}: in2 must have size 1 along the axes not convolved (one kernel for every "
+                        f"slice), but got shape {in2.shape} with axes={axes}")
+    if mode == "valid" and any(in2.shape[i] > in1.shape[i] for i in axes):
+        raise ConvError(f"mode='valid' needs in2 no larger than in1 along the convolved axes, but got shapes "
                         f"{in1.shape} and {in2.shape} (scipy would swap them; swap them yourself)")
     if min(in2.shape, default=1) < 1:
         raise ConvError(f"in2 must not be empty, but got shape {in2.shape}")
+    kernel = in2[tuple(0 if i in others else slice(None) for i in range(in2.ndim))]
     # scipy's "same" is the centre of "full": (k - 1) // 2 dropped at the start, i.e. padding k - 1 - (k - 1) // 2
     # before and (k - 1) // 2 after; for even kernels this is one more before than PyTorch's "same".
-    padding = {"full": [(k - 1, k - 1) for k in in2.shape],
-               "same": [(k - 1 - (k - 1) // 2, (k - 1) // 2) for k in in2.shape],
-               "valid": [(0, 0)] * in2.ndim}[mode]
-    kernel = in2[(slice(None, None, -1),) * in2.ndim] if flip else in2
-    return conv(in1[None, None], kernel[None, None], padding=padding, method=method)[0, 0]
+    padding = {"full": [(k - 1, k - 1) for k in kernel.shape],
+               "same": [(k - 1 - (k - 1) // 2, (k - 1) // 2) for k in kernel.shape],
+               "valid": [(0, 0)] * kernel.ndim}[mode]
+    if flip:
+        kernel = kernel[(slice(None, None, -1),) * kernel.ndim]
+    # the broadcast axes become the batch and (one group each, the same kernel) the channels
+    x = da.moveaxis(in1, others, list(range(len(others))))
+    if len(others) == 0:
+        return conv(x[None, None], kernel[None, None], padding=padding, method=method)[0, 0]
+    if len(others) == 1:
+        y = conv(x[:, None], kernel[None, None], padding=padding, method=method)[:, 0]
+    else:
+        channels = x.shape[1]
+        w = np.broadcast_to(kernel, (channels, 1, *kernel.shape))
+        y = conv(x, w, padding=padding, groups=channels, method=method)
+    return da.moveaxis(y, list(range(len(others))), others)
 
 
 def correlate(in1, in2, mode="full", method="auto"):
@@ -562,8 +595,24 @@ def convolve(in1, in2, mode="full", method="auto"):
     return _signal(in1, in2, mode, method, flip=True, name="convolve")
 
 
-def fftconvolve(in1, in2, mode="full"):
+def fftconvolve(in1, in2, mode="full", axes=None):
     """``scipy.signal.fftconvolve`` of an N-D dask array: :func:`convolve` with ``method="fft"`` per block.
+
+    Parameters
+    ----------
+    in1 : dask.array.Array
+        Chunked along any axes.
+    in2 : array_like
+        The kernel, with ``in1``'s number of dimensions.
+    mode : {"full", "valid", "same"}, default "full"
+    axes : int or sequence of int, optional
+        The 1 to 3 axes to convolve (default all). Along the others (at most
+        two) ``in2`` must have size 1: every slice of ``in1`` is convolved
+        with the same kernel, as scipy broadcasts it.
+
+    Returns
+    -------
+    dask.array.Array
 
     Examples
     --------
@@ -572,8 +621,12 @@ def fftconvolve(in1, in2, mode="full"):
     >>> y = cld.fftconvolve(da.from_array(a, chunks=10), k, mode="valid")
     >>> y.shape, bool(np.allclose(y.compute(), scipy.signal.fftconvolve(a, k, mode="valid")))
     ((20, 20, 20), True)
+    >>> frames = np.random.default_rng(1).standard_normal((6, 40, 30)); psf = np.ones((1, 3, 3))
+    >>> y = cld.fftconvolve(da.from_array(frames, chunks=(2, 16, 16)), psf, mode="same", axes=(1, 2))
+    >>> bool(np.allclose(y.compute(), scipy.signal.fftconvolve(frames, psf, mode="same", axes=(1, 2))))
+    True
     """
-    return _signal(in1, in2, mode, "fft", flip=True, name="fftconvolve")
+    return _signal(in1, in2, mode, "fft", flip=True, name="fftconvolve", axes=axes)
 
 
 # --------------------------------------------------------------- chunk advice

@@ -179,6 +179,31 @@ def test_signal_functions_match_scipy(mode, shapes):
                      what=f"{ours.__name__} mode={mode}")
 
 
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize(("a_shape", "k_shape", "axes"),
+                         [((5, 30), (1, 4), 1), ((4, 3, 20, 17), (1, 1, 5, 4), (-2, -1)),
+                          ((12, 3, 14), (3, 1, 5), [2, 0]), ((3, 13, 2, 11), (1, 4, 1, 3), (1, 3))],
+                         ids=["rows", "stack-of-images", "middle-axis-broadcast", "two-broadcast-axes"])
+def test_fftconvolve_axes_matches_scipy(mode, a_shape, k_shape, axes):
+    import scipy.signal
+
+    rng = np.random.default_rng(10)
+    a, k = rng.standard_normal(a_shape), rng.standard_normal(k_shape)
+    y = cld.fftconvolve(da.from_array(a, chunks=random_chunks(a.shape, rng)), k, mode=mode, axes=axes)
+    assert_close(y.compute(), scipy.signal.fftconvolve(a, k, mode=mode, axes=axes), np.float64,
+                 what=f"fftconvolve axes={axes} mode={mode}")
+
+
+def test_fftconvolve_axes_errors():
+    a = da.ones((4, 8, 8), chunks=4)
+    with pytest.raises(cl.ConvError, match="in2 must have size 1 along the axes not convolved"):
+        cld.fftconvolve(a, np.ones((2, 3, 3)), axes=(1, 2))
+    with pytest.raises(cl.ConvError, match="out of range"):
+        cld.fftconvolve(a, np.ones((1, 3, 3)), axes=(1, 3))
+    with pytest.raises(cl.ConvError, match="axes must be unique"):
+        cld.fftconvolve(a, np.ones((1, 3, 3)), axes=(1, -2))
+
+
 def test_zarr_round_trip(tmp_path):
     pytest.importorskip("zarr")
     rng = np.random.default_rng(7)
