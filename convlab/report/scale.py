@@ -68,12 +68,13 @@ def _best(fn, repeat):
     return best
 
 
-def run_scale(cases=SCALE_CASES, *, dtype="float32", peers=True, repeat=2, progress=None):
+def run_scale(cases=None, *, dtype="float32", peers=True, repeat=2, progress=None):
     """Time every case; return ``{"suite": "scale", "environment", "dtype", "rows", "started", "elapsed_s"}``.
 
     Parameters
     ----------
-    cases : sequence of ScaleCase
+    cases : sequence of ScaleCase, optional
+        Default :data:`SCALE_CASES`.
     dtype : {"float32", "float64"}
     peers : bool
         Also time dask-image (skipped, with ``dask_image_s`` None, when it does not import).
@@ -98,6 +99,7 @@ def run_scale(cases=SCALE_CASES, *, dtype="float32", peers=True, repeat=2, progr
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', but got {dtype!r}")
+    cases = SCALE_CASES if cases is None else tuple(cases)
     di_convolve = None
     if peers:
         try:
