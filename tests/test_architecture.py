@@ -24,7 +24,7 @@ PACKAGE = pathlib.Path(cl.__file__).parent
 # and `import convlab.report` should not pay for.
 LAZY_OK = {("convlab", "__getattr__")}
 # and of the compiled kernels, which bring numba (and compile on first use): never at `import convlab`.
-DEFERS_HEAVY_IMPORTS = {"convlab.report.page", "convlab.kernels.direct"}
+DEFERS_HEAVY_IMPORTS = {"convlab.report.page", "convlab.kernels.direct", "convlab.dask"}  # dask: an extra
 
 
 def _module_name(path):

@@ -30,6 +30,9 @@ import numpy as np
 
 import convlab as cl
 
+from .cli import Progress
+from .run import environment
+
 __all__ = ["ScaleCase", "SCALE_CASES", "run_scale", "markdown_table", "html_section", "run_cli"]
 
 
@@ -93,9 +96,7 @@ def run_scale(cases=None, *, dtype="float32", peers=True, repeat=2, progress=Non
     import dask
     import dask.array as da
 
-    import convlab.dask as cld
-
-    from .run import environment
+    import convlab.dask as cld  # needs the dask extra: imported only when the scale suite runs
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', but got {dtype!r}")
@@ -191,8 +192,6 @@ def html_section(results):
 
 def run_cli(args):
     """``convlab report --suite scale``: measure, write ``scale.json``, ``scale.md`` and ``index.html``."""
-    from .cli import Progress
-
     bar, start = Progress(), time.perf_counter()
     results = run_scale(dtype=args.dtype or "float32", peers=not args.no_peers,
                         progress=lambda done, total, case: bar(done, total, case, time.perf_counter() - start))
