@@ -195,10 +195,15 @@ def _correlate_axes(a, b, axes, pairs, method, real_dtype, padding_mode="zeros",
     Returns the broadcast shape with the correlation's output size on ``axes``.
     """
     d, ndim = len(axes), a.ndim
+    pairs = tuple(pairs)
+    if d == ndim and a.dtype.kind == b.dtype.kind == "f" and padding_mode in ("zeros", "circular", "symmetric") \
+            and all(max(p) <= n for p, n in zip(pairs, a.shape)):
+        # one real signal and one real kernel (the common case): a (1, 1, *spatial) view, no batch machinery
+        return _run(a.astype(real_dtype, copy=False)[None, None], b.astype(real_dtype, copy=False)[None, None],
+                    method, 1, pairs, padding_mode)[0, 0]
     tail = list(range(ndim - d, ndim))
     a, b = np.moveaxis(a, axes, tail), np.moveaxis(b, axes, tail)
     sa, sb = a.shape[ndim - d:], b.shape[ndim - d:]
-    pairs = tuple(pairs)
     if padding_mode == "fill" or any(max(p) > n for p, n in zip(pairs, sa)):
         # constant fill, or circular/symmetric pads beyond one period: numpy pads it (its maps repeat)
         np_mode = {"fill": "constant", "zeros": "constant", "circular": "wrap", "symmetric": "symmetric"}[padding_mode]
