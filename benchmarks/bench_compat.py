@@ -1,7 +1,9 @@
 """convlab.signal against scipy.signal, and convlab.torch against torch.nn, as ratios of medians.
 
-* ``convlab.signal.convolve`` / ``fftconvolve`` against scipy's on 1-D, 2-D and
-  3-D problems (float64, ``mode="same"``);
+* ``convlab.signal.convolve`` / ``fftconvolve`` / ``oaconvolve`` against scipy's
+  on 1-D, 2-D and 3-D problems (float64, and the 2-D image in float32) in
+  ``mode="full"``, ``"same"`` and ``"valid"``; the ``best`` column compares
+  convlab with the faster of scipy's ``fftconvolve`` and ``oaconvolve``;
 * ``convlab.torch.Conv2d(16, 16, 31, padding=15, method="fft")`` forward +
   backward on ``(8, 16, 128, 128)`` against ``torch.nn.Conv2d`` (float32), and
   the 1-D ``Conv1d(1, 1, 1025, padding=512)`` on ``(8, 1, 65536)``.
@@ -12,9 +14,15 @@ thread pools settle within a block; each side's time is the median over all
 its calls after one untimed warm-up (which plans FFTW transforms). Ratios are
 ``other / convlab``: above 1 means convlab is faster.
 
+scipy.signal computes in one thread; convlab's FFTs use ``cl.get_num_threads()``
+threads (the cores). ``--threads 1`` times convlab on scipy's single core. On a
+machine loaded by other processes FFTW's threaded transforms wait on each other
+and lose several fold, so compare both on a busy machine.
+
 Run (the numbers depend on load; re-run on an idle machine)::
 
-    python benchmarks/bench_compat.py [--rounds 3] [--block 3] [--skip-torch] [--json out.json]
+    python benchmarks/bench_compat.py [--rounds 3] [--block 3] [--threads 1] [--modes same] [--skip-torch]
+                                      [--json out.json]
 """
 
 import argparse
@@ -25,15 +33,18 @@ import time
 import numpy as np
 import scipy.signal
 
+import convlab as cl
 from convlab import signal as cls
 
 SIGNAL_CASES = [
-    ("1-D 100k x 1001", (100_000,), (1001,)),
-    ("1-D 10k x 31", (10_000,), (31,)),
-    ("2-D 512x512 x 31x31", (512, 512), (31, 31)),
-    ("2-D 256x256 x 5x5", (256, 256), (5, 5)),
-    ("3-D 64^3 x 9^3", (64, 64, 64), (9, 9, 9)),
+    ("1-D 100k x 1001", (100_000,), (1001,), np.float64),
+    ("1-D 10k x 31", (10_000,), (31,), np.float64),
+    ("2-D 512x512 x 31x31", (512, 512), (31, 31), np.float64),
+    ("2-D 512x512 x 31x31 f32", (512, 512), (31, 31), np.float32),
+    ("2-D 256x256 x 5x5", (256, 256), (5, 5), np.float64),
+    ("3-D 64^3 x 9^3", (64, 64, 64), (9, 9, 9), np.float64),
 ]
+FUNCTIONS = ("convolve", "fftconvolve", "oaconvolve")
 
 
 def alternating(fns, rounds, block):
@@ -50,18 +61,26 @@ def alternating(fns, rounds, block):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def bench_signal(rounds, block):
+def bench_signal(rounds, block, modes):
     rng = np.random.default_rng(0)
     rows = []
-    for label, s1, s2 in SIGNAL_CASES:
-        a, b = rng.standard_normal(s1), rng.standard_normal(s2)
-        for f in ("convolve", "fftconvolve"):
-            t = alternating({"scipy": lambda f=f, a=a, b=b: getattr(scipy.signal, f)(a, b, "same"),
-                             "convlab": lambda f=f, a=a, b=b: getattr(cls, f)(a, b, "same")}, rounds, block)
-            rows.append({"case": f"{f} {label}", "scipy_s": t["scipy"], "convlab_s": t["convlab"],
-                         "ratio": t["scipy"] / t["convlab"]})
-            print(f"{f:12s} {label:22s} scipy {t['scipy'] * 1e3:9.2f} ms  convlab {t['convlab'] * 1e3:9.2f} ms  "
-                  f"scipy/convlab {t['scipy'] / t['convlab']:7.2f}", flush=True)
+    for label, s1, s2, dtype in SIGNAL_CASES:
+        a, b = rng.standard_normal(s1).astype(dtype), rng.standard_normal(s2).astype(dtype)
+        for mode in modes:
+            fns = {}
+            for f in FUNCTIONS:
+                fns[f"scipy {f}"] = lambda f=f, mode=mode: getattr(scipy.signal, f)(a, b, mode)
+                fns[f"convlab {f}"] = lambda f=f, mode=mode: getattr(cls, f)(a, b, mode)
+            t = alternating(fns, rounds, block)
+            fastest_fft = min(t["scipy fftconvolve"], t["scipy oaconvolve"])
+            for f in FUNCTIONS:
+                ours, theirs = t[f"convlab {f}"], t[f"scipy {f}"]
+                row = {"case": f"{f} {label} {mode}", "scipy_s": theirs, "convlab_s": ours, "ratio": theirs / ours,
+                       "best_scipy_fft_s": fastest_fft, "convlab_over_best": ours / fastest_fft}
+                rows.append(row)
+                print(f"{f:12s} {label:24s} {mode:5s} scipy {theirs * 1e3:8.2f} ms  convlab {ours * 1e3:8.2f} ms  "
+                      f"scipy/convlab {theirs / ours:6.2f}  convlab/best-scipy-fft {ours / fastest_fft:5.2f}",
+                      flush=True)
     return rows
 
 
@@ -99,10 +118,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the two sides (default 3)")
     parser.add_argument("--block", type=int, default=3, help="calls per block (default 3)")
+    parser.add_argument("--modes", type=lambda v: v.split(","), default=["full", "same", "valid"],
+                        help="comma-separated modes (default full,same,valid)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="convlab.set_num_threads first (1: scipy's single core; default: the cores)")
     parser.add_argument("--skip-torch", action="store_true", help="only the scipy comparison")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-    results = {"signal": bench_signal(args.rounds, args.block)}
+    if args.threads is not None:
+        cl.set_num_threads(args.threads)
+    print(f"convlab threads: {cl.get_num_threads()}, FFT backend {cl.get_fft_backend()}", flush=True)
+    results = {"threads": cl.get_num_threads(), "signal": bench_signal(args.rounds, args.block, args.modes)}
     if not args.skip_torch:
         results["torch"] = bench_torch(args.rounds, args.block)
     if args.json:

@@ -195,10 +195,15 @@ def _correlate_axes(a, b, axes, pairs, method, real_dtype, padding_mode="zeros",
     Returns the broadcast shape with the correlation's output size on ``axes``.
     """
     d, ndim = len(axes), a.ndim
+    pairs = tuple(pairs)
+    if d == ndim and a.dtype.kind == b.dtype.kind == "f" and padding_mode in ("zeros", "circular", "symmetric") \
+            and all(max(p) <= n for p, n in zip(pairs, a.shape)):
+        # one real signal and one real kernel (the common case): a (1, 1, *spatial) view, no batch machinery
+        return _run(a.astype(real_dtype, copy=False)[None, None], b.astype(real_dtype, copy=False)[None, None],
+                    method, 1, pairs, padding_mode)[0, 0]
     tail = list(range(ndim - d, ndim))
     a, b = np.moveaxis(a, axes, tail), np.moveaxis(b, axes, tail)
     sa, sb = a.shape[ndim - d:], b.shape[ndim - d:]
-    pairs = tuple(pairs)
     if padding_mode == "fill" or any(max(p) > n for p, n in zip(pairs, sa)):
         # constant fill, or circular/symmetric pads beyond one period: numpy pads it (its maps repeat)
         np_mode = {"fill": "constant", "zeros": "constant", "circular": "wrap", "symmetric": "symmetric"}[padding_mode]
@@ -213,8 +218,9 @@ def _correlate_axes(a, b, axes, pairs, method, real_dtype, padding_mode="zeros",
     na, nb, nbatch = math.prod(batch_a), math.prod(batch_b), math.prod(batch)
 
     def stack(parts, shape):
-        return np.stack([np.broadcast_to(p, shape).reshape(-1, *shape[len(shape) - d:]) for p in parts]
-                        ).astype(real_dtype, copy=False)
+        flat = [np.broadcast_to(p, shape).reshape(-1, *shape[len(shape) - d:]) for p in parts]
+        # one real part: a view (the methods copy their input into their own buffers anyway)
+        return (flat[0][None] if len(flat) == 1 else np.stack(flat)).astype(real_dtype, copy=False)
 
     if nb == 1:                     # one kernel for every batch entry: the batch is N
         x = stack(parts_a, batch_a + sa).reshape(pa * na, 1, *sa)

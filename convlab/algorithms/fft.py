@@ -25,6 +25,7 @@ convolution), and ``dw[k] = IFFT(conj(DY) * X)[d*k]``, contracted over the
 batch per frequency.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -68,6 +69,31 @@ def _unique(per_axis):
     return all(isinstance(i, slice) or len(np.unique(i)) == len(i) for i in per_axis)
 
 
+def _segments(start, step, count, size):
+    """``(start + step*i) mod size`` for ``i < count`` as (source slice, destination slice) pairs, or None.
+
+    A progression that wraps once (front padding: a negative start) is two strided slices, so
+    reading or writing it copies blocks instead of gathering through an ``np.ix_`` index (5 to 10
+    times slower). None when it wraps more than once or folds onto itself (circular padding).
+    """
+    last = start + step * (count - 1)
+    if start >= 0 and last < size:
+        return ((slice(start, last + 1, step), slice(0, count)),)
+    if not -size <= start < 0 <= last < start + size:
+        return None
+    wrapped = -(start // step)  # how many i land below zero, i.e. ceil(-start / step)
+    head = start + size
+    pairs = [(slice(head, head + step * (wrapped - 1) + 1, step), slice(0, wrapped))]
+    if wrapped < count:
+        pairs.append((slice(start + step * wrapped, last + 1, step), slice(wrapped, count)))
+    return tuple(pairs)
+
+
+def _all_segments(per_axis):
+    segments = [_segments(*p) for p in per_axis]
+    return None if any(s is None for s in segments) else segments
+
+
 def fft_lengths(spec):
     """The FFT length per axis (O(1): no index arrays, so workspace estimates stay free)."""
     circular = spec.padding_mode == "circular"
@@ -84,8 +110,9 @@ class Geometry:
         self.F = math.prod(self.L[:-1]) * (self.L[-1] // 2 + 1)
         self.scale = 1.0 / float(np.prod(self.L))
         self.inputs = _index([_progression(0, 1, n, L) for n, L in zip(plan.input_size, self.L)])
-        out = [_progression(-lo, s, o, L) for (lo, _), s, o, L in
-               zip(plan.padding, plan.stride, plan.output_size, self.L)]
+        out_args = [(-lo, s, o, L) for (lo, _), s, o, L in zip(plan.padding, plan.stride, plan.output_size, self.L)]
+        out = [_progression(*args) for args in out_args]
+        self.output_segments = _all_segments(out_args)
         taps = [_progression(0, d, k, L) for d, k, L in zip(plan.dilation, plan.kernel_size, self.L)]
         self.outputs, self.outputs_unique = _index(out), _unique(out)
         self.taps, self.taps_unique = _index(taps), _unique(taps)
@@ -96,19 +123,33 @@ def geometry(plan):
 
 
 # --------------------------------------------------------------- moving data in and out of FFT buffers
-def place(buffer, values, index, unique=True):
-    """Zero ``buffer`` and put ``values`` at ``index``, adding where indices repeat."""
+def place(buffer, values, index, unique=True, segments=None):
+    """Zero ``buffer`` and put ``values`` at ``index``, adding where indices repeat.
+
+    ``segments``, when given, is ``index`` as per-axis (source, destination) slice pairs (see
+    :func:`_segments`): ``values`` are then copied a block at a time.
+    """
     buffer.fill(0)
-    if unique:
+    if segments is not None:
+        for combo in itertools.product(*segments):
+            buffer[(Ellipsis, *(src for src, _ in combo))] = values[(Ellipsis, *(dst for _, dst in combo))]
+    elif unique:
         buffer[index] = values
     else:  # only circular padding with a window longer than the period folds several terms onto one bin
         np.add.at(buffer, index, values)
     return buffer
 
 
-def take(array, index):
-    """``array[index]`` as a new contiguous array (never a view of a backend's buffer)."""
-    return np.array(array[index], order="C", copy=True)
+def take(array, index, segments=None):
+    """``array[index]`` as a new contiguous array (never a view of a backend's buffer); by blocks when
+    ``segments`` (``index`` as slice pairs, see :func:`_segments`) is given."""
+    if segments is None:
+        return np.array(array[index], order="C", copy=True)
+    counts = tuple(pairs[-1][1].stop for pairs in segments)
+    out = np.empty(array.shape[:array.ndim - len(segments)] + counts, array.dtype)
+    for combo in itertools.product(*segments):
+        out[(Ellipsis, *(dst for _, dst in combo))] = array[(Ellipsis, *(src for src, _ in combo))]
+    return out
 
 
 def transform(plan, role, L, batch):
@@ -181,7 +222,7 @@ def forward_spectral(plan, x, w):
     with phase("transform_output"):
         y = ty.inverse(Y)
     with phase("unpack"):
-        return take(y, geo.outputs)
+        return take(y, geo.outputs, geo.output_segments)
 
 
 def backward_input_spectral(plan, grad_y, w):
@@ -189,7 +230,7 @@ def backward_input_spectral(plan, grad_y, w):
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
     with phase("pad"):
-        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)
+        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
     with phase("transform_input"):
         DY = grouped(ty.forward(buf), g)
     with phase("transform_weight"):
@@ -213,7 +254,7 @@ def backward_weight_spectral(plan, grad_y, x):
     with phase("transform_input"):
         X = grouped(tx.forward(buf), g)
     with phase("pad"):
-        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique)
+        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
     with phase("transform_input"):
         DY = grouped(ty.forward(buf), g)
     with phase("product"):
@@ -316,6 +357,8 @@ def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward
 def predicted_cost(spec, terms, pass_="forward"):
     """Real FFTs of ``x`` and ``y`` at the method's own sizes and ``G`` complex GEMMs per frequency."""
     sizes = fft_lengths(spec)
-    # outputs at s·i - lo: a negative start (front padding) wraps, and take() uses np.ix_
-    wraps = spec.padding_mode != "circular" and any(lo > 0 for lo, _ in spec.padding)
-    return spectral_cost(spec, terms, sizes, 1, fancy_outputs=wraps, pass_=pass_)
+    # outputs at s·i - lo: a negative start (front padding) wraps; once, take() copies two blocks per axis,
+    # more often (circular padding with a long window) it gathers through np.ix_
+    fancy = _all_segments([(-lo, s, o, L) for (lo, _), s, o, L in
+                           zip(spec.padding, spec.stride, spec.output_size, sizes)]) is None
+    return spectral_cost(spec, terms, sizes, 1, fancy_outputs=fancy, pass_=pass_)

@@ -1,11 +1,13 @@
 """``convlab report``: run a benchmark suite and write the report page."""
 
+import importlib
 import math
 import os
 import sys
 import time
 
 from .run import run_suite
+from .suites import PROGRAM_SUITES
 
 DESCRIPTION = """Benchmark every registered method (and scipy/torch peers) and write a report.
 
@@ -20,6 +22,7 @@ suites (convlab/report/suites/*.toml, or your own TOML file):
   full      larger problems and 3-D, tens of minutes
   papers    published claims (Mathieu et al., Lavin & Gray, NNPACK, Zlateski et al.,
             scipy's choose_conv_method) re-run here, under 10 minutes on 2 cores
+  scale     convlab.dask against dask-image and in memory (the dask extra), a few minutes
 
 examples:
   convlab report
@@ -31,8 +34,8 @@ examples:
 
 
 def add_arguments(parser):
-    parser.add_argument("--suite", default="quick", help="quick | standard | full | papers | PATH to a TOML suite "
-                        "(default quick)")
+    parser.add_argument("--suite", default="quick", help="quick | standard | full | papers | scale | PATH to a "
+                        "TOML suite (default quick)")
     parser.add_argument("--out", default="convlab-report", help="output directory (default ./convlab-report)")
     parser.add_argument("--methods", type=lambda s: [m for m in s.split(",") if m], default=None,
                         help="comma-separated methods (default: every registered one)")
@@ -76,6 +79,8 @@ def run(args):
         os.makedirs(args.out, exist_ok=True)
         _write(results, args)
         return 0
+    if args.suite in PROGRAM_SUITES:
+        return importlib.import_module(PROGRAM_SUITES[args.suite]).run_cli(args)
     os.makedirs(args.out, exist_ok=True)
     results = {}
     start = time.perf_counter()

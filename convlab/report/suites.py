@@ -48,6 +48,8 @@ except ModuleNotFoundError:  # Python 3.10
 __all__ = ["Case", "Suite", "load_suite", "parse_suite", "check_suite", "suite_names", "GROUPS"]
 
 SUITE_DIR = pathlib.Path(__file__).with_name("suites")
+# Suites that are programs rather than lists of cases: name -> module whose run_cli(args) the CLI runs.
+PROGRAM_SUITES = {"scale": "convlab.report.scale"}
 
 # group -> what it is for; the figures select cases by group.
 GROUPS = {
