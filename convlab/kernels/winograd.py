@@ -57,22 +57,23 @@ def _apply(dst, mat, src, outer, inner, rows_at, n):
     for o in range(outer):
         for i in range(n_r):
             for e in range(inner):
-                out = dst[((o * n_r + i) * inner + e) * ds + d0][dc:dc + n]
+                out = _u(((o * n_r + i) * inner + e) * ds + d0)
                 first = True
                 for b in range(n_b):
                     coef = mat[i, b]
                     if coef == 0:
                         continue
-                    row = src[((o * n_b + b) * inner + e) * ss + s0][sc:sc + n]
+                    row = _u(((o * n_b + b) * inner + e) * ss + s0)
                     if first:
                         for t in range(n):
-                            out[_u(t)] = coef * row[_u(t)]
+                            dst[out, _u(dc + t)] = coef * src[row, _u(sc + t)]
                         first = False
                     else:
                         for t in range(n):
-                            out[_u(t)] += coef * row[_u(t)]
+                            dst[out, _u(dc + t)] += coef * src[row, _u(sc + t)]
                 if first:  # an all-zero row of the matrix
-                    out[:] = 0
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = 0
 
 
 @njit(parallel=True)
@@ -88,30 +89,29 @@ def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts):
         # element (a, b, k) of every tile of the plane, a contiguous row over the tiles, read straight from
         # the source rows (zero outside them: the padding costs no copy)
         gathered = np.empty((sd * sh * sw, tiles), src.dtype)
-        for k in range(sw):
-            offset = k - pw   # tile q reads column q·kw + offset: those in [0, w_in) are q in [lo, hi)
-            lo = min(tw_n, 0 if offset >= 0 else (-offset + kw - 1) // kw)
-            hi = max(lo, min(tw_n, 0 if w_in - 1 - offset < 0 else (w_in - 1 - offset) // kw + 1))
-            for a in range(sd):
-                for b in range(sh):
-                    dst = gathered[(a * sh + b) * sw + k]
-                    t = 0
-                    for td in range(td_n):
-                        zd = td * kd + a - pd
-                        for th in range(th_n):
-                            zh = th * kh + b - ph
-                            part = dst[t:t + tw_n]
-                            t += tw_n
-                            if zd < 0 or zd >= d_in or zh < 0 or zh >= h_in:
-                                part[:] = 0
-                                continue
+        for td in range(td_n):
+            for th in range(th_n):
+                t0 = (td * th_n + th) * tw_n
+                for a in range(sd):
+                    zd = td * kd + a - pd
+                    for b in range(sh):
+                        zh = th * kh + b - ph
+                        inside = 0 <= zd < d_in and 0 <= zh < h_in
+                        for k in range(sw):
+                            r = (a * sh + b) * sw + k
+                            offset = k - pw   # tile q reads column q·kw + offset: in [0, w_in) for q in [lo, hi)
+                            lo = min(tw_n, 0 if offset >= 0 else (-offset + kw - 1) // kw)
+                            hi = max(lo, min(tw_n, 0 if w_in - 1 - offset < 0 else (w_in - 1 - offset) // kw + 1))
+                            if not inside:
+                                lo = hi = tw_n
                             for q in range(lo):
-                                part[q] = 0
-                            row, run = src[n, c, zd, zh][lo * kw + offset:], part[lo:]
+                                gathered[r, t0 + q] = 0
+                            # unsigned indices, no views: both would cost more than the copy itself
                             for q in range(hi - lo):
-                                run[_u(q)] = row[_u(q * kw)]
+                                gathered[_u(r), _u(t0 + lo + q)] = src[_u(n), _u(c), _u(zd), _u(zh),
+                                                                       _u((lo + q) * kw + offset)]
                             for q in range(hi, tw_n):
-                                part[q] = 0
+                                gathered[r, t0 + q] = 0
         # the leading axes (one Kronecker matrix), then the last axis straight into the GEMM layout
         lead = np.empty((n_rows * sw, tiles), src.dtype)
         _apply(lead, mrows, gathered, 1, sw, (1, 0, 0, 1, 0, 0), tiles)
