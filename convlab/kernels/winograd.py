@@ -48,32 +48,50 @@ def _apply(dst, mat, src, outer, inner, rows_at, n):
 
     ``mat`` is ``R × B``; ``rows_at = (dst stride, dst first, dst column, src stride, src first, src
     column)`` places row ``ρ`` of each side at ``stride·ρ + first`` of its 2-D array, from ``column`` on,
-    so that the rows of one channel of the GEMM layout are addressed in place. Every row is indexed
-    with integers only, so numba types it as contiguous and LLVM vectorises the loop over the tiles;
-    zero coefficients are skipped and the first nonzero one assigns (no zero fill).
+    so that the rows of one channel of the GEMM layout are addressed in place. Zero coefficients are
+    skipped and each output row is written once (no zero fill, no read-modify-write in the common case).
     """
     ds, d0, dc, ss, s0, sc = rows_at
     n_r, n_b = mat.shape
+    rows = np.empty(n_b, np.uintp)      # source rows of the nonzero coefficients of one output row
+    coefs = np.empty(n_b, mat.dtype)
     for o in range(outer):
         for i in range(n_r):
             for e in range(inner):
                 out = _u(((o * n_r + i) * inner + e) * ds + d0)
-                first = True
+                count = 0
                 for b in range(n_b):
-                    coef = mat[i, b]
-                    if coef == 0:
-                        continue
-                    row = _u(((o * n_b + b) * inner + e) * ss + s0)
-                    if first:
-                        for t in range(n):
-                            dst[out, _u(dc + t)] = coef * src[row, _u(sc + t)]
-                        first = False
-                    else:
-                        for t in range(n):
-                            dst[out, _u(dc + t)] += coef * src[row, _u(sc + t)]
-                if first:  # an all-zero row of the matrix
+                    if mat[i, b] != 0:
+                        rows[count], coefs[count] = _u(((o * n_b + b) * inner + e) * ss + s0), mat[i, b]
+                        count += 1
+                # up to four terms summed in registers and stored once (the same left-to-right sum as a
+                # loop of +=, so the same rounding); the rare further terms added one row at a time
+                if count == 0:
                     for t in range(n):
                         dst[out, _u(dc + t)] = 0
+                elif count == 1:
+                    r0, c0 = rows[0], coefs[0]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)]
+                elif count == 2:
+                    r0, c0, r1, c1 = rows[0], coefs[0], rows[1], coefs[1]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                elif count == 3:
+                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                                                + c2 * src[r2, _u(sc + t)])
+                else:
+                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
+                    r3, c3 = rows[3], coefs[3]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                                                + c2 * src[r2, _u(sc + t)] + c3 * src[r3, _u(sc + t)])
+                    for j in range(4, count):
+                        rj, cj = rows[j], coefs[j]
+                        for t in range(n):
+                            dst[out, _u(dc + t)] += cj * src[rj, _u(sc + t)]
 
 
 @njit(parallel=True)
