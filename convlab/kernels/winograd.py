@@ -97,7 +97,7 @@ def _apply(dst, mat, src, outer, inner, rows_at, n):
 @njit(parallel=True)
 def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts):
     n_batch, c_in, d_in, h_in, w_in = src.shape
-    n_rows, rw, sw = mrows.shape[0], mw.shape[0], mw.shape[1]
+    n_rows, sw = mrows.shape[0], mw.shape[1]
     kd, kh, kw = step
     pd, ph, pw = pad
     td_n, th_n, tw_n = counts
@@ -140,7 +140,7 @@ def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts):
 def _untiles(m_in, y, mrows, mw, rd, rh, counts):
     n_batch, c_out, d_out, h_out, w_out = y.shape
     n_out_rows, n_rows = mrows.shape
-    rw, aw = mw.shape
+    rw = mw.shape[0]
     td_n, th_n, tw_n = counts
     tiles = td_n * th_n * tw_n
     for task in prange(n_batch * c_out):
