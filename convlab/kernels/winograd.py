@@ -42,7 +42,7 @@ def _u(index):
     return np.uintp(index)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _apply(dst, mat, src, outer, inner, rows_at, n):
     """``dst[(o·R + i)·inner + e] = Σ_b mat[i, b] src[(o·B + b)·inner + e]`` on rows of ``n`` tiles.
 
