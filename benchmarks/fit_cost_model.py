@@ -17,12 +17,13 @@ function (``measure_quick``) and held fixed, so that the fitted model is the
 one users get once their machine's values replace them. The constants that
 describe the shape of the terms (GEMM small-matrix efficiency and per-matrix
 overhead, strided-gather bandwidth, integer-index and sparse cost per point)
-and one factor per method are fitted by minimising the squared log error of
+and, per method, a factor and a fixed overhead per pass (predicted = factor ·
+model + overhead: what a method pays whatever the size) are fitted by minimising the squared log error of
 the predicted forward times, weighted towards the methods within 3x of each
 problem's fastest (those decide the choice).
 
 The output is two Python literals to paste into
-``convlab/algorithms/costs.py``: ``DEFAULT_CONSTANTS`` and ``DEFAULT_FACTORS``.
+``convlab/algorithms/costs.py``: ``DEFAULT_CONSTANTS``, ``DEFAULT_FACTORS`` and ``DEFAULT_OVERHEADS``.
 Re-run it after changing a method's implementation or cost model.
 """
 
@@ -79,19 +80,24 @@ def constants_from(quick, scales):
     return out
 
 
-def predict(problem, constants, factors):
+def model(problem, constants):
+    """``{method: modelled seconds}`` (before factor and overhead) of every method that runs ``problem``."""
     spec = problem.spec()
     terms = CostTerms(constants[problem.dtype], problem.dtype)
-    return {m: cl.get_method(m).predict_seconds(spec, terms) * factors.get(m, 1.0)
-            for m in cl.methods() if cl.algorithms.verdict(spec, m).ok}
+    return {m: cl.get_method(m).predict_seconds(spec, terms) for m in cl.methods() if cl.algorithms.verdict(spec, m).ok}
 
 
-def errors(problems, measured, constants, factors):
+def predict(problem, constants, factors, overheads=None, modelled=None):
+    modelled = modelled or model(problem, constants)
+    return {m: t * factors.get(m, 1.0) + (overheads or {}).get(m, 0.0) for m, t in modelled.items()}
+
+
+def errors(problems, measured, constants, factors, overheads=None, modelled=None):
     """(log errors of every measured (problem, method), their weights, regrets of the predicted pick)."""
     logs, weights, regrets = [], [], []
     for p in problems:
         seconds = measured[p.name]
-        predicted = predict(p, constants, factors)
+        predicted = predict(p, constants, factors, overheads, (modelled or {}).get(p.name))
         fastest = min(seconds.values())
         for m, t in seconds.items():
             if m in predicted:
@@ -102,25 +108,39 @@ def errors(problems, measured, constants, factors):
     return np.array(logs), np.array(weights), regrets
 
 
+OVERHEAD_UNIT = 1e-5  # overheads are fitted as OVERHEAD_UNIT · exp(v)
+
+
 def fit(problems, measured, quick, methods):
+    k = len(FITTED) + len(methods)
+
     def unpack(v):
-        return v[:len(FITTED)], dict(zip(methods, np.exp(v[len(FITTED):])))
+        return (v[:len(FITTED)], dict(zip(methods, np.exp(v[len(FITTED):k]))),
+                dict(zip(methods, OVERHEAD_UNIT * np.exp(v[k:]))))
+
+    cache = {}
 
     def loss(v):
-        scales, factors = unpack(v)
-        logs, weights, _ = errors(problems, measured, constants_from(quick, scales), factors)
-        return float(np.sum(weights * logs ** 2) / np.sum(weights)) + 1e-3 * float(np.sum(v ** 2))
+        scales, factors, overheads = unpack(v)
+        key = tuple(np.round(scales, 4))
+        if key not in cache:  # the models depend on the constants only: reuse them while Powell moves the rest
+            cache.clear()
+            constants = constants_from(quick, scales)
+            cache[key] = {p.name: model(p, constants) for p in problems}
+        logs, weights, _ = errors(problems, measured, None, factors, overheads, cache[key])
+        return float(np.sum(weights * logs ** 2) / np.sum(weights)) + 1e-3 * float(np.sum(v[:k] ** 2))
 
-    start = np.zeros(len(FITTED) + len(methods))
-    bounds = [(-4.0, 4.0)] * len(start)
+    start = np.zeros(k + len(methods))
+    bounds = [(-4.0, 4.0)] * k + [(-6.0, 4.0)] * len(methods)
     result = scipy.optimize.minimize(loss, start, method="Powell", bounds=bounds,
-                                     options=dict(maxfev=4000, xtol=1e-3, ftol=1e-5))
-    scales, factors = unpack(result.x)
-    return constants_from(quick, scales), {m: round(float(f), 3) for m, f in factors.items()}
+                                     options=dict(maxfev=6000, xtol=1e-3, ftol=1e-5))
+    scales, factors, overheads = unpack(result.x)
+    return (constants_from(quick, scales), {m: round(float(f), 3) for m, f in factors.items()},
+            {m: float(f"{o:.3g}") for m, o in overheads.items()})
 
 
-def report(label, problems, measured, constants, factors):
-    logs, _, regrets = errors(problems, measured, constants, factors)
+def report(label, problems, measured, constants, factors, overheads=None):
+    logs, _, regrets = errors(problems, measured, constants, factors, overheads)
     a = np.abs(logs)
     med, p90, worst = problem_set.ratios_summary(regrets)
     print(f"{label:<10} prediction error x{math.exp(np.median(a)):.2f} median, x{math.exp(np.percentile(a, 90)):.2f} "
@@ -156,12 +176,13 @@ def main(argv=None):
     before = {dt: dict(DEFAULT_CONSTANTS[dt], **quick[dt]) for dt in DEFAULT_CONSTANTS}
     report("fit, before", fit_half, measured, before, {})
     report("held, before", held_half, measured, before, {})
-    constants, factors = fit(fit_half, measured, quick, methods)
-    report("fit", fit_half, measured, constants, factors)
-    report("held-out", held_half, measured, constants, factors)
+    constants, factors, overheads = fit(fit_half, measured, quick, methods)
+    report("fit", fit_half, measured, constants, factors, overheads)
+    report("held-out", held_half, measured, constants, factors, overheads)
     print("\n# paste into convlab/algorithms/costs.py")
     print("DEFAULT_CONSTANTS: dict[str, dict[str, float]] = " + pprint.pformat(rounded(constants), width=110))
     print("DEFAULT_FACTORS: dict[str, float] = " + pprint.pformat(factors, width=110))
+    print("DEFAULT_OVERHEADS: dict[str, float] = " + pprint.pformat(overheads, width=110))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from .base import (
                    verdict,
                    verdicts,
 )
-from .costs import CONSTANT_NAMES, DEFAULT_CONSTANTS, DEFAULT_FACTORS, CostTerms
+from .costs import CONSTANT_NAMES, DEFAULT_CONSTANTS, DEFAULT_FACTORS, DEFAULT_OVERHEADS, CostTerms
 
 # isort: off
 from . import direct  # noqa: F401  (registers "direct")
@@ -34,4 +34,4 @@ from . import fft_tiled  # noqa: F401  (registers "fft_tiled")
 
 __all__ = ["DOMAINS", "PASSES", "check_pass", "Method", "Verdict", "WeightDerived", "get_method", "methods",
            "register", "runnable", "unregister", "verdict", "verdicts", "CONSTANT_NAMES", "DEFAULT_CONSTANTS",
-           "DEFAULT_FACTORS", "CostTerms"]
+           "DEFAULT_FACTORS", "DEFAULT_OVERHEADS", "CostTerms"]

@@ -26,21 +26,26 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "CONSTANT_NAMES"]
+__all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEADS", "CONSTANT_NAMES"]
 
 #: Built-in constants, used until the first ``method="auto"`` choice measures the machine (or without it).
 #: ``peak``, ``bandwidth``, ``call`` and ``fft_point`` are what ``measure_quick`` measures on an idle 2-core
 #: AVX2 machine with OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.98e11, gemm_half=48.0, gemm_call=2e-7, bandwidth=3.66e10, gather_bandwidth=5e9,
-                    index_point=2e-9, call=3.5e-7, fft_point=1.2e-10, sparse_op=3e-9),
-    "float64": dict(peak=5.26e10, gemm_half=48.0, gemm_call=2e-7, bandwidth=3.66e10, gather_bandwidth=5e9,
-                    index_point=2e-9, call=3.5e-7, fft_point=1.5e-10, sparse_op=3.5e-9),
+    "float32": dict(peak=1.93e11, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.67e10, gather_bandwidth=2.49e10,
+                    index_point=2e-9, call=3.08e-7, fft_point=1.29e-10, sparse_op=2.36e-9),
+    "float64": dict(peak=9.65e10, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.59e10, gather_bandwidth=2.49e10,
+                    index_point=2e-9, call=3.56e-7, fft_point=1.5e-10, sparse_op=2.75e-9),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
 #: not listed has factor 1. ``convlab calibrate`` refits them for the machine it runs on.
-DEFAULT_FACTORS: dict[str, float] = {}
+DEFAULT_FACTORS: dict[str, float] = {"direct": 1.217, "fft": 2.817, "fft_tiled": 2.775, "im2col": 2.284,
+                                     "toeplitz": 0.55, "winograd": 4.01}
+#: Built-in per-method fixed seconds per pass (Python dispatch, checks, allocation: what a method pays
+#: whatever the size), fitted with the factors; predicted time = factor · model + overhead.
+DEFAULT_OVERHEADS: dict[str, float] = {"direct": 1.66e-4, "fft": 3.0e-4, "fft_tiled": 2.71e-4, "im2col": 2.81e-4,
+                                       "toeplitz": 1.25e-4, "winograd": 5.46e-4}
 
 
 class CostTerms:

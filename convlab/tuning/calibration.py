@@ -59,7 +59,15 @@ import scipy.sparse
 from threadpoolctl import threadpool_info
 
 from .. import harness
-from ..algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, DEFAULT_FACTORS, CostTerms, get_method, verdict
+from ..algorithms import (
+    CONSTANT_NAMES,
+    DEFAULT_CONSTANTS,
+    DEFAULT_FACTORS,
+    DEFAULT_OVERHEADS,
+    CostTerms,
+    get_method,
+    verdict,
+)
 from ..algorithms import methods as registered_methods
 from ..config import cache_dir, get_auto_measure
 from ..errors import ConvError
@@ -136,6 +144,10 @@ class Calibration:
 
     def factor(self, method: str) -> float:
         return float(self.method_factors.get(method, 1.0))
+
+    def overhead(self, method: str) -> float:
+        """Fixed seconds per pass of ``method`` (the built-in fit; ``convlab calibrate`` keeps them)."""
+        return float(DEFAULT_OVERHEADS.get(method, 0.0))
 
     def terms(self, dtype) -> CostTerms:
         """The cost terms priced for ``dtype``."""

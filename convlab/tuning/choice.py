@@ -72,7 +72,10 @@ def predict_seconds(problem: Any, method: str, calibration: Calibration | None =
     spec = as_spec("problem", problem)
     calibration = calibration or get_calibration()
     impl = get_method(method)
-    return impl.predict_seconds(spec, calibration.terms(spec.dtype), check_pass(pass_)) * calibration.factor(method)
+    seconds = impl.predict_seconds(spec, calibration.terms(spec.dtype), check_pass(pass_))
+    if spec.empty:
+        return seconds  # nothing runs
+    return seconds * calibration.factor(method) + calibration.overhead(method)
 
 
 def predictions(problem: Any, calibration: Calibration | None = None, pass_: str = "forward") -> list[Prediction]:

@@ -43,6 +43,8 @@ class Explanation:
         and where each came from, ``"default"``, ``"measured"`` or ``"calibrated"``.
     factors : dict
         ``{method: factor}`` each prediction was multiplied by (1 when absent).
+    overheads : dict
+        ``{method: seconds}`` added to each prediction (the fixed cost of a pass).
     """
 
     plan_method: str | None
@@ -53,6 +55,7 @@ class Explanation:
     phases: dict = dataclasses.field(default_factory=dict)
     constants: dict = dataclasses.field(default_factory=dict)
     factors: dict = dataclasses.field(default_factory=dict)
+    overheads: dict = dataclasses.field(default_factory=dict)
 
     def __str__(self):
         lines = [f"plan runs {self.plan_method!r}; cost model picks {self.predicted_choice!r}"
@@ -67,10 +70,12 @@ class Explanation:
         used = [name for name in PHASES if any(name in split for split in self.phases.values())]
         if used:
             lines.append("predicted forward ms by phase (factor included):")
-            lines.append(f"{'method':<12}" + "".join(f"{name:>17}" for name in used) + f"{'factor':>8}")
+            lines.append(f"{'method':<12}" + "".join(f"{name:>17}" for name in used) + f"{'factor':>8}"
+                         + f"{'+ fixed ms':>12}")
             for method, split in self.phases.items():
                 cells = "".join(f"{split[name] * 1e3:>17.3f}" if name in split else f"{'-':>17}" for name in used)
-                lines.append(f"{method:<12}{cells}{self.factors.get(method, 1.0):>8.2f}")
+                lines.append(f"{method:<12}{cells}{self.factors.get(method, 1.0):>8.2f}"
+                             f"{self.overheads.get(method, 0.0) * 1e3:>12.3f}")
         if self.constants:
             lines.append("constants (value, origin):")
             for name, (value, origin) in self.constants.items():
@@ -141,4 +146,5 @@ def explain(plan: Any) -> Explanation:
                  for name in sorted(CONSTANT_NAMES)}
     return Explanation(getattr(plan, "method", None), fitting[0].method if fitting else None,
                        min(measured, key=measured.get) if measured else None, tuple(rows),
-                       calibration.source, phases, constants, factors)
+                       calibration.source, phases, constants, factors,
+                       {r.method: calibration.overhead(r.method) for r in fitting})
