@@ -317,11 +317,12 @@ def figure_input(results):
         ax.set_yscale("log")
         ax.set_xlabel("input size n^d [elements per channel]")
         ax.set_ylabel("forward time [s]")
-        ax.set_title(f"{name}: kernel {cases[0]['w_shape'][2]}, {_describe(cases[0])} at the smallest n",
+        # two lines: side by side on a 9-inch figure, one line per panel ran into its neighbour
+        ax.set_title(f"{name}: kernel {cases[0]['w_shape'][2]}\n{_describe(cases[0])} at the smallest n",
                      fontsize=10)
         # below the panel: inside, it covered the small-n points
         ax.legend(fontsize=7, ncol=2, title="fitted log-log slope", title_fontsize=7, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.22))
+                  bbox_to_anchor=(0.5, -0.3))
     fig.suptitle("Forward time against input size")
     caption = ("Slopes are fitted in log-log: O(n·k^d) spatial methods have slope 1 in the number of input "
                "elements n^d, O(n log n) FFT methods slightly above 1; the kernel size sets the offset.")

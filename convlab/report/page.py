@@ -337,7 +337,9 @@ def draw_figures(results, out_dir, figures=None):
             if made is not None:
                 _literal_text(made[0])
                 for ext in ("png", "svg"):
-                    made[0].savefig(os.path.join(out_dir, f"{slug}.{ext}"), dpi=110)
+                    # tight: legends placed outside the axes stay inside the file
+                    made[0].savefig(os.path.join(out_dir, f"{slug}.{ext}"), dpi=110, bbox_inches="tight",
+                                    pad_inches=0.1)
         except Exception as exc:  # one figure must not cost the page: the run's data are worth more
             drawn[slug] = (title, None, f"could not be drawn from these results ({type(exc).__name__}: {exc})")
             continue
