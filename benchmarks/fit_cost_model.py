@@ -44,29 +44,47 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import problems as problem_set
 
 import convlab as cl
-from convlab.algorithms import DEFAULT_CONSTANTS, CostTerms
+from convlab.algorithms import DEFAULT_CONSTANTS, DEFAULT_FACTORS, DEFAULT_OVERHEADS, CostTerms
 from convlab.tuning.calibration import QUICK_CONSTANTS, measure_quick
 
 FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op")
 NEAR_FASTEST = 3.0
 
 
-def measure(problems, repeats, path=None):
-    """``{problem name: {method: seconds}}``, read from ``path`` when it has them, else measured (and
-    written to ``path``)."""
+def measure(problems, repeats, path=None, pass_="forward"):
+    """``{problem name: {method: seconds}}`` of ``pass_``, read from ``path`` when it has them, else
+    measured (and written to ``path``; backward passes under ``"name [pass]"``)."""
     stored = {}
     if path and os.path.exists(path):
         with open(path) as f:
             stored = json.load(f)
+
+    def key(p):
+        return p.name if pass_ == "forward" else f"{p.name} [{pass_}]"
+
     for i, p in enumerate(problems):
-        if p.name in stored:
+        if key(p) in stored:
             continue
-        print(f"[{i + 1}/{len(problems)}] {p.name}", file=sys.stderr, flush=True)
-        stored[p.name] = problem_set.time_methods(p, repeats=repeats)
+        print(f"[{i + 1}/{len(problems)}] {key(p)}", file=sys.stderr, flush=True)
+        stored[key(p)] = problem_set.time_methods(p, repeats=repeats, pass_=pass_)
         if path:
             with open(path, "w") as f:
                 json.dump(stored, f, indent=1)
-    return {p.name: stored[p.name] for p in problems}
+    return {p.name: stored[key(p)] for p in problems}
+
+
+def backward_factors(problems, measured, constants, overheads, pass_):
+    """``{"method/pass": factor}``: the median over ``problems`` of (measured - overhead) / modelled
+    time of ``pass_``, with the constants and fixed costs of the forward fit held (clipped to [0.1, 10])."""
+    ratios = {}
+    for p in problems:
+        spec = p.spec()
+        terms = CostTerms(constants[p.dtype], p.dtype)
+        for m, t in measured[p.name].items():
+            modelled = cl.get_method(m).predict_seconds(spec, terms, pass_)
+            if modelled > 0 and t > overheads.get(m, 0.0):
+                ratios.setdefault(m, []).append((t - overheads.get(m, 0.0)) / modelled)
+    return {f"{m}/{pass_}": round(float(np.clip(np.median(r), 0.1, 10.0)), 3) for m, r in sorted(ratios.items())}
 
 
 def constants_from(quick, scales):
@@ -159,6 +177,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="24 problems, 3 repeats")
     parser.add_argument("--measurements", help="JSON file of measured times to reuse, written when missing")
+    parser.add_argument("--backward", action="store_true",
+                        help="also measure the backward passes of the fit half and fit a factor per method and pass")
+    parser.add_argument("--backward-only", action="store_true",
+                        help="keep the built-in forward fit (DEFAULT_*) and fit only the backward factors")
     parser.add_argument("--defaults", action="store_true",
                         help="hold the quick constants at the current DEFAULT_CONSTANTS instead of measuring them")
     args = parser.parse_args(argv)
@@ -176,9 +198,18 @@ def main(argv=None):
     before = {dt: dict(DEFAULT_CONSTANTS[dt], **quick[dt]) for dt in DEFAULT_CONSTANTS}
     report("fit, before", fit_half, measured, before, {})
     report("held, before", held_half, measured, before, {})
-    constants, factors, overheads = fit(fit_half, measured, quick, methods)
+    if args.backward_only:  # keep the built-in forward fit, add the backward factors
+        constants = {dt: dict(c) for dt, c in DEFAULT_CONSTANTS.items()}
+        factors = {m: f for m, f in DEFAULT_FACTORS.items() if "/" not in m}
+        overheads = dict(DEFAULT_OVERHEADS)
+    else:
+        constants, factors, overheads = fit(fit_half, measured, quick, methods)
     report("fit", fit_half, measured, constants, factors, overheads)
     report("held-out", held_half, measured, constants, factors, overheads)
+    if args.backward or args.backward_only:
+        for pass_ in ("backward_input", "backward_weight"):
+            timed = measure(fit_half, args.repeats, args.measurements, pass_)
+            factors.update(backward_factors(fit_half, timed, constants, overheads, pass_))
     print("\n# paste into convlab/algorithms/costs.py")
     print("DEFAULT_CONSTANTS: dict[str, dict[str, float]] = " + pprint.pformat(rounded(constants), width=110))
     print("DEFAULT_FACTORS: dict[str, float] = " + pprint.pformat(factors, width=110))

@@ -182,3 +182,9 @@ def test_a_prediction_is_factor_times_model_plus_the_fixed_overhead(no_running, 
     assert predict_seconds(s, "im2col", cal) == pytest.approx(2.0 * modelled + 1e-3)
     monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "im2col", 1.0)  # a dear fixed cost loses the choice
     assert choose_method(s, cal) != "im2col"
+
+
+def test_a_backward_pass_uses_its_own_factor_or_falls_back_to_the_forward_one():
+    cal = synthetic(factors={"im2col": 2.0, "im2col/backward_weight": 5.0})
+    assert cal.factor("im2col") == 2.0 and cal.factor("im2col", "backward_input") == 2.0
+    assert cal.factor("im2col", "backward_weight") == 5.0 and cal.factor("fft", "backward_weight") == 1.0

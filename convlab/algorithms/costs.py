@@ -39,9 +39,17 @@ DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
-#: not listed has factor 1. ``convlab calibrate`` refits them for the machine it runs on.
-DEFAULT_FACTORS: dict[str, float] = {"direct": 1.217, "fft": 2.817, "fft_tiled": 2.775, "im2col": 2.284,
-                                     "toeplitz": 0.55, "winograd": 4.01}
+#: not listed has factor 1. ``"method/backward_input"`` and ``"method/backward_weight"`` are the
+#: factors of the backward passes (fitted separately, the forward's factor when absent).
+#: ``convlab calibrate`` refits the forward factors for the machine it runs on.
+DEFAULT_FACTORS: dict[str, float] = {
+    "direct": 1.217, "direct/backward_input": 1.691, "direct/backward_weight": 1.246,
+    "fft": 2.817, "fft/backward_input": 2.485, "fft/backward_weight": 2.262,
+    "fft_tiled": 2.775, "fft_tiled/backward_input": 3.482, "fft_tiled/backward_weight": 2.438,
+    "im2col": 2.284, "im2col/backward_input": 2.199, "im2col/backward_weight": 1.814,
+    "toeplitz": 0.55, "toeplitz/backward_input": 0.446, "toeplitz/backward_weight": 2.299,
+    "winograd": 4.01, "winograd/backward_input": 3.236, "winograd/backward_weight": 4.402,
+}
 #: Built-in per-method fixed seconds per pass (Python dispatch, checks, allocation: what a method pays
 #: whatever the size), fitted with the factors; predicted time = factor · model + overhead.
 DEFAULT_OVERHEADS: dict[str, float] = {"direct": 1.66e-4, "fft": 3.0e-4, "fft_tiled": 2.71e-4, "im2col": 2.81e-4,

@@ -142,7 +142,11 @@ class Calibration:
     def constant(self, dtype, name: str) -> float:
         return float(self.constants[np.dtype(dtype).name][name])
 
-    def factor(self, method: str) -> float:
+    def factor(self, method: str, pass_: str = "forward") -> float:
+        """``method``'s factor for ``pass_``: ``"method/pass"`` when fitted for that backward pass,
+        else the method's (forward) factor, else 1."""
+        if pass_ != "forward" and f"{method}/{pass_}" in self.method_factors:
+            return float(self.method_factors[f"{method}/{pass_}"])
         return float(self.method_factors.get(method, 1.0))
 
     def overhead(self, method: str) -> float:
