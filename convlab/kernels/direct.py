@@ -20,26 +20,14 @@ output ``o`` are those of its group, and with one channel per group the
 loop over ``c`` has one trip.
 """
 
-import numba
 import numpy as np
 from numba import prange
 
 from . import as_3d, pad_3d
+from ._ranges import valid_range
 from ._runtime import njit
 
 __all__ = ["backward_input", "backward_weight", "forward"]
-
-
-@numba.njit(cache=True, inline="always")
-def _valid(n_out, n_in, stride, offset):
-    """Range ``[lo, hi)`` of output positions ``i`` with ``0 <= stride*i + offset < n_in``."""
-    lo = 0
-    if offset < 0:
-        lo = (-offset + stride - 1) // stride
-    hi = 0
-    if n_in - 1 - offset >= 0:
-        hi = (n_in - 1 - offset) // stride + 1
-    return lo, min(hi, n_out)
 
 
 @njit(parallel=True)
@@ -72,7 +60,7 @@ def _forward(x, w, y, stride, dilation, pad):
                         for e in range(kw):
                             weight = w[o, c, a, b, e]
                             offset = e * dw - pw
-                            lo, hi = _valid(w_out, w_in, sw, offset)
+                            lo, hi = valid_range(w_out, w_in, sw, offset)
                             if hi <= lo:
                                 continue
                             # Slices, not offset indices: numba then drops its negative-index check
@@ -118,7 +106,7 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
                             for e in range(kw):
                                 weight = w[o, c, a, b, e]
                                 offset = e * dw - pw
-                                lo, hi = _valid(w_out, w_in, sw, offset)
+                                lo, hi = valid_range(w_out, w_in, sw, offset)
                                 if hi <= lo:
                                     continue
                                 src = dyrow[lo:hi]
@@ -149,7 +137,7 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
         a, b, e = tap // (kh * kw), (tap // kw) % kh, tap % kw
         ci = (o // cog) * cg + c
         offset = e * dw - pw
-        lo, hi = _valid(w_out, w_in, sw, offset)
+        lo, hi = valid_range(w_out, w_in, sw, offset)
         partial = np.zeros(max(hi - lo, 0), dy.dtype)
         if hi <= lo:
             dw_out[o, c, a, b, e] = 0

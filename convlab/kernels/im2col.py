@@ -12,25 +12,13 @@ vectorises the copy). No padded copy of ``x`` and no padded ``dx`` is made.
 Every kernel works on ``(N, C, D, H, W)`` (see :func:`convlab.kernels.as_3d`).
 """
 
-import numba
 from numba import prange
 
 from . import as_3d, pad_3d
+from ._ranges import valid_range
 from ._runtime import njit
 
 __all__ = ["col2im_add", "im2col"]
-
-
-@numba.njit(cache=True, inline="always")
-def _valid(n_out, n_in, stride, offset):
-    """Range ``[lo, hi)`` of output positions ``i`` with ``0 <= stride*i + offset < n_in``."""
-    lo = 0
-    if offset < 0:
-        lo = (-offset + stride - 1) // stride
-    hi = 0
-    if n_in - 1 - offset >= 0:
-        hi = (n_in - 1 - offset) // stride + 1
-    return lo, max(lo, min(hi, n_out))
 
 
 @njit(parallel=True)
@@ -49,7 +37,7 @@ def _im2col(x, cols, kernel, stride, dilation, pad, first):
                 for e in range(kw):
                     dst_tap = cols[n, ((c * kd + a) * kh + b) * kw + e]
                     offset = (ow0 * sw) + e * dw - pw
-                    lo, hi = _valid(w_out, w_in, sw, offset)
+                    lo, hi = valid_range(w_out, w_in, sw, offset)
                     for od in range(d_out):
                         zd = (od0 + od) * sd - pd + a * dd
                         for oh in range(h_out):
@@ -83,7 +71,7 @@ def _col2im_add(cols, dx, kernel, stride, dilation, pad, first):
                 for e in range(kw):
                     src_tap = cols[n, ((c * kd + a) * kh + b) * kw + e]
                     offset = (ow0 * sw) + e * dw - pw
-                    lo, hi = _valid(w_out, w_in, sw, offset)
+                    lo, hi = valid_range(w_out, w_in, sw, offset)
                     if hi <= lo:
                         continue
                     for od in range(d_out):
