@@ -150,14 +150,8 @@ def forward_tiled(plan, x, w):
     y_view = _tiled_view(y_full, geo.T, geo.Bo)
     for r0, r1 in geo.chunks():
         rows = r1 - r0
-        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
+        X = _x_spectrum(plan, geo, tiles, r0, r1)
         ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
-        with phase("pack"):
-            buf = tx.real_buffer()
-            region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
-            place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
-        with phase("transform_input"):
-            X = grouped(tx.forward(buf), g)
         with phase("product"):
             Y = ty.complex_buffer()
             batched_matmul(X, S, out=grouped(Y, g))
@@ -180,6 +174,18 @@ def _dy_tiles(plan, geo, grad_y):
 def _from_interleaved(d):
     """Permutation ``(N, C, T1, B1, ...)`` -> ``(*T, N, C, *B)``."""
     return (*(2 + 2 * a for a in range(d)), 0, 1, *(3 + 2 * a for a in range(d)))
+
+
+def _x_spectrum(plan, geo, tiles, r0, r1):
+    """The spectra of one chunk of input tiles (marks its own ``pack`` and ``transform_input`` phases)."""
+    rows, d = r1 - r0, plan.ndim
+    tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
+    with phase("pack"):
+        buf = tx.real_buffer()
+        region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+        place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
+    with phase("transform_input"):
+        return grouped(tx.forward(buf), plan.groups)
 
 
 def _dy_spectrum(plan, geo, dy_view, r0, r1):
@@ -236,7 +242,7 @@ def backward_input_tiled(plan, grad_y, w):
 
 
 def backward_weight_tiled(plan, grad_y, x):
-    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    geo, g = tile_geometry(plan), plan.groups
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
         dy_view = _dy_tiles(plan, geo, grad_y)
@@ -245,15 +251,8 @@ def backward_weight_tiled(plan, grad_y, x):
     DW.fill(0)
     total = spectral_weights(DW, g)
     for r0, r1 in geo.chunks():
-        rows = r1 - r0
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
-        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
-        with phase("pack"):
-            buf = tx.real_buffer()
-            region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
-            place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
-        with phase("transform_input"):
-            X = grouped(tx.forward(buf), g)
+        X = _x_spectrum(plan, geo, tiles, r0, r1)
         with phase("product"):
             # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
             total += batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=np.empty_like(total))
