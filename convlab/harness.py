@@ -124,7 +124,7 @@ def time_call(fn: Callable[[], object], loops: int = 1, *, clock: Clock = time.p
     return (clock() - start) / loops
 
 
-def _check_settings(repeats, warmup, min_sample_s, max_loops, max_time_s):
+def _check_settings(repeats, warmup, min_sample_s, max_loops, max_time_s, settle=0):
     def positive_int(name, value, low):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, but got {value!r}")
@@ -132,6 +132,7 @@ def _check_settings(repeats, warmup, min_sample_s, max_loops, max_time_s):
     positive_int("repeats", repeats, 1)
     positive_int("warmup", warmup, 0)
     positive_int("max_loops", max_loops, 1)
+    positive_int("settle", settle, 0)
     if isinstance(min_sample_s, bool) or not isinstance(min_sample_s, (int, float)) or not (
             math.isfinite(min_sample_s) and min_sample_s >= 0):
         raise ValueError(f"min_sample_s must be a finite number >= 0, but got {min_sample_s!r}")
@@ -143,7 +144,7 @@ def _check_settings(repeats, warmup, min_sample_s, max_loops, max_time_s):
 def time_interleaved(callables: Mapping[str, Callable[[], object]], repeats: int = 5, warmup: int = 1,
                      min_sample_s: float = 0.002, *, call_seconds: Mapping[str, float] | None = None,
                      max_loops: int = MAX_LOOPS, max_time_s: float | None = None,
-                     progress: Callable[[int, int], object] | None = None,
+                     progress: Callable[[int, int], object] | None = None, settle: int = 0,
                      clock: Clock = time.perf_counter) -> dict[str, Timing]:
     """Time callables against each other in interleaved rounds; the median per call of each.
 
@@ -169,6 +170,13 @@ def time_interleaved(callables: Mapping[str, Callable[[], object]], repeats: int
         them (after the first round, which always runs); fewer samples then.
     progress : callable, optional
         Called as ``progress(rounds_done, repeats)`` after each round.
+    settle : int, default 0
+        Untimed calls before each sample. Use 1 when the callables come from
+        libraries with their own thread pools (torch's OpenMP, numba's,
+        BLAS's): the first call after another library's sample waits for its
+        pool while the other's threads still spin (measured on 2 cores: a
+        0.1 ms torch call took 10 ms right after a convlab call), so without
+        settling each library is timed paying for the other.
     clock : callable, default time.perf_counter
         Returns seconds; replaced in tests by a fake clock.
 
@@ -189,7 +197,7 @@ def time_interleaved(callables: Mapping[str, Callable[[], object]], repeats: int
     >>> t["a"].samples, t["a"].loops
     ((1.0, 1.0, 1.0), 1)
     """
-    _check_settings(repeats, warmup, min_sample_s, max_loops, max_time_s)
+    _check_settings(repeats, warmup, min_sample_s, max_loops, max_time_s, settle)
     call_seconds = dict(call_seconds or {})
     entries = []
     for name, fn in callables.items():
@@ -204,6 +212,8 @@ def time_interleaved(callables: Mapping[str, Callable[[], object]], repeats: int
             break
         shift = round_index % max(len(entries), 1)
         for _, fn, loops, samples in entries[shift:] + entries[:shift]:
+            for _ in range(settle):
+                fn()
             samples.append(time_call(fn, loops, clock=clock))
         if progress is not None:
             progress(round_index + 1, repeats)

@@ -80,6 +80,20 @@ def test_rounds_are_interleaved_and_rotated():
     assert rounds == list("abc") + list("bca") + list("cab")
 
 
+def test_settle_calls_are_untimed_and_precede_each_sample():
+    """A first call that pays for another library's spinning pool (10 s here) is never a sample."""
+    m = FakeMachine()
+    fns = {"a": m.callable("a", [1.0, 10.0, 1.0, 10.0, 1.0]), "b": m.callable("b", [1.0])}  # probe, (settle, sample) x2
+    t = time_interleaved(fns, repeats=2, warmup=0, min_sample_s=0.0, settle=1, clock=m.clock)
+    assert m.log[2:] == ["a", "a", "b", "b", "b", "b", "a", "a"]  # rotated rounds, each sample after one settle
+    assert t["a"].samples == (1.0, 1.0)
+
+
+def test_settle_must_be_a_count():
+    with pytest.raises(ValueError, match="settle must be an int >= 0, but got -1"):
+        time_interleaved({"a": lambda: None}, settle=-1)
+
+
 def test_drift_hits_every_callable_alike():
     """A machine that slows down over time: interleaving keeps two equal callables equal."""
     m = FakeMachine()

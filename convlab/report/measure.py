@@ -15,7 +15,9 @@ How a case is measured (:func:`measure_case`):
    ``repeats`` rounds; in each round every runner takes one forward and one
    backward sample, in an order rotated every round, so that drift of a
    shared machine hits all runners alike. A sample repeats the call until it
-   lasts ``min_sample_s``. The median and quartiles are kept.
+   lasts ``min_sample_s``, after one untimed call that lets this runner's
+   thread pools wake while the previous runner's (torch's OpenMP, say) stop
+   spinning. The median and quartiles are kept.
 5. Phases: each convlab method's forward and backward pass is called a few
    more times (:data:`PHASE_CALLS`; once when a call takes longer than
    :data:`PHASE_SLOW_S`) under :func:`convlab.phases.record`, and the median
@@ -303,7 +305,9 @@ def _time_interleaved(runners, repeats, warmup, min_sample_s):
                 calls[key], seconds[key], where[key] = call, call_s, (record, phase)
     if not calls:
         return
-    timings = harness.time_interleaved(calls, repeats, max(warmup - 1, 0), min_sample_s, call_seconds=seconds)
+    # settle: torch's, numba's and BLAS's pools must not be timed waking while another library's still spin
+    timings = harness.time_interleaved(calls, repeats, max(warmup - 1, 0), min_sample_s, call_seconds=seconds,
+                                       settle=1)
     for key, timing in timings.items():
         record, phase = where[key]
         record[phase] = timing.to_dict()
