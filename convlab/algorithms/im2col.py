@@ -124,7 +124,7 @@ def _col2im_add(plan, dx, dcols, rows):
     out = (rows.stop - rows.start, *plan.output_size[1:])
     dcols = dcols.reshape(dcols.shape[0], -1, *out)
     kernels.col2im_add(dcols, dx, plan.kernel_size, plan.stride, plan.dilation, _padding_lo(plan),
-                       (rows.start,) + (0,) * (plan.ndim - 1))
+                       (rows.start,) + (0,) * (plan.ndim - 1), zero=rows.start == 0)
 
 
 def _output_chunk(plan, a, rows):
@@ -179,7 +179,7 @@ class Im2col(Method):
             dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             with phase("product"):
                 return (wt @ dyg).reshape(plan.x_shape)
-        dx = np.zeros(plan.x_shape, plan.dtype)
+        dx = np.empty(plan.x_shape, plan.dtype)  # each plane zeroed by the first chunk that reaches it
         for batch, rows in _chunks(plan):
             with phase("pack"):
                 dy_chunk = _output_chunk(plan, grad_y[batch], rows)
