@@ -102,8 +102,10 @@ def _grouped_weight(plan, w):
     return w.reshape(g, plan.out_channels // g, -1)
 
 
-def _padding_lo(plan):
-    return tuple(lo for lo, _ in plan.padding)
+def _geometry(plan, kernels):
+    """The kernels' per-axis parameters, computed once per problem."""
+    return plan.cached(("im2col", "geometry"), lambda: kernels.geometry(
+        plan.kernel_size, plan.stride, plan.dilation, tuple(lo for lo, _ in plan.padding)))
 
 
 def _im2col(plan, x, rows):
@@ -112,8 +114,7 @@ def _im2col(plan, x, rows):
 
     out = (rows.stop - rows.start, *plan.output_size[1:])
     cols = np.empty((x.shape[0], plan.in_channels * math.prod(plan.kernel_size), *out), plan.dtype)
-    kernels.im2col(x, cols, plan.kernel_size, plan.stride, plan.dilation, _padding_lo(plan),
-                   (rows.start,) + (0,) * (plan.ndim - 1))
+    kernels.im2col(x, cols, _geometry(plan, kernels), (rows.start,) + (0,) * (plan.ndim - 1))
     return cols.reshape(x.shape[0], plan.groups, -1, math.prod(out))
 
 
@@ -123,8 +124,8 @@ def _col2im_add(plan, dx, dcols, rows):
 
     out = (rows.stop - rows.start, *plan.output_size[1:])
     dcols = dcols.reshape(dcols.shape[0], -1, *out)
-    kernels.col2im_add(dcols, dx, plan.kernel_size, plan.stride, plan.dilation, _padding_lo(plan),
-                       (rows.start,) + (0,) * (plan.ndim - 1), zero=rows.start == 0)
+    first = (rows.start,) + (0,) * (plan.ndim - 1)
+    kernels.col2im_add(dcols, dx, _geometry(plan, kernels), first, zero=rows.start == 0)
 
 
 def _output_chunk(plan, a, rows):
