@@ -14,8 +14,12 @@ rows per group of the column matrix, ``P = prod(out)`` output positions.
   itself, skipping the entries that fall in the padding.
 
 The column buffer holds ``N·C_in·prod(k)·P`` values. When that exceeds the
-workspace limit the batch, and if one sample is still too big the first
-output axis, is processed in chunks that fit; each chunk runs the same code.
+workspace limit (or :data:`CHUNK_TARGET_BYTES`) the batch, and if one sample
+is still too big the first output axis, is processed in chunks that fit;
+each chunk runs the same code in one buffer allocated per call (a fresh
+buffer per chunk would page-fault through new memory each time). When a chunk
+holds whole samples, the forward GEMM writes straight into ``y``. The chunk
+list is computed once per spec and workspace limit.
 A 1×1 kernel with stride 1 and no padding needs no buffer: ``cols`` is the
 input itself and the method is a plain GEMM.
 """
