@@ -82,6 +82,7 @@ def test_workspace_bytes_bounds_what_is_allocated(limit):
     assert budget > 300_000 and (limit is None or budget <= limit)
     for call, result_bytes in ((lambda: p.forward(x, w), gy.nbytes), (lambda: p.backward_input(gy, w), x.nbytes),
                                (lambda: p.backward_weight(gy, x), w.nbytes)):
+        call()  # the first call imports modules (scipy.linalg, the kernels) and may compile: not workspace
         tracemalloc.start()
         try:
             call()
@@ -90,3 +91,37 @@ def test_workspace_bytes_bounds_what_is_allocated(limit):
             tracemalloc.stop()
         # slack: numpy's small-array ufunc temporaries and Python objects, independent of the problem size
         assert peak - result_bytes <= budget + 64 * 1024, (peak - result_bytes, budget)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", PROBLEMS)
+def test_parallel_kernels_match_serial(monkeypatch, x_shape, w_shape, params):
+    """The parallel loops (taken from PARALLEL_MIN entries on, with 2+ threads) give the serial loops'
+    results bit for bit: the same per-plane code, each plane written by one task."""
+    from convlab.kernels import im2col as kernels
+
+    p = cl.plan(x_shape, w_shape, np.float64, method="im2col", **params)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape)
+    cols = rng.standard_normal((x_shape[0], x_shape[1] * int(np.prod(w_shape[2:])), *p.output_size))
+    geometry = kernels.geometry(p.kernel_size, p.stride, p.dilation, [lo for lo, _ in p.padding])
+    first = (1,) + (0,) * (p.ndim - 1)  # a chunk that starts at the second output row
+    chunk = cols[:, :, 1:].copy()
+
+    def both():
+        return (kernels.im2col(x, np.empty_like(chunk), geometry, first),
+                kernels.col2im_add(chunk, np.full(x_shape, 2.0), geometry, first),
+                kernels.col2im_add(chunk, np.full(x_shape, 2.0), geometry, first, zero=True))
+
+    serial = both()
+    launches = []
+    for name in ("_im2col_parallel", "_col2im_parallel"):
+        kernel = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _k=kernel: launches.append(_k) or _k(*a))
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    with cl.num_threads(2):
+        parallel = both()
+    assert len(launches) == 3
+    for a, e in zip(parallel, serial):
+        np.testing.assert_array_equal(a, e)
+    # and the serial result is the one the whole-problem method computes
+    np.testing.assert_array_equal(serial[0], kernels.im2col(x, np.empty_like(cols), geometry, (0,) * p.ndim)[:, :, 1:])

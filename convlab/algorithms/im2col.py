@@ -14,8 +14,12 @@ rows per group of the column matrix, ``P = prod(out)`` output positions.
   itself, skipping the entries that fall in the padding.
 
 The column buffer holds ``N·C_in·prod(k)·P`` values. When that exceeds the
-workspace limit the batch, and if one sample is still too big the first
-output axis, is processed in chunks that fit; each chunk runs the same code.
+workspace limit (or :data:`CHUNK_TARGET_BYTES`) the batch, and if one sample
+is still too big the first output axis, is processed in chunks that fit;
+each chunk runs the same code in one buffer allocated per call (a fresh
+buffer per chunk would page-fault through new memory each time). When a chunk
+holds whole samples, the forward GEMM writes straight into ``y``. The chunk
+list is computed once per spec and workspace limit.
 A 1×1 kernel with stride 1 and no padding needs no buffer: ``cols`` is the
 input itself and the method is a plain GEMM.
 """
@@ -89,11 +93,16 @@ def chunk_bytes(plan):
     return samples * (rows * _row_bytes(plan, chunked) + _sample_bytes(plan))
 
 
-def _chunks(plan):
-    """Yield ``(batch_slice, row_slice)`` covering the batch and the first output axis."""
-    samples, rows = chunking(plan)
-    for n0, r0 in itertools.product(range(0, plan.batch, samples), range(0, plan.output_size[0], rows)):
-        yield slice(n0, n0 + samples), slice(r0, min(r0 + rows, plan.output_size[0]))
+def _layout(plan):
+    """``(chunk_bytes, ((batch_slice, row_slice), ...))``, computed once per spec and workspace limit
+    (the workspace check and the pass both need it on every call)."""
+    def compute():
+        samples, rows = chunking(plan)
+        n_rows = plan.output_size[0]
+        chunks = tuple((slice(n0, min(n0 + samples, plan.batch)), slice(r0, min(r0 + rows, n_rows)))
+                       for n0, r0 in itertools.product(range(0, plan.batch, samples), range(0, n_rows, rows)))
+        return chunk_bytes(plan), chunks
+    return plan.cached(("im2col", "layout", plan.limit), compute)
 
 
 def _grouped_weight(plan, w):
@@ -102,18 +111,35 @@ def _grouped_weight(plan, w):
     return w.reshape(g, plan.out_channels // g, -1)
 
 
-def _padding_lo(plan):
-    return tuple(lo for lo, _ in plan.padding)
+def _geometry(plan, kernels):
+    """The kernels' per-axis parameters, computed once per problem."""
+    return plan.cached(("im2col", "geometry"), lambda: kernels.geometry(
+        plan.kernel_size, plan.stride, plan.dilation, tuple(lo for lo, _ in plan.padding)))
 
 
-def _im2col(plan, x, rows):
-    """The contiguous column matrix ``(n, G, Kg, P_chunk)`` of a chunk, padding fused (no padded copy)."""
+def _buffer(plan, chunks):
+    """Scratch for the largest chunk's column matrix, allocated once per call and reused by every chunk
+    (a fresh buffer per chunk would page-fault its way through new memory each time)."""
+    batch, rows = chunks[0]
+    size = ((batch.stop - batch.start) * plan.in_channels * math.prod(plan.kernel_size)
+            * (rows.stop - rows.start) * math.prod(plan.output_size[1:]))
+    return np.empty(size, plan.dtype)
+
+
+def _cols_view(plan, buffer, n, rows, shape_tail):
+    """The first entries of ``buffer`` as a C-contiguous ``(n, *shape_tail)`` array for a chunk of ``rows``."""
+    out = (rows.stop - rows.start, *plan.output_size[1:])
+    shape = (n, *shape_tail, *out)
+    return buffer[:math.prod(shape)].reshape(shape)
+
+
+def _im2col(plan, x, rows, buffer):
+    """The contiguous column matrix ``(n, G, Kg, P_chunk)`` of a chunk in ``buffer``, padding fused."""
     from ..kernels import im2col as kernels  # numba: imported on first use, never at import convlab
 
     out = (rows.stop - rows.start, *plan.output_size[1:])
-    cols = np.empty((x.shape[0], plan.in_channels * math.prod(plan.kernel_size), *out), plan.dtype)
-    kernels.im2col(x, cols, plan.kernel_size, plan.stride, plan.dilation, _padding_lo(plan),
-                   (rows.start,) + (0,) * (plan.ndim - 1))
+    cols = _cols_view(plan, buffer, x.shape[0], rows, (plan.in_channels * math.prod(plan.kernel_size),))
+    kernels.im2col(x, cols, _geometry(plan, kernels), (rows.start,) + (0,) * (plan.ndim - 1))
     return cols.reshape(x.shape[0], plan.groups, -1, math.prod(out))
 
 
@@ -123,8 +149,8 @@ def _col2im_add(plan, dx, dcols, rows):
 
     out = (rows.stop - rows.start, *plan.output_size[1:])
     dcols = dcols.reshape(dcols.shape[0], -1, *out)
-    kernels.col2im_add(dcols, dx, plan.kernel_size, plan.stride, plan.dilation, _padding_lo(plan),
-                       (rows.start,) + (0,) * (plan.ndim - 1))
+    first = (rows.start,) + (0,) * (plan.ndim - 1)
+    kernels.col2im_add(dcols, dx, _geometry(plan, kernels), first, zero=rows.start == 0)
 
 
 def _output_chunk(plan, a, rows):
@@ -145,7 +171,7 @@ class Im2col(Method):
         return predicted_cost(spec, terms, pass_)
 
     def workspace_bytes(self, plan):
-        return chunk_bytes(plan)  # padding is fused into the packing: no padded copy
+        return _layout(plan)[0]  # padding is fused into the packing: no padded copy
 
     # ----- forward
     def forward(self, plan, x, w):
@@ -154,22 +180,22 @@ class Im2col(Method):
             cols = x.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             with phase("product"):
                 return (wg @ cols).reshape(plan.output_shape)
-        chunks = list(_chunks(plan))
-        if len(chunks) == 1:
-            with phase("pack"):
-                cols = _im2col(plan, x, chunks[0][1])
-            with phase("product"):
-                return (wg @ cols).reshape(plan.output_shape)
+        chunks = _layout(plan)[1]
+        buffer = _buffer(plan, chunks)
         y = np.empty(plan.output_shape, plan.dtype)
         for batch, rows in chunks:
             with phase("pack"):
-                cols = _im2col(plan, x[batch], rows)
+                cols = _im2col(plan, x[batch], rows, buffer)
+            if rows.stop - rows.start == plan.output_size[0]:  # whole samples: the GEMM writes into y itself
+                with phase("product"):
+                    np.matmul(wg, cols, out=y[batch].reshape(cols.shape[0], plan.groups, -1, cols.shape[-1]))
+                continue
             with phase("product"):
                 product = wg @ cols
             with phase("unpack"):
                 chunk = y[batch, :, rows]
                 chunk[...] = product.reshape(chunk.shape)
-            del cols, product  # one column buffer alive at a time
+            del product
         return y
 
     # ----- backward
@@ -179,15 +205,16 @@ class Im2col(Method):
             dyg = grad_y.reshape(plan.batch, plan.groups, -1, math.prod(plan.output_size))
             with phase("product"):
                 return (wt @ dyg).reshape(plan.x_shape)
-        dx = np.zeros(plan.x_shape, plan.dtype)
-        for batch, rows in _chunks(plan):
-            with phase("pack"):
-                dy_chunk = _output_chunk(plan, grad_y[batch], rows)
+        chunks = _layout(plan)[1]
+        buffer = _buffer(plan, chunks)
+        dx = np.empty(plan.x_shape, plan.dtype)  # each plane zeroed by the first chunk that reaches it
+        for batch, rows in chunks:
+            dy_chunk = _output_chunk(plan, grad_y[batch], rows)  # a view: BLAS reads the strided rows
             with phase("product"):
-                dcols = wt @ dy_chunk
+                dcols = _cols_view(plan, buffer, dy_chunk.shape[0], rows, (plan.groups, wt.shape[1]))
+                dcols = np.matmul(wt, dy_chunk, out=dcols.reshape(*dcols.shape[:3], -1))
             with phase("unpack"):
                 _col2im_add(plan, dx[batch], dcols, rows)
-            del dcols  # so that the next chunk's buffer replaces this one instead of joining it
         return dx
 
     def backward_weight(self, plan, grad_y, x):
@@ -200,15 +227,16 @@ class Im2col(Method):
             with phase("product"):
                 dwt = (cols @ np.swapaxes(dyg, -1, -2)).sum(axis=0)
         else:
-            dwt = np.zeros((plan.groups, plan.w_shape[1] * math.prod(plan.kernel_size),
-                            plan.out_channels // plan.groups), plan.dtype)
-            for batch, rows in _chunks(plan):
+            chunks = _layout(plan)[1]
+            buffer = _buffer(plan, chunks)
+            dwt = None
+            for batch, rows in chunks:
                 with phase("pack"):
-                    cols = _im2col(plan, x[batch], rows)
-                    dy_chunk = _output_chunk(plan, grad_y[batch], rows)
+                    cols = _im2col(plan, x[batch], rows, buffer)
+                dy_chunk = _output_chunk(plan, grad_y[batch], rows)
                 with phase("product"):
-                    dwt += (cols @ np.swapaxes(dy_chunk, -1, -2)).sum(axis=0)
-                del cols  # as in backward_input: one column buffer alive at a time
+                    part = (cols @ np.swapaxes(dy_chunk, -1, -2)).sum(axis=0)
+                    dwt = part if dwt is None else np.add(dwt, part, out=dwt)
         return np.ascontiguousarray(np.swapaxes(dwt, -1, -2)).reshape(plan.w_shape)
 
 
