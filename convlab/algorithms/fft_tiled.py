@@ -202,18 +202,19 @@ def _dy_spectrum(plan, geo, dy_view, r0, r1):
 
 
 def backward_input_tiled(plan, grad_y, w):
-    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    from ..kernels import as_3d, pad_3d  # numba: imported on first use, never at import convlab
+    from ..kernels import fft as kernels
+
+    geo, g = tile_geometry(plan), plan.groups
     with phase("pad"):
         dy_view = _dy_tiles(plan, geo, grad_y)
     with phase("transform_weight"):
         WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
-    extent = tuple((t + q) * bs for t, q, bs in zip(geo.T, geo.q, geo.Bs))
-    extent = tuple(max(ext, lo + n) for ext, (lo, _), n in zip(extent, plan.padding, plan.input_size))
-    extent = tuple(-(-ext // bs) * bs for ext, bs in zip(extent, geo.Bs))
     with phase("unpack"):
-        dxp = np.zeros(plan.x_shape[:2] + extent, plan.dtype)
-    dx_view = _tiled_view(dxp, tuple(ext // bs for ext, bs in zip(extent, geo.Bs)), geo.Bs)
-    span = tuple(q * bs for q, bs in zip(geo.q, geo.Bs))
+        dx = np.zeros(plan.x_shape, plan.dtype)
+    dx3 = as_3d(dx)  # a view: dx is contiguous
+    lo = [p[0] for p in plan.padding]
+    span, step, L3 = pad_3d(geo.Bi, 1), pad_3d(geo.Bs, 0), pad_3d(geo.L, 1)
     for r0, r1 in geo.chunks():
         rows = r1 - r0
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
@@ -222,23 +223,13 @@ def backward_input_tiled(plan, grad_y, w):
             DX = tx.complex_buffer()
             batched_matmul(DY, WD, out=grouped(DX, g))
         with phase("transform_output"):
-            z = tx.inverse(DX).reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+            z = tx.inverse(DX)
         with phase("unpack"):
-            # Each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi); split it into
-            # q steps of Bs so that one vectorised add per step offset covers every tile without overlap.
-            blocks = np.zeros(z.shape[:-d] + span, plan.dtype)
-            keep = (..., *(slice(0, bi) for bi in geo.Bi))
-            blocks[keep] = z[keep]
-            blocks = blocks.reshape(*z.shape[:-d], *(v for qb in zip(geo.q, geo.Bs) for v in qb))
-            for step in itertools.product(*(range(q) for q in geo.q)):
-                part = blocks[(..., *(v for b in step for v in (b, slice(None))))]  # (rows, *T[1:], N, C, *Bs)
-                target = [slice(None), slice(None), slice(r0 + step[0], r1 + step[0]), slice(None)]
-                for a in range(1, d):
-                    target += [slice(step[a], step[a] + geo.T[a]), slice(None)]
-                dx_view[tuple(target)] += part.transpose(_interleave(d))
-    with phase("unpack"):
-        crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(plan.padding, plan.input_size))
-        return np.ascontiguousarray(dxp[(..., *crop)])
+            # each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi): added in place
+            grid = pad_3d((rows, *geo.T[1:]), 1)
+            origin = pad_3d([r0 * geo.Bs[0] - lo[0], *(-v for v in lo[1:])], 0)
+            kernels.overlap_add(z.reshape(*grid, *plan.x_shape[:2], *L3), dx3, origin, step, span)
+    return dx
 
 
 def backward_weight_tiled(plan, grad_y, x):
