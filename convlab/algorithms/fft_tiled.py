@@ -25,7 +25,17 @@ import scipy.fft
 
 from ..phases import phase
 from .base import Method, register
-from .fft import batched_matmul, grouped, place, spectral_cost, spectral_weights, take, transform, weight_spectrum
+from .fft import (
+    batched_matmul,
+    grouped,
+    place,
+    spectral_cost,
+    spectral_weights,
+    tap_positions,
+    transform,
+    weight_gradient,
+    weight_spectrum,
+)
 from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
 
 __all__ = ["FFTTiled", "choose_tiles", "CHUNK_BYTES"]
@@ -248,11 +258,7 @@ def backward_weight_tiled(plan, grad_y, x):
             # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
             total += batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=np.empty_like(total))
     with phase("transform_output"):
-        dw = tw.inverse(DW)
-    with phase("unpack"):
-        dw = take(dw, geo.taps)
-        dw *= geo.scale
-    return dw
+        return weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
 
 
 @register
