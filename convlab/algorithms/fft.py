@@ -168,6 +168,51 @@ def batched_matmul(a, b, out):
     return np.matmul(a, b, out=out)
 
 
+def _depthwise(plan):
+    return plan.in_channels == plan.out_channels == plan.groups
+
+
+def channel_product(plan, A, S, out):
+    """``out = A @ S`` per frequency and group, for spectra ``A`` ``(B, C_a, *Lh)`` and ``out`` ``(B, C_b, *Lh)``
+    in the transforms' layout and ``S`` from :func:`weight_spectrum`; ``out`` is returned.
+
+    Depthwise layers have ``1 x 1`` matrices: their product is one compiled pass over the
+    contiguous spectra (:func:`convlab.kernels.fft.depthwise_product`) instead of a broadcast
+    multiply through the strided ``(F, G, B, 1)`` views.
+    """
+    if _depthwise(plan):
+        from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
+
+        b, c = A.shape[:2]
+        per_channel = np.ascontiguousarray(S.reshape(-1, c).T)  # (C, F): 1/B of the spectra's size
+        kernels.depthwise_product(A.reshape(b, c, -1), per_channel, out.reshape(b, c, -1))
+        return out
+    batched_matmul(grouped(A, plan.groups), S, out=grouped(out, plan.groups))
+    return out
+
+
+def weight_product(plan, DY, X, out, accumulate=False):
+    """``out[o, c] (+)= sum_b conj(DY[b, o]) X[b, c]`` per frequency and group; ``DY`` ``(B, C_out, *Lh)``,
+    ``X`` ``(B, C_in, *Lh)``, ``out`` ``(C_out, C_in/G, *Lh)``; depthwise in one compiled pass."""
+    g = plan.groups
+    if _depthwise(plan):
+        from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
+
+        b, c = X.shape[:2]
+        flat = out.reshape(c, -1)
+        if accumulate:
+            flat += kernels.depthwise_weight_product(DY.reshape(b, c, -1), X.reshape(b, c, -1), np.empty_like(flat))
+        else:
+            kernels.depthwise_weight_product(DY.reshape(b, c, -1), X.reshape(b, c, -1), flat)
+        return out
+    # (F, G, C_out/G, B) @ (F, G, B, C_in/G)
+    product = batched_matmul(np.conj(grouped(DY, g)).swapaxes(-1, -2), grouped(X, g),
+                             out=np.empty_like(spectral_weights(out, g)) if accumulate else spectral_weights(out, g))
+    if accumulate:
+        spectral_weights(out, g)[...] += product
+    return out
+
+
 def weight_spectrum(plan, w, kind, L=None, taps=None, taps_unique=True):
     """Spectrum of the dilated kernel at FFT size ``L``, scaled by ``1/prod(L)``, as ``(F, G, a, b)``.
 
@@ -271,18 +316,17 @@ def weight_gradient(plan, DW, L, taps, tw=None, index=None):
 # --------------------------------------------------------------- the three passes
 def forward_spectral(plan, x, w):
     """``y`` for finite ``x`` and ``w``."""
-    geo, g = geometry(plan), plan.groups
+    geo = geometry(plan)
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
     with phase("pad"):
         buf = place(tx.real_buffer(), x, geo.inputs)
     with phase("transform_input"):
-        X = grouped(tx.forward(buf), g)
+        X = tx.forward(buf)
     with phase("transform_weight"):
         S = weight_spectrum(plan, w, "forward")
     with phase("product"):
-        Y = ty.complex_buffer()
-        batched_matmul(X, S, out=grouped(Y, g))
+        Y = channel_product(plan, X, S, ty.complex_buffer())
     with phase("transform_output"):
         y = ty.inverse(Y)
     with phase("unpack"):
@@ -290,18 +334,17 @@ def forward_spectral(plan, x, w):
 
 
 def backward_input_spectral(plan, grad_y, w):
-    geo, g = geometry(plan), plan.groups
+    geo = geometry(plan)
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
     with phase("pad"):
         buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
     with phase("transform_input"):
-        DY = grouped(ty.forward(buf), g)
+        DY = ty.forward(buf)
     with phase("transform_weight"):
         WD = weight_spectrum(plan, w, "backward")
     with phase("product"):
-        DX = tx.complex_buffer()
-        batched_matmul(DY, WD, out=grouped(DX, g))
+        DX = channel_product(plan, DY, WD, tx.complex_buffer())
     with phase("transform_output"):
         dx = tx.inverse(DX)
     with phase("unpack"):
@@ -309,22 +352,20 @@ def backward_input_spectral(plan, grad_y, w):
 
 
 def backward_weight_spectral(plan, grad_y, x):
-    geo, g = geometry(plan), plan.groups
+    geo = geometry(plan)
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
     tw = transform(plan, "w", geo.L, plan.w_shape[:2])
     with phase("pad"):
         buf = place(tx.real_buffer(), x, geo.inputs)
     with phase("transform_input"):
-        X = grouped(tx.forward(buf), g)
+        X = tx.forward(buf)
     with phase("pad"):
         buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
     with phase("transform_input"):
-        DY = grouped(ty.forward(buf), g)
+        DY = ty.forward(buf)
     with phase("product"):
-        DW = tw.complex_buffer()
-        # dw[o, c] = sum_n conj(DY[n, o]) X[n, c] per frequency and group: (F, G, C_out/G, N) @ (F, G, N, C_in/G)
-        batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=spectral_weights(DW, g))
+        DW = weight_product(plan, DY, X, tw.complex_buffer())
     with phase("transform_output"):
         return weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
 

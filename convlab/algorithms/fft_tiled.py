@@ -26,14 +26,13 @@ import scipy.fft
 from ..phases import phase
 from .base import Method, register
 from .fft import (
-    batched_matmul,
-    grouped,
+    channel_product,
     place,
     spectral_cost,
-    spectral_weights,
     tap_positions,
     transform,
     weight_gradient,
+    weight_product,
     weight_spectrum,
 )
 from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
@@ -151,7 +150,7 @@ def _chunk_batch(geo, rows, plan, channels):
 
 # --------------------------------------------------------------- the three passes
 def forward_tiled(plan, x, w):
-    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    geo, d = tile_geometry(plan), plan.ndim
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     with phase("transform_weight"):
@@ -163,8 +162,7 @@ def forward_tiled(plan, x, w):
         X = _x_spectrum(plan, geo, tiles, r0, r1)
         ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
         with phase("product"):
-            Y = ty.complex_buffer()
-            batched_matmul(X, S, out=grouped(Y, g))
+            Y = channel_product(plan, X, S, ty.complex_buffer())
         with phase("transform_output"):
             out = ty.inverse(Y).reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
         with phase("unpack"):
@@ -195,7 +193,7 @@ def _x_spectrum(plan, geo, tiles, r0, r1):
         region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
         place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
     with phase("transform_input"):
-        return grouped(tx.forward(buf), plan.groups)
+        return tx.forward(buf)
 
 
 def _dy_spectrum(plan, geo, dy_view, r0, r1):
@@ -208,14 +206,14 @@ def _dy_spectrum(plan, geo, dy_view, r0, r1):
         upsampled = (..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))
         place(region, dy_view[:, :, r0:r1].transpose(_from_interleaved(d)), upsampled)
     with phase("transform_input"):
-        return grouped(ty.forward(buf), plan.groups)
+        return ty.forward(buf)
 
 
 def backward_input_tiled(plan, grad_y, w):
     from ..kernels import as_3d, pad_3d  # numba: imported on first use, never at import convlab
     from ..kernels import fft as kernels
 
-    geo, g = tile_geometry(plan), plan.groups
+    geo = tile_geometry(plan)
     with phase("pad"):
         dy_view = _dy_tiles(plan, geo, grad_y)
     with phase("transform_weight"):
@@ -230,8 +228,7 @@ def backward_input_tiled(plan, grad_y, w):
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
         with phase("product"):
-            DX = tx.complex_buffer()
-            batched_matmul(DY, WD, out=grouped(DX, g))
+            DX = channel_product(plan, DY, WD, tx.complex_buffer())
         with phase("transform_output"):
             z = tx.inverse(DX)
         with phase("unpack"):
@@ -243,20 +240,18 @@ def backward_input_tiled(plan, grad_y, w):
 
 
 def backward_weight_tiled(plan, grad_y, x):
-    geo, g = tile_geometry(plan), plan.groups
+    geo = tile_geometry(plan)
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
         dy_view = _dy_tiles(plan, geo, grad_y)
     tw = transform(plan, "w", geo.L, plan.w_shape[:2])
     DW = tw.complex_buffer()
-    DW.fill(0)
-    total = spectral_weights(DW, g)
-    for r0, r1 in geo.chunks():
+    for i, (r0, r1) in enumerate(geo.chunks()):
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
         X = _x_spectrum(plan, geo, tiles, r0, r1)
         with phase("product"):
             # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
-            total += batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=np.empty_like(total))
+            weight_product(plan, DY, X, DW, accumulate=i > 0)
     with phase("transform_output"):
         return weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
 
