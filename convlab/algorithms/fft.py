@@ -22,7 +22,14 @@ batch axis.
 Backward (Mathieu, Henaff and LeCun 2013): ``dx = IFFT(DY * WD)`` read at
 ``0..n-1`` with ``dy`` zero-upsampled to positions ``s*i - lo`` (a transposed
 convolution), and ``dw[k] = IFFT(conj(DY) * X)[d*k]``, contracted over the
-batch per frequency.
+batch per frequency. ``dw`` is needed at its ``K`` taps only: when ``K`` is
+small next to ``log P`` the inverse is the DFT restricted to the taps, one
+real GEMM for all ``C_out * C_in/G`` kernels (:func:`weight_gradient`), not
+that many inverse FFTs.
+
+Depthwise layers (one channel per group) have no contraction: their
+per-frequency products are one compiled pass over the spectra
+(:mod:`convlab.kernels.fft`).
 """
 
 import itertools

@@ -7,7 +7,8 @@ of size ``L >= Bi`` (``Bo`` is grown to fill a fast ``L``) and its outputs are
 final: no accumulation. This is the scheme of cuDNN's FFT_TILING and NNPACK's
 ft8x8/ft16x16; scipy's ``oaconvolve`` uses its dual, overlap-add, which is
 exactly our ``dx``: the transposed convolution of each ``dy`` tile is an input
-tile of length ``Bi``, and neighbouring ones are added where they overlap.
+tile of length ``Bi``, and neighbouring ones are added where they overlap (one
+compiled pass, :func:`convlab.kernels.fft.overlap_add`, cropping the padding).
 ``dw`` sums the per-tile products ``conj(DY) X`` over tiles and batch in the
 frequency domain and needs one inverse FFT.
 
@@ -23,6 +24,7 @@ import math
 import numpy as np
 import scipy.fft
 
+from ..kernels import as_3d, pad_3d
 from ..phases import phase
 from .base import Method, register
 from .fft import (
@@ -210,8 +212,7 @@ def _dy_spectrum(plan, geo, dy_view, r0, r1):
 
 
 def backward_input_tiled(plan, grad_y, w):
-    from ..kernels import as_3d, pad_3d  # numba: imported on first use, never at import convlab
-    from ..kernels import fft as kernels
+    from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
 
     geo = tile_geometry(plan)
     with phase("pad"):
