@@ -304,6 +304,15 @@ def _tap_dft(L, taps, dtype):
     return M
 
 
+def weight_gradient_buffer(plan, L):
+    """The ``(C_out, C_in/G, *Lh)`` complex array the ``dw`` spectrum is summed into, and the inverse
+    transform that reads it (``None`` when :func:`uses_tap_dft`: no FFTW plan is made for it then)."""
+    if uses_tap_dft(L, tap_positions(plan, L)):
+        return np.empty((*plan.w_shape[:2], *L[:-1], L[-1] // 2 + 1), np.result_type(plan.dtype, np.complex64)), None
+    tw = transform(plan, "w", L, plan.w_shape[:2])
+    return tw.complex_buffer(), tw
+
+
 def weight_gradient(plan, DW, L, taps, tw=None, index=None):
     """``dw`` at the taps from its half spectrum ``DW`` ``(C_out, C_in/G, *Lh)`` (unnormalised).
 
@@ -362,7 +371,6 @@ def backward_weight_spectral(plan, grad_y, x):
     geo = geometry(plan)
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
-    tw = transform(plan, "w", geo.L, plan.w_shape[:2])
     with phase("pad"):
         buf = place(tx.real_buffer(), x, geo.inputs)
     with phase("transform_input"):
@@ -372,7 +380,8 @@ def backward_weight_spectral(plan, grad_y, x):
     with phase("transform_input"):
         DY = ty.forward(buf)
     with phase("product"):
-        DW = weight_product(plan, DY, X, tw.complex_buffer())
+        DW, tw = weight_gradient_buffer(plan, geo.L)
+        weight_product(plan, DY, X, DW)
     with phase("transform_output"):
         return weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
 

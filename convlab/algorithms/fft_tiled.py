@@ -34,6 +34,7 @@ from .fft import (
     tap_positions,
     transform,
     weight_gradient,
+    weight_gradient_buffer,
     weight_product,
     weight_spectrum,
 )
@@ -245,8 +246,7 @@ def backward_weight_tiled(plan, grad_y, x):
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
         dy_view = _dy_tiles(plan, geo, grad_y)
-    tw = transform(plan, "w", geo.L, plan.w_shape[:2])
-    DW = tw.complex_buffer()
+    DW, tw = weight_gradient_buffer(plan, geo.L)
     for i, (r0, r1) in enumerate(geo.chunks()):
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
         X = _x_spectrum(plan, geo, tiles, r0, r1)
