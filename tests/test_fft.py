@@ -69,12 +69,31 @@ def small_tiles(monkeypatch):
     Case((1, 2, 13, 11, 9), (3, 2, 3, 2, 3), stride=(2, 1, 1), padding=1, dilation=(1, 2, 1), dtype="float32"),
     Case((2, 2, 30, 31), (2, 2, 4, 4), padding="full", padding_mode="reflect"),
     Case((1, 2, 17, 16), (2, 1, 3, 3), padding=2, groups=2, padding_mode="circular"),
+    Case((2, 3, 20, 18), (3, 1, 5, 3), stride=(1, 2), padding=2, groups=3, dtype="float32"),  # depthwise kernels
 ], ids=lambda c: c.id)
 def test_tiled_with_many_tiles_and_chunks(small_tiles, case):
     p = cl.plan(case.x_shape, case.w_shape, case.dtype, method="fft_tiled", **case.params)
     geo = fft_tiled.tile_geometry(p.inner)
     assert max(geo.T) >= 3 and len(geo.chunks()) == geo.T[0] >= 2
     _check("fft_tiled", case)
+
+
+@pytest.mark.parametrize("ratio", [0.0, np.inf], ids=["inverse_fft", "tap_dft"])
+@pytest.mark.parametrize("method", FFT_METHODS)
+@pytest.mark.parametrize("case", [
+    Case((2, 4, 19, 17), (6, 2, 5, 4), stride=(2, 1), padding=(3, 1), dilation=(1, 2), groups=2),
+    Case((2, 3, 33), (2, 3, 6), padding=((4, 1),), dilation=3, dtype="float32"),
+    Case((1, 2, 6, 5), (2, 2, 7, 3), padding=3, padding_mode="circular"),  # the window wraps: repeated taps
+    Case((2, 3, 9, 8), (3, 1, 3, 3), padding=1, groups=3),  # depthwise
+], ids=lambda c: c.id)
+def test_weight_gradient_by_inverse_fft_or_tap_dft(monkeypatch, method, case, ratio):
+    """``dw`` read at the taps: the inverse FFT and the DFT restricted to the taps both match direct."""
+    monkeypatch.setattr(fft_module, "TAP_DFT_RATIO", ratio)
+    L = (fft_tiled.tile_geometry if method == "fft_tiled" else fft_module.geometry)(
+        cl.plan(case.x_shape, case.w_shape, case.dtype, method=method, **case.params).inner).L
+    taps = tuple(tuple(range(k)) for k in case.w_shape[2:])
+    assert fft_module.uses_tap_dft(L, taps) == (ratio > 0)
+    _check(method, case)
 
 
 def test_tiled_workspace_is_bounded():

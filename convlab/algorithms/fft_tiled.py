@@ -7,7 +7,8 @@ of size ``L >= Bi`` (``Bo`` is grown to fill a fast ``L``) and its outputs are
 final: no accumulation. This is the scheme of cuDNN's FFT_TILING and NNPACK's
 ft8x8/ft16x16; scipy's ``oaconvolve`` uses its dual, overlap-add, which is
 exactly our ``dx``: the transposed convolution of each ``dy`` tile is an input
-tile of length ``Bi``, and neighbouring ones are added where they overlap.
+tile of length ``Bi``, and neighbouring ones are added where they overlap (one
+compiled pass, :func:`convlab.kernels.fft.overlap_add`, cropping the padding).
 ``dw`` sums the per-tile products ``conj(DY) X`` over tiles and batch in the
 frequency domain and needs one inverse FFT.
 
@@ -23,9 +24,20 @@ import math
 import numpy as np
 import scipy.fft
 
+from ..kernels import as_3d, pad_3d
 from ..phases import phase
 from .base import Method, register
-from .fft import batched_matmul, grouped, place, spectral_cost, spectral_weights, take, transform, weight_spectrum
+from .fft import (
+    channel_product,
+    place,
+    spectral_cost,
+    tap_positions,
+    transform,
+    weight_gradient,
+    weight_gradient_buffer,
+    weight_product,
+    weight_spectrum,
+)
 from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
 
 __all__ = ["FFTTiled", "choose_tiles", "CHUNK_BYTES"]
@@ -141,7 +153,7 @@ def _chunk_batch(geo, rows, plan, channels):
 
 # --------------------------------------------------------------- the three passes
 def forward_tiled(plan, x, w):
-    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    geo, d = tile_geometry(plan), plan.ndim
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     with phase("transform_weight"):
@@ -153,8 +165,7 @@ def forward_tiled(plan, x, w):
         X = _x_spectrum(plan, geo, tiles, r0, r1)
         ty = transform(plan, "y", geo.L, _chunk_batch(geo, rows, plan, plan.out_channels))
         with phase("product"):
-            Y = ty.complex_buffer()
-            batched_matmul(X, S, out=grouped(Y, g))
+            Y = channel_product(plan, X, S, ty.complex_buffer())
         with phase("transform_output"):
             out = ty.inverse(Y).reshape(rows, *geo.T[1:], *plan.output_shape[:2], *geo.L)
         with phase("unpack"):
@@ -185,7 +196,7 @@ def _x_spectrum(plan, geo, tiles, r0, r1):
         region = buf.reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
         place(region, tiles[:, :, r0:r1].transpose(_tiles_to_buffer(d)), (..., *(slice(0, b) for b in geo.Bi)))
     with phase("transform_input"):
-        return grouped(tx.forward(buf), plan.groups)
+        return tx.forward(buf)
 
 
 def _dy_spectrum(plan, geo, dy_view, r0, r1):
@@ -198,70 +209,52 @@ def _dy_spectrum(plan, geo, dy_view, r0, r1):
         upsampled = (..., *(slice(0, bs, s) for bs, s in zip(geo.Bs, plan.stride)))
         place(region, dy_view[:, :, r0:r1].transpose(_from_interleaved(d)), upsampled)
     with phase("transform_input"):
-        return grouped(ty.forward(buf), plan.groups)
+        return ty.forward(buf)
 
 
 def backward_input_tiled(plan, grad_y, w):
-    geo, g, d = tile_geometry(plan), plan.groups, plan.ndim
+    from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
+
+    geo = tile_geometry(plan)
     with phase("pad"):
         dy_view = _dy_tiles(plan, geo, grad_y)
     with phase("transform_weight"):
         WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
-    extent = tuple((t + q) * bs for t, q, bs in zip(geo.T, geo.q, geo.Bs))
-    extent = tuple(max(ext, lo + n) for ext, (lo, _), n in zip(extent, plan.padding, plan.input_size))
-    extent = tuple(-(-ext // bs) * bs for ext, bs in zip(extent, geo.Bs))
     with phase("unpack"):
-        dxp = np.zeros(plan.x_shape[:2] + extent, plan.dtype)
-    dx_view = _tiled_view(dxp, tuple(ext // bs for ext, bs in zip(extent, geo.Bs)), geo.Bs)
-    span = tuple(q * bs for q, bs in zip(geo.q, geo.Bs))
+        dx = np.zeros(plan.x_shape, plan.dtype)
+    dx3 = as_3d(dx)  # a view: dx is contiguous
+    lo = [p[0] for p in plan.padding]
+    span, step, L3 = pad_3d(geo.Bi, 1), pad_3d(geo.Bs, 0), pad_3d(geo.L, 1)
     for r0, r1 in geo.chunks():
         rows = r1 - r0
         tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
         with phase("product"):
-            DX = tx.complex_buffer()
-            batched_matmul(DY, WD, out=grouped(DX, g))
+            DX = channel_product(plan, DY, WD, tx.complex_buffer())
         with phase("transform_output"):
-            z = tx.inverse(DX).reshape(rows, *geo.T[1:], *plan.x_shape[:2], *geo.L)
+            z = tx.inverse(DX)
         with phase("unpack"):
-            # Each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi); split it into
-            # q steps of Bs so that one vectorised add per step offset covers every tile without overlap.
-            blocks = np.zeros(z.shape[:-d] + span, plan.dtype)
-            keep = (..., *(slice(0, bi) for bi in geo.Bi))
-            blocks[keep] = z[keep]
-            blocks = blocks.reshape(*z.shape[:-d], *(v for qb in zip(geo.q, geo.Bs) for v in qb))
-            for step in itertools.product(*(range(q) for q in geo.q)):
-                part = blocks[(..., *(v for b in step for v in (b, slice(None))))]  # (rows, *T[1:], N, C, *Bs)
-                target = [slice(None), slice(None), slice(r0 + step[0], r1 + step[0]), slice(None)]
-                for a in range(1, d):
-                    target += [slice(step[a], step[a] + geo.T[a]), slice(None)]
-                dx_view[tuple(target)] += part.transpose(_interleave(d))
-    with phase("unpack"):
-        crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(plan.padding, plan.input_size))
-        return np.ascontiguousarray(dxp[(..., *crop)])
+            # each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi): added in place
+            grid = pad_3d((rows, *geo.T[1:]), 1)
+            origin = pad_3d([r0 * geo.Bs[0] - lo[0], *(-v for v in lo[1:])], 0)
+            kernels.overlap_add(z.reshape(*grid, *plan.x_shape[:2], *L3), dx3, origin, step, span)
+    return dx
 
 
 def backward_weight_tiled(plan, grad_y, x):
-    geo, g = tile_geometry(plan), plan.groups
+    geo = tile_geometry(plan)
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
         dy_view = _dy_tiles(plan, geo, grad_y)
-    tw = transform(plan, "w", geo.L, plan.w_shape[:2])
-    DW = tw.complex_buffer()
-    DW.fill(0)
-    total = spectral_weights(DW, g)
-    for r0, r1 in geo.chunks():
+    DW, tw = weight_gradient_buffer(plan, geo.L)
+    for i, (r0, r1) in enumerate(geo.chunks()):
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
         X = _x_spectrum(plan, geo, tiles, r0, r1)
         with phase("product"):
             # sum over tiles and batch of conj(DY[t, n, o]) X[t, n, c], per frequency and group
-            total += batched_matmul(np.conj(DY).swapaxes(-1, -2), X, out=np.empty_like(total))
+            weight_product(plan, DY, X, DW, accumulate=i > 0)
     with phase("transform_output"):
-        dw = tw.inverse(DW)
-    with phase("unpack"):
-        dw = take(dw, geo.taps)
-        dw *= geo.scale
-    return dw
+        return weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
 
 
 @register
