@@ -106,22 +106,28 @@ def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts):
             offset = k - pw   # tile q reads column q·kw + offset: inside the source for q in [lo, hi)
             lo = min(tw_n, 0 if offset >= 0 else (-offset + kw - 1) // kw)
             hi = max(lo, min(tw_n, 0 if w_in - 1 - offset < 0 else (w_in - 1 - offset) // kw + 1))
-            for rr in range(rows):
-                phase, u = rr // (vd * uh), rr % uh
-                zd = (rr // uh) % vd * kd + phase // kh - pd
-                zh = u * kh + phase % kh - ph
-                base = rr * tw_n
-                if not (0 <= zd < d_in and 0 <= zh < h_in):
-                    for q in range(tw_n):
-                        gathered[k, base + q] = 0
-                    continue
-                for q in range(lo):
-                    gathered[k, base + q] = 0
-                # unsigned indices, no views: both would cost more than the copy itself
-                for q in range(hi - lo):
-                    gathered[_u(k), _u(base + lo + q)] = src[_u(n), _u(c), _u(zd), _u(zh), _u((lo + q) * kw + offset)]
-                for q in range(hi, tw_n):
-                    gathered[k, base + q] = 0
+            # nested loops over the row phases: a division per row costs as much as its copy
+            rr = 0
+            for p_d in range(kd):
+                for p_h in range(kh):
+                    for v in range(vd):
+                        zd = v * kd + p_d - pd
+                        for u in range(uh):
+                            zh = u * kh + p_h - ph
+                            base = rr * tw_n
+                            rr += 1
+                            if not (0 <= zd < d_in and 0 <= zh < h_in):
+                                for q in range(tw_n):
+                                    gathered[k, base + q] = 0
+                                continue
+                            for q in range(lo):
+                                gathered[k, base + q] = 0
+                            # unsigned indices, no views: both would cost more than the copy itself
+                            for q in range(hi - lo):
+                                gathered[_u(k), _u(base + lo + q)] = src[_u(n), _u(c), _u(zd), _u(zh),
+                                                                         _u((lo + q) * kw + offset)]
+                            for q in range(hi, tw_n):
+                                gathered[k, base + q] = 0
         # the last axis' matrix over all rows at once
         last = np.empty((aw, rows * tw_n), src.dtype)
         terms = max(sw, sd * sh)
@@ -190,15 +196,22 @@ def _untiles(m_in, y, mrows, mw, rd, rh, counts):
             _combine(result, e, 0, lead, t_rows, t_cols, coefs, count, n_out_rows * tiles)
         # each output row interleaved from its rw phases, cropped
         full = min(tw_n, w_out // rw)             # tiles whose rw outputs all land inside the row
-        for od in range(d_out):
-            for oh in range(h_out):
-                o = (od % rd) * rh + oh % rh
-                base = ((o * td_n + od // rd) * th_n + oh // rh) * tw_n
-                for q in range(full):
-                    for e in range(rw):
-                        y[_u(n), _u(c), _u(od), _u(oh), _u(q * rw + e)] = result[_u(e), _u(base + q)]
-                for e in range(w_out - full * rw):
-                    y[_u(n), _u(c), _u(od), _u(oh), _u(full * rw + e)] = result[_u(e), _u(base + full)]
+        for td in range(td_n):
+            for o_d in range(rd):
+                od = td * rd + o_d
+                if od >= d_out:
+                    break
+                for th in range(th_n):
+                    for o_h in range(rh):
+                        oh = th * rh + o_h
+                        if oh >= h_out:
+                            break
+                        base = (((o_d * rh + o_h) * td_n + td) * th_n + th) * tw_n
+                        for q in range(full):
+                            for e in range(rw):
+                                y[_u(n), _u(c), _u(od), _u(oh), _u(q * rw + e)] = result[_u(e), _u(base + q)]
+                        for e in range(w_out - full * rw):
+                            y[_u(n), _u(c), _u(od), _u(oh), _u(full * rw + e)] = result[_u(e), _u(base + full)]
 
 
 def _prepared(mats, dtype):
