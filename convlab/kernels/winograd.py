@@ -47,171 +47,127 @@ def _u(index):
 
 
 @numba.njit(cache=True)
-def _combine(dst, row, col, src, rows, cols, coefs, count, n):
-    """``dst[row, col + t] = Σ_{j < count} coefs[j] · src[rows[j], cols[j] + t]`` for ``t < n``.
+def _apply(dst, mat, src, outer, inner, rows_at, n):
+    """``dst[(o·R + i)·inner + e] = Σ_b mat[i, b] src[(o·B + b)·inner + e]`` on rows of ``n`` tiles.
 
-    Up to four terms are summed in registers and stored once (the same left-to-right sum as a loop of
-    ``+=``, so the same rounding); the rare further terms are added one run at a time.
+    ``mat`` is ``R × B``; ``rows_at = (dst stride, dst first, dst column, src stride, src first, src
+    column)`` places row ``ρ`` of each side at ``stride·ρ + first`` of its 2-D array, from ``column`` on,
+    so that the rows of one channel of the GEMM layout are addressed in place. Zero coefficients are
+    skipped and each output row is written once (no zero fill, no read-modify-write in the common case).
     """
-    row, col = _u(row), _u(col)
-    if count == 0:
-        for t in range(n):
-            dst[row, col + _u(t)] = 0
-        return
-    r0, s0, c0 = _u(rows[0]), _u(cols[0]), coefs[0]
-    if count == 1:
-        for t in range(n):
-            dst[row, col + _u(t)] = c0 * src[r0, s0 + _u(t)]
-        return
-    r1, s1, c1 = _u(rows[1]), _u(cols[1]), coefs[1]
-    if count == 2:
-        for t in range(n):
-            dst[row, col + _u(t)] = c0 * src[r0, s0 + _u(t)] + c1 * src[r1, s1 + _u(t)]
-        return
-    r2, s2, c2 = _u(rows[2]), _u(cols[2]), coefs[2]
-    if count == 3:
-        for t in range(n):
-            dst[row, col + _u(t)] = (c0 * src[r0, s0 + _u(t)] + c1 * src[r1, s1 + _u(t)]
-                                     + c2 * src[r2, s2 + _u(t)])
-        return
-    r3, s3, c3 = _u(rows[3]), _u(cols[3]), coefs[3]
-    for t in range(n):
-        dst[row, col + _u(t)] = (c0 * src[r0, s0 + _u(t)] + c1 * src[r1, s1 + _u(t)]
-                                 + c2 * src[r2, s2 + _u(t)] + c3 * src[r3, s3 + _u(t)])
-    for j in range(4, count):
-        rj, sj, cj = _u(rows[j]), _u(cols[j]), coefs[j]
-        for t in range(n):
-            dst[row, col + _u(t)] += cj * src[rj, sj + _u(t)]
+    ds, d0, dc, ss, s0, sc = rows_at
+    n_r, n_b = mat.shape
+    rows = np.empty(n_b, np.uintp)      # source rows of the nonzero coefficients of one output row
+    coefs = np.empty(n_b, mat.dtype)
+    for o in range(outer):
+        for i in range(n_r):
+            for e in range(inner):
+                out = _u(((o * n_r + i) * inner + e) * ds + d0)
+                count = 0
+                for b in range(n_b):
+                    if mat[i, b] != 0:
+                        rows[count], coefs[count] = _u(((o * n_b + b) * inner + e) * ss + s0), mat[i, b]
+                        count += 1
+                # up to four terms summed in registers and stored once (the same left-to-right sum as a
+                # loop of +=, so the same rounding); the rare further terms added one row at a time
+                if count == 0:
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = 0
+                elif count == 1:
+                    r0, c0 = rows[0], coefs[0]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)]
+                elif count == 2:
+                    r0, c0, r1, c1 = rows[0], coefs[0], rows[1], coefs[1]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                elif count == 3:
+                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                                                + c2 * src[r2, _u(sc + t)])
+                else:
+                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
+                    r3, c3 = rows[3], coefs[3]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                                                + c2 * src[r2, _u(sc + t)] + c3 * src[r3, _u(sc + t)])
+                    for j in range(4, count):
+                        rj, cj = rows[j], coefs[j]
+                        for t in range(n):
+                            dst[out, _u(dc + t)] += cj * src[rj, _u(sc + t)]
 
 
 @njit(parallel=True)
 def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts):
     n_batch, c_in, d_in, h_in, w_in = src.shape
-    n_rows, (aw, sw) = mrows.shape[0], mw.shape
+    n_rows, sw = mrows.shape[0], mw.shape[1]
     kd, kh, kw = step
     pd, ph, pw = pad
     td_n, th_n, tw_n = counts
-    tiles, run = td_n * th_n * tw_n, th_n * tw_n
-    # rows of the zero-extended input the tiles read, in phases of the leading steps: padded row
-    # (v·kd + p_d, u·kh + p_h) is row ((p_d·kh + p_h)·vd + v)·uh + u, so that row b of every tile of a
-    # tile row is one contiguous run
-    vd, uh = td_n + (sd - 1) // kd, th_n + (sh - 1) // kh
-    rows = kd * kh * vd * uh
+    tiles = td_n * th_n * tw_n
     for task in prange(n_batch * c_in):
         n, c = task // c_in, task % c_in
-        # gathered[k, R·tw_n + q] = element k of tile q along the last axis, in row R (zero outside the
-        # source: the padding costs no copy)
-        gathered = np.empty((sw, rows * tw_n), src.dtype)
-        for k in range(sw):
-            offset = k - pw   # tile q reads column q·kw + offset: inside the source for q in [lo, hi)
-            lo = min(tw_n, 0 if offset >= 0 else (-offset + kw - 1) // kw)
-            hi = max(lo, min(tw_n, 0 if w_in - 1 - offset < 0 else (w_in - 1 - offset) // kw + 1))
-            # nested loops over the row phases: a division per row costs as much as its copy
-            rr = 0
-            for p_d in range(kd):
-                for p_h in range(kh):
-                    for v in range(vd):
-                        zd = v * kd + p_d - pd
-                        for u in range(uh):
-                            zh = u * kh + p_h - ph
-                            base = rr * tw_n
-                            rr += 1
-                            if not (0 <= zd < d_in and 0 <= zh < h_in):
-                                for q in range(tw_n):
-                                    gathered[k, base + q] = 0
-                                continue
+        # element (a, b, k) of every tile of the plane, a contiguous row over the tiles, read straight from
+        # the source rows (zero outside them: the padding costs no copy)
+        gathered = np.empty((sd * sh * sw, tiles), src.dtype)
+        for td in range(td_n):
+            for th in range(th_n):
+                t0 = (td * th_n + th) * tw_n
+                for a in range(sd):
+                    zd = td * kd + a - pd
+                    for b in range(sh):
+                        zh = th * kh + b - ph
+                        inside = 0 <= zd < d_in and 0 <= zh < h_in
+                        for k in range(sw):
+                            r = (a * sh + b) * sw + k
+                            offset = k - pw   # tile q reads column q·kw + offset: in [0, w_in) for q in [lo, hi)
+                            lo = min(tw_n, 0 if offset >= 0 else (-offset + kw - 1) // kw)
+                            hi = max(lo, min(tw_n, 0 if w_in - 1 - offset < 0 else (w_in - 1 - offset) // kw + 1))
+                            if not inside:
+                                lo = hi = tw_n
                             for q in range(lo):
-                                gathered[k, base + q] = 0
+                                gathered[r, t0 + q] = 0
                             # unsigned indices, no views: both would cost more than the copy itself
                             for q in range(hi - lo):
-                                gathered[_u(k), _u(base + lo + q)] = src[_u(n), _u(c), _u(zd), _u(zh),
-                                                                         _u((lo + q) * kw + offset)]
+                                gathered[_u(r), _u(t0 + lo + q)] = src[_u(n), _u(c), _u(zd), _u(zh),
+                                                                       _u((lo + q) * kw + offset)]
                             for q in range(hi, tw_n):
-                                gathered[k, base + q] = 0
-        # the last axis' matrix over all rows at once
-        last = np.empty((aw, rows * tw_n), src.dtype)
-        terms = max(sw, sd * sh)
-        t_rows, t_cols, coefs = np.empty(terms, np.intp), np.empty(terms, np.intp), np.empty(terms, src.dtype)
-        for j in range(aw):
-            count = 0
-            for k in range(sw):
-                if mw[j, k] != 0:
-                    t_rows[count], t_cols[count], coefs[count] = k, 0, mw[j, k]
-                    count += 1
-            _combine(last, j, 0, gathered, t_rows, t_cols, coefs, count, rows * tw_n)
-        # the leading axes (one Kronecker matrix), a tile row of tiles at a time, into the GEMM layout
-        for td in range(td_n):
-            for rho in range(n_rows):
-                count = 0
-                for a in range(sd):
-                    for b in range(sh):
-                        coef = mrows[rho, a * sh + b]
-                        if coef != 0:
-                            phase = (a % kd) * kh + b % kh
-                            t_cols[count] = ((phase * vd + td + a // kd) * uh + b // kh) * tw_n
-                            coefs[count] = coef
-                            count += 1
-                for j in range(aw):
-                    for i in range(count):
-                        t_rows[i] = j
-                    _combine(out, (rho * aw + j) * c_in + c, n * tiles + td * run, last, t_rows, t_cols, coefs,
-                             count, run)
+                                gathered[r, t0 + q] = 0
+        # the leading axes (one Kronecker matrix), then the last axis straight into the GEMM layout
+        lead = np.empty((n_rows * sw, tiles), src.dtype)
+        _apply(lead, mrows, gathered, 1, sw, (1, 0, 0, 1, 0, 0), tiles)
+        _apply(out, mw, lead, n_rows, 1, (c_in, c, n * tiles, 1, 0, 0), tiles)
 
 
 @njit(parallel=True)
 def _untiles(m_in, y, mrows, mw, rd, rh, counts):
     n_batch, c_out, d_out, h_out, w_out = y.shape
     n_out_rows, n_rows = mrows.shape
-    rw, aw = mw.shape
+    rw = mw.shape[0]
     td_n, th_n, tw_n = counts
-    tiles, run = td_n * th_n * tw_n, th_n * tw_n
+    tiles = td_n * th_n * tw_n
     for task in prange(n_batch * c_out):
         n, c = task // c_out, task % c_out
-        terms = max(n_rows, aw)
-        t_rows, t_cols, coefs = np.empty(terms, np.intp), np.empty(terms, np.intp), np.empty(terms, y.dtype)
-        # the leading axes, reading this plane's tiles in place in the GEMM layout, a tile row at a time:
-        # lead[j, ((o·td_n + td)·th_n + th)·tw_n + q] is element j along the last axis of output row o of
-        # tile (td, th, q)
-        lead = np.empty((aw, n_out_rows * tiles), y.dtype)
-        for td in range(td_n):
-            for o in range(n_out_rows):
-                count = 0
-                for rho in range(n_rows):
-                    if mrows[o, rho] != 0:
-                        t_rows[count], t_cols[count] = rho * aw * c_out + c, n * tiles + td * run
-                        coefs[count] = mrows[o, rho]
-                        count += 1
-                for j in range(aw):
-                    _combine(lead, j, (o * td_n + td) * run, m_in, t_rows, t_cols, coefs, count, run)
-                    for i in range(count):
-                        t_rows[i] += c_out                    # row (rho·aw + j + 1)·C + c
-        # the last axis' matrix over all rows at once
-        result = np.empty((rw, n_out_rows * tiles), y.dtype)
-        for e in range(rw):
-            count = 0
-            for j in range(aw):
-                if mw[e, j] != 0:
-                    t_rows[count], t_cols[count], coefs[count] = j, 0, mw[e, j]
-                    count += 1
-            _combine(result, e, 0, lead, t_rows, t_cols, coefs, count, n_out_rows * tiles)
-        # each output row interleaved from its rw phases, cropped
-        full = min(tw_n, w_out // rw)             # tiles whose rw outputs all land inside the row
-        for td in range(td_n):
-            for o_d in range(rd):
-                od = td * rd + o_d
-                if od >= d_out:
-                    break
+        # the last axis, reading this plane's tiles in place in the GEMM layout, then the leading axes
+        last = np.empty((n_rows * rw, tiles), y.dtype)
+        _apply(last, mw, m_in, n_rows, 1, (1, 0, 0, c_out, c, n * tiles), tiles)
+        result = np.empty((n_out_rows * rw, tiles), y.dtype)
+        _apply(result, mrows, last, 1, rw, (1, 0, 0, 1, 0, 0), tiles)
+        for o in range(n_out_rows):
+            for td in range(td_n):
+                od = td * rd + o // rh
                 for th in range(th_n):
-                    for o_h in range(rh):
-                        oh = th * rh + o_h
-                        if oh >= h_out:
-                            break
-                        base = (((o_d * rh + o_h) * td_n + td) * th_n + th) * tw_n
-                        for q in range(full):
-                            for e in range(rw):
-                                y[_u(n), _u(c), _u(od), _u(oh), _u(q * rw + e)] = result[_u(e), _u(base + q)]
-                        for e in range(w_out - full * rw):
-                            y[_u(n), _u(c), _u(od), _u(oh), _u(full * rw + e)] = result[_u(e), _u(base + full)]
+                    oh = th * rh + o % rh
+                    if od >= d_out or oh >= h_out:
+                        continue
+                    t = (td * th_n + th) * tw_n
+                    row = y[n, c, od, oh]
+                    for e in range(min(rw, w_out)):
+                        count = min(tw_n, (w_out - 1 - e) // rw + 1)
+                        dst, run = row[e:], result[o * rw + e][t:]
+                        for q in range(count):
+                            dst[_u(q * rw)] = run[_u(q)]
 
 
 def _prepared(mats, dtype):
