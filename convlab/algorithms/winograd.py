@@ -202,12 +202,12 @@ def _transformed_weights(w, G, groups):
     return np.ascontiguousarray(u.reshape(-1, groups, c_out // groups, cg))
 
 
-CHUNK_BYTES = 2 ** 21
+CHUNK_BYTES = 2 ** 22
 """Transformed tiles (and their products) a chunk of samples holds at most, unless one sample needs more:
 a pass runs transform, product and inverse transform per chunk so that each stage reads what the previous
-one wrote from cache (at 2 MB, about the L2 of the machine this was tuned on), not from memory. The GEMMs of
-one 56² sample (64 × 64 by 196 tiles) ran at 111 GFLOP/s on one core there, those of 8 samples at once
-(1568 tiles, 14 MB of operands) at 72."""
+one wrote from cache, not from memory. The GEMMs of one 56² sample (64 × 64 by 196 tiles, 3.6 MB with the
+products) ran at 111 GFLOP/s on one core of the machine this was tuned on, those of 8 samples at once
+(1568 tiles, 29 MB) at 72. Below 4 MB a pass stays one chunk: each chunk costs two more kernel launches."""
 
 
 def _chunk(batch, bytes_per_sample):
