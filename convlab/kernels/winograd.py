@@ -185,13 +185,14 @@ def _three(values, fill):
     return (fill,) * (3 - len(values)) + values
 
 
-def tiles(src, mats, step, pad, counts):
+def tiles(src, mats, step, pad, counts, out=None):
     """Transformed tiles of ``src`` ``(N, C, *n)``: ``(prod(rows), C, N·prod(counts))``.
 
     Tile ``t`` along an axis reads ``src[t·step − pad + j]`` for ``j <
     mats[axis].shape[1]`` (zero outside ``src``) and is multiplied by
     ``mats[axis]`` from the left; row ``ξ`` of the result holds transformed
     element ``ξ`` (C order over the axes) of every tile of every sample.
+    ``out``, if given, is a C-contiguous array of that shape to write into.
 
     Examples
     --------
@@ -208,19 +209,21 @@ def tiles(src, mats, step, pad, counts):
     from . import as_3d
 
     rows, mw, (_, sd), (_, sh) = _prepared(mats, src.dtype)
-    out = np.empty((rows.shape[0] * mw.shape[0], src.shape[1], src.shape[0] * int(np.prod(counts))), src.dtype)
+    shape = (rows.shape[0] * mw.shape[0], src.shape[1], src.shape[0] * int(np.prod(counts)))
+    out = np.empty(shape, src.dtype) if out is None else out
     # (α·C, N·T): row ξ·C + c is channel c of transformed position ξ, a row the kernel writes in place
     _tiles(as_3d(src), out.reshape(-1, out.shape[2]), rows, mw, sd, sh, _three(step, 1), _three(pad, 0),
            _three(counts, 1))
     return out
 
 
-def untiles(m_in, mats, counts, batch, output_size):
+def untiles(m_in, mats, counts, batch, output_size, out=None):
     """The adjoint layout of :func:`tiles` for outputs: ``(α, C, N·T)`` -> ``y`` ``(N, C, *output_size)``.
 
     Each tile's ``α`` values are multiplied by ``mats[axis]`` (``m × α``) per
     axis, and the ``m`` results per axis land at ``t·m``, cropped to ``output_size``; ``counts``
-    tiles per axis (at least ``ceil(output_size / m)``).
+    tiles per axis (at least ``ceil(output_size / m)``). ``out``, if given, is a C-contiguous
+    ``y`` to write into.
 
     Examples
     --------
@@ -232,7 +235,7 @@ def untiles(m_in, mats, counts, batch, output_size):
     from . import as_3d
 
     rows, mw, (rd, _), (rh, _) = _prepared(mats, m_in.dtype)
-    y = np.empty((batch, m_in.shape[1], *output_size), m_in.dtype)
+    y = np.empty((batch, m_in.shape[1], *output_size), m_in.dtype) if out is None else out
     m_in = np.ascontiguousarray(m_in)
     _untiles(m_in.reshape(-1, m_in.shape[2]), as_3d(y), rows, mw, rd, rh, _three(counts, 1))
     return y
