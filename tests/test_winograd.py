@@ -45,6 +45,23 @@ def test_each_tile_size_forward_and_backward_match_direct(monkeypatch, m, dtype)
         assert_close(got, expected, dtype, "winograd", what)
 
 
+def test_chunks_of_samples_with_a_partial_last_chunk_match_direct(monkeypatch):
+    """A pass runs chunk by chunk; force two samples per chunk on five samples (2 + 2 + 1), dw summed over them."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((5, 4, 10, 12)), rng.standard_normal((6, 2, 3, 3))
+    params = dict(padding=1, groups=2)
+    p = cl.plan(x.shape, w.shape, method="winograd", **params)
+    gy = rng.standard_normal(p.output_shape)
+    chunks = []
+    monkeypatch.setattr(winograd, "_chunk", lambda batch, per_sample: chunks.append(batch) or min(batch, 2))
+    got = [p.forward(x, w), *p.backward(gy, x, w)[:2]]
+    expected = [cl.conv(x, w, method="direct", **params),
+                *cl.conv_backward(gy, x, w, method="direct", **params)[:2]]
+    assert chunks, "the passes no longer ask _chunk how to split the batch"
+    for a, e in zip(got, expected):
+        assert_close(a, e, np.float64, "winograd")
+
+
 @pytest.mark.parametrize("x_shape, w_shape", [
     ((2, 3, 40), (5, 3, 3)),             # 1-D, F(4, 3)
     ((1, 2, 7, 9, 6), (3, 2, 3, 2, 3)),  # 3-D, mixed taps
