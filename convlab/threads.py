@@ -183,7 +183,8 @@ class _Load:
                 # no /proc, or the first call (no interval yet): the load average, which lags a minute,
                 # less about one for our own pass; without one (Windows) assume the cores are free
                 try:
-                    self.others = max(0.0, os.getloadavg()[0] - 1.0)
+                    # runnable tasks, which can outnumber the cores: at most all of them are busy
+                    self.others = min(float(os.cpu_count() or 1), max(0.0, os.getloadavg()[0] - 1.0))
                 except (AttributeError, OSError):
                     self.others = 0.0
             elif stat[1] > sample[3]:
