@@ -33,6 +33,7 @@ import logging
 import os
 import threading
 import time
+import types
 
 __all__ = ["default_threads", "get_threads", "launch", "njit", "set_threads", "call_limit"]
 
@@ -132,6 +133,20 @@ def launch(threads=None):
 _nolock = contextlib.nullcontext()
 
 
+def _renamed(fn, suffix):
+    """``fn`` as a new function object whose qualified name ends in ``__suffix``.
+
+    numba's disk cache keys a function by its qualified name, source and signature, not by
+    ``parallel=``: a twin under the same name would load (or overwrite) the other's machine code,
+    and a parallel loop run as the "serial" twin escapes the launch lock (the workqueue layer then
+    aborts the process on concurrent launches).
+    """
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = f"{fn.__qualname__}__{suffix}"
+    twin.__module__, twin.__doc__ = fn.__module__, fn.__doc__
+    return twin
+
+
 class _Lazy:
     """A kernel compiled (or loaded from numba's disk cache) on its first call, never at import.
 
@@ -171,7 +186,7 @@ class _Lazy:
         if self.serial is None:
             with self.lock:
                 if self.serial is None:
-                    self.serial = _numba().njit(**{**self.options, "parallel": False})(self.fn)
+                    self.serial = _numba().njit(**{**self.options, "parallel": False})(_renamed(self.fn, "serial"))
         return self.serial
 
     def __call__(self, *args):
