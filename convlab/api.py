@@ -26,6 +26,8 @@ Padding = int | str | Sequence[int | Sequence[int]]
 
 def _freeze(value):
     """Lists (possibly nested) -> tuples, so parameters can key a cache."""
+    if type(value) in (int, str):  # the usual spellings: nothing to convert (every functional call asks)
+        return value
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, np.integer):

@@ -25,6 +25,7 @@ size, ``d`` the dilation, ``s`` the stride and ``(lo, hi)`` the padding:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 from collections.abc import Callable, Hashable
@@ -264,6 +265,22 @@ def _check_padding_mode(padding_mode: Any, pairs: tuple, input_size: tuple) -> s
 
 
 # --------------------------------------------------------------- the spec
+def _derived(fn: Callable[[Any], Any]) -> property:
+    """A read-only property computed once per spec: every call of a plan reads the geometry many times,
+    and a spec never changes (frozen), so each value is kept in the instance's ``__dict__``
+    (the property, a data descriptor, still answers every read: the entry never shadows it)."""
+    name = fn.__name__
+
+    def get(self: Any) -> Any:
+        try:
+            return self.__dict__[name]
+        except KeyError:  # two threads may both compute it: the same value, stored atomically
+            value = self.__dict__[name] = fn(self)
+            return value
+
+    return property(functools.wraps(fn)(get))
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ConvSpec:
     """A validated convolution problem: shapes, dtype and parameters, and no method.
@@ -334,50 +351,50 @@ class ConvSpec:
     def out_channels(self) -> int:
         return self.w_shape[0]
 
-    @property
+    @_derived
     def input_size(self) -> tuple:
         return self.x_shape[2:]
 
-    @property
+    @_derived
     def kernel_size(self) -> tuple:
         return self.w_shape[2:]
 
-    @property
+    @_derived
     def padded_size(self) -> tuple:
         return tuple(n + lo + hi for n, (lo, hi) in zip(self.input_size, self.padding))
 
-    @property
+    @_derived
     def dilated_kernel_size(self) -> tuple:
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
 
-    @property
+    @_derived
     def output_size(self) -> tuple:
         return tuple(
             (p - e) // s + 1 for p, e, s in zip(self.padded_size, self.dilated_kernel_size, self.stride)
         )
 
-    @property
+    @_derived
     def output_shape(self) -> tuple:
         return (self.batch, self.out_channels, *self.output_size)
 
-    @property
+    @_derived
     def result_dtype(self) -> np.dtype:
         """The dtype of the results: ``dtype``, or its complex twin for a complex problem."""
         return np.result_type(self.dtype, np.complex64) if self.is_complex else self.dtype
 
-    @property
+    @_derived
     def empty(self) -> bool:
         """True when the input, the weights or the output has no elements (N, C_in or C_out is 0)."""
         return 0 in (*self.x_shape, *self.w_shape)
 
-    @property
+    @_derived
     def key(self) -> tuple:
         """A hashable key of everything that defines the problem."""
         key = (self.x_shape, self.w_shape, self.dtype.str, self.stride, self.padding, self.dilation,
                self.groups, self.padding_mode)
         return key + ("complex",) if self.is_complex else key  # real keys unchanged: stored caches still match
 
-    @property
+    @_derived
     def flops(self) -> int:
         """Multiply-adds of the forward pass, counted as 2 FLOPs each (an exact Python int)."""
         per_output = 2 * (self.in_channels // self.groups) * math.prod(self.kernel_size)

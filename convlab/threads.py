@@ -183,7 +183,8 @@ class _Load:
                 # no /proc, or the first call (no interval yet): the load average, which lags a minute,
                 # less about one for our own pass; without one (Windows) assume the cores are free
                 try:
-                    self.others = max(0.0, os.getloadavg()[0] - 1.0)
+                    # runnable tasks, which can outnumber the cores: at most all of them are busy
+                    self.others = min(float(os.cpu_count() or 1), max(0.0, os.getloadavg()[0] - 1.0))
                 except (AttributeError, OSError):
                     self.others = 0.0
             elif stat[1] > sample[3]:
@@ -230,10 +231,10 @@ def call_threads(flops: float) -> int:
     return max(1, min(n, int(free_cores() + 0.5)))
 
 
-@contextlib.contextmanager
-def blas_threads_for(flops: float):
+def blas_threads_for(flops: float) -> "_BlasThreads":
     """Run the block with BLAS and the compiled kernels at :func:`call_threads` threads, when that is
-    fewer than they have; BLAS's count is restored after the block.
+    fewer than they have; BLAS's count is restored after the block (``with blas_threads_for(f) as n:``
+    gives the count).
 
     BLAS's count is process-wide, like every BLAS setting: a concurrent call
     in another Python thread may run with the lower count too (never with a
@@ -243,27 +244,43 @@ def blas_threads_for(flops: float):
     worker (dask's, say) taking control would silently disable
     :func:`set_num_threads` in the main thread. The kernels' cap is per
     Python thread (numba's count is set per launch) and applies everywhere.
+
+    BLAS's current count is read on every call (under a microsecond per
+    library), never remembered: the user may change it between two calls.
+    It is changed only when it is above the count wanted.
     """
-    global _blas
-    if flops < TINY_FLOPS:  # OpenBLAS runs products this small in one thread by itself: spare the switching
-        with call_limit(1):
-            yield 1
-        return
-    if threading.current_thread() is not threading.main_thread():
-        wanted = call_threads(flops)
-        with call_limit(wanted):
-            yield wanted
-        return
-    if _blas is None:
-        _blas = ThreadpoolController().select(user_api="blas")
-    wanted = call_threads(flops)
-    counts = [(lib, lib.get_num_threads()) for lib in _blas.lib_controllers]
-    lowered = [(lib, n) for lib, n in counts if n is not None and n > wanted]
-    for lib, _ in lowered:
-        lib.set_num_threads(wanted)  # threadpoolctl lets one Python thread control OpenBLAS; others no-op
-    try:
-        with call_limit(wanted):
-            yield wanted
-    finally:
-        for lib, n in lowered:  # a few microseconds: leave the user's BLAS as it was
+    return _BlasThreads(flops)
+
+
+class _BlasThreads:
+    """:func:`blas_threads_for`'s context manager: a class, as it wraps every pass (see ``call_limit``)."""
+
+    __slots__ = ("flops", "limit", "lowered")
+
+    def __init__(self, flops: float) -> None:
+        self.flops = flops
+        self.lowered: list = []
+
+    def __enter__(self) -> int:
+        global _blas
+        flops = self.flops
+        if flops < TINY_FLOPS:  # OpenBLAS runs products this small in one thread by itself: spare the switching
+            wanted = 1
+        else:
+            wanted = call_threads(flops)
+            if threading.current_thread() is threading.main_thread():
+                if _blas is None:
+                    _blas = ThreadpoolController().select(user_api="blas")
+                for lib in _blas.lib_controllers:
+                    n = lib.get_num_threads()
+                    if n is not None and n > wanted:
+                        lib.set_num_threads(wanted)  # threadpoolctl lets one Python thread control OpenBLAS
+                        self.lowered.append((lib, n))
+        self.limit = call_limit(wanted)
+        self.limit.__enter__()
+        return wanted
+
+    def __exit__(self, *exc: object) -> None:
+        self.limit.__exit__()
+        for lib, n in self.lowered:  # a few microseconds: leave the user's BLAS as it was
             lib.set_num_threads(n)

@@ -253,3 +253,33 @@ def test_the_load_sampler_reads_a_plausible_count():
     from convlab import threads
 
     assert 0.0 <= threads._load.busy_elsewhere() <= (os.cpu_count() or 1) + 1
+
+
+# --------------------------------------------------------------- per-call costs
+def test_one_thread_runs_a_parallel_kernels_serial_twin_under_its_own_cache_name():
+    from convlab.kernels import _runtime, call_limit
+
+    @_runtime.njit(parallel=True)
+    def doubled(a, out):
+        for i in range(a.shape[0]):
+            out[i] = 2 * a[i]
+
+    a = np.arange(5.0)
+    with call_limit(1):  # the policy's cap for small passes
+        out = np.empty(5)
+        doubled(a, out)
+    assert out.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    # one thread never launched (nor compiled) the parallel loop; the twin is cached apart from it
+    assert doubled.dispatcher is None and doubled.serial is not None
+    assert doubled.serial.py_func.__qualname__ != doubled.fn.__qualname__
+
+
+def test_spec_geometry_and_workspace_verdicts_follow_the_limit():
+    from convlab.algorithms import verdict
+
+    s = cl.spec((4, 2, 10, 10), (3, 2, 3, 3), padding=1)
+    assert s.output_shape == (4, 3, 10, 10) and s.output_shape is s.output_shape  # computed once
+    assert verdict(s, "im2col").ok
+    with cl.workspace_limit(64):  # the kept verdict is per limit: a lower limit refuses
+        assert not verdict(s, "im2col").ok
+    assert verdict(s, "im2col").ok

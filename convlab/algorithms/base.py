@@ -149,7 +149,8 @@ class Method(abc.ABC):
         return self.unsupported_reason(spec) is None
 
     def workspace_bytes(self, spec: ConvSpec) -> int:
-        """Scratch memory one call needs beyond its inputs and output, in bytes."""
+        """Scratch memory one call needs beyond its inputs and output, in bytes: a function of the spec
+        (and of ``spec.limit``, when the method chunks to fit it) only, as :func:`verdict` keeps the answer."""
         return 0
 
     def inner_spec(self, spec: ConvSpec) -> ConvSpec:
@@ -320,8 +321,17 @@ class Verdict:
 
 
 def verdict(spec: ConvSpec, name: str) -> Verdict:
-    """:class:`Verdict` of method ``name`` on ``spec`` (``name`` must be registered)."""
+    """:class:`Verdict` of method ``name`` on ``spec`` (``name`` must be registered).
+
+    Kept on the spec per method instance and workspace limit (both methods'
+    answers are functions of those): every run of a plan asks again.
+    """
     impl = get_method(name)
+    limit = spec.limit
+    return spec.cached(("convlab.verdict", impl, limit), lambda: _verdict(spec, impl, name, limit))
+
+
+def _verdict(spec: ConvSpec, impl: Method, name: str, limit: int) -> Verdict:
     inner = impl.inner_spec(spec)
     reason = impl.unsupported_reason(inner)
     if reason is not None:
@@ -329,8 +339,8 @@ def verdict(spec: ConvSpec, name: str) -> Verdict:
     if spec.empty:  # nothing to compute: the result is zeros, made without running the method
         return Verdict(name, None, 0)
     needed = int(impl.workspace_bytes(inner))
-    if needed > spec.limit:
-        return Verdict(name, f"needs {needed} bytes of workspace, over the limit of {spec.limit}", needed)
+    if needed > limit:
+        return Verdict(name, f"needs {needed} bytes of workspace, over the limit of {limit}", needed)
     return Verdict(name, None, needed)
 
 
