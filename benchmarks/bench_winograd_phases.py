@@ -1,10 +1,11 @@
 """Winograd's per-phase times (forward, backward_input, backward_weight) on two layers, best of ``--repeats``.
 
-usage:  python benchmarks/bench_winograd_phases.py [--repeats 20]
+usage:  python benchmarks/bench_winograd_phases.py [--repeats 20] [--threads 1 2]
 
 Prints, per layer and pass, the best total and the best time of each phase
-(:func:`convlab.phases.record`); with PyTorch installed, torch's forward on the
-same thread count for comparison.
+(:func:`convlab.phases.record`) at each thread count of ``--threads`` (default: the
+library's default); with PyTorch installed, torch's forward on the same thread count for comparison.
+On a shared machine compare single-thread minima (``--threads 1``): they are stable under load.
 """
 
 import argparse
@@ -34,7 +35,16 @@ def best_phases(fn, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, nargs="*", default=[None], help="thread counts to run (default: all)")
     args = parser.parse_args()
+    for threads in args.threads:
+        if threads is not None:
+            cl.set_num_threads(threads)
+        print(f"threads {cl.get_num_threads()}")
+        run(args)
+
+
+def run(args):
     rng = np.random.default_rng(0)
     for xs, ws in LAYERS:
         x = rng.standard_normal(xs, dtype=np.float32)
@@ -54,6 +64,7 @@ def main():
         except ImportError:
             continue
         tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        torch.set_num_threads(cl.get_num_threads())
         with torch.no_grad():
             total, _ = best_phases(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), args.repeats)
         print(f"  {'torch forward':16s} {total * 1e3:8.3f} ms  (torch threads {torch.get_num_threads()})")
