@@ -179,6 +179,7 @@ def test_whole_network_matches_torch():
 ])
 def test_default_initialisation_has_torchs_distribution(make_ours, make_theirs, fan_in):
     """Same bounds (1/sqrt(fan_in) for weight and bias) and the same spread as torch's default init."""
+    torch.manual_seed(0)  # unseeded, torch's 1280 weights miss the 3% band about once in 60 runs
     ours, theirs = make_ours(), make_theirs()
     bound = 1 / math.sqrt(fan_in)
     for name, p in ours.named_parameters():
