@@ -38,6 +38,7 @@ code (in the current thread only) with :func:`fft_backend`.
 import atexit
 import contextlib
 import dataclasses
+import math
 import os
 import queue
 import threading
@@ -58,9 +59,14 @@ __all__ = ["BACKENDS", "PLANNER_EFFORTS", "UPGRADE_AFTER_CALLS", "PLANNING_TIMEL
            "wait_for_plans", "measured_plans_now"]
 
 BACKENDS = ("pyfftw", "scipy", "numpy")
-# Below this many real elements a transform runs in one thread: thread start-up costs more than it
-# saves, and FFTW_MEASURE timing threaded plans on small sizes takes seconds on a busy machine.
-MIN_THREADED_SIZE = 1 << 18
+# Below this many real elements (the whole batch) a transform runs in one thread. Measured on the
+# 2-core development machine, float32, minimum of 150 runs, 1 vs 2 threads (/work/s3/fft2/thr.py):
+# FFTW splits a batch across its threads well even when small -- 64 x 16x16 (16384 elements)
+# 0.017 -> 0.010 ms, 256 x 30x30 1.12 -> 0.55 ms, 512 x 32x32 0.77 -> 0.32 ms -- while scipy.fft's
+# ``workers`` cost more than they save below about a million elements (256 x 30x30 0.48 -> 0.61 ms,
+# 512 x 32x32 1.03 -> 1.22 ms; 256 x 76x76 10.1 -> 5.9 ms). Under load, the methods lower the count
+# per call as they do BLAS's (convlab.algorithms.fft.transform).
+MIN_THREADED_SIZE = {"pyfftw": 1 << 14, "scipy": 1 << 20, "numpy": 1 << 62}
 PLANNER_EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 
 
@@ -117,8 +123,10 @@ def _complex_shape(real_shape, naxes):
     return (*real_shape[:-1], real_shape[-1] // 2 + 1)
 
 
-def _threads(real_shape, backend):
-    return backend.threads if np.prod(real_shape) >= MIN_THREADED_SIZE else 1
+def _threads(real_shape, backend, library):
+    """Threads of one transform by ``library`` (``"pyfftw"`` or ``"scipy"``; a pyFFTW transform's
+    scipy fallback follows scipy's threshold)."""
+    return backend.threads if math.prod(real_shape) >= MIN_THREADED_SIZE[library] else 1
 
 
 def _complex_dtype(dtype):
@@ -132,7 +140,7 @@ class _NumpyTransform:
         self.real_shape, self.naxes, self.dtype = real_shape, naxes, dtype
         self.complex_shape = _complex_shape(real_shape, naxes)
         self.axes = tuple(range(-naxes, 0))
-        self.threads = _threads(real_shape, backend)
+        self.threads = _threads(real_shape, backend, backend.name if backend.name == "numpy" else "scipy")
 
     def real_buffer(self):
         return np.empty(self.real_shape, self.dtype)
@@ -183,7 +191,7 @@ class _FFTWTransform:
     def __init__(self, real_shape, naxes, dtype, backend):
         self.real_shape, self.naxes, self.dtype = real_shape, naxes, dtype
         self.complex_shape = _complex_shape(real_shape, naxes)
-        self.backend, self.threads = backend, _threads(real_shape, backend)
+        self.backend, self.threads = backend, _threads(real_shape, backend, "pyfftw")
         self.measuring = backend.planner_effort != "FFTW_ESTIMATE"
         self._local = threading.local()
         self._lock = threading.Lock()

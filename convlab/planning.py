@@ -230,7 +230,17 @@ class ConvPlan:
         # accumulated in float64: a sum over the batch and positions can cancel to far below its terms
         wide = np.complex128 if s.is_complex else np.float64
         db = g.sum(axis=(0, *range(2, g.ndim)), dtype=wide).astype(s.result_dtype)
-        return ConvGrads(self.backward_input(grad_y, w), self.backward_weight(grad_y, x), db)
+        method = self.method_for("backward_input")
+        integral = is_integral(grad_y, as_array("w", w))
+        if method != self.method_for("backward_weight") or integral != is_integral(grad_y, as_array("x", x)):
+            return ConvGrads(self.backward_input(grad_y, w), self.backward_weight(grad_y, x), db)
+        # one method runs both passes: it may share work between them (Method.backward_both)
+        x = check_array("x", x, s.x_shape, s.result_dtype)
+        w = check_array("w", w, s.w_shape, s.result_dtype)
+        if s.is_complex:
+            x, w = np.conj(x), np.conj(w)
+        dx, dw = get_method(method).run_backward_both(s, g, x, w, integral=integral)
+        return ConvGrads(dx, dw, db)
 
 
 def plan(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1, padding: Any = 0,

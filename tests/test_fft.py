@@ -195,6 +195,39 @@ def test_nonfinite_values_match_direct_exactly(method):
     assert_close(np.where(bad, 0, got), np.where(bad, 0, expected), np.float64, method)
 
 
+@pytest.mark.parametrize("method", FFT_METHODS)
+def test_backward_transforms_grad_y_once_for_dx_and_dw(monkeypatch, method):
+    """ConvPlan.backward runs the joint pass (one forward transform per block of ``grad_y``, one of ``x``),
+    and matches the separate passes; a non-finite or outlying argument falls back to them."""
+    case = Case((2, 4, 19, 17), (6, 2, 5, 4), stride=(2, 1), padding=(3, 1), dilation=(1, 2), groups=2)
+    x, w, _, gy = case.arrays(seed=1)
+    p = cl.plan(case.x_shape, case.w_shape, case.dtype, method=method, **case.params)
+    calls = []
+    forward = fft_backends._ScipyTransform.forward
+    monkeypatch.setattr(fft_backends._ScipyTransform, "forward",
+                        lambda self, a: calls.append(a.shape) or forward(self, a))
+    with cl.fft_backend("scipy"):
+        p.backward(gy, x, w)  # the weight spectrum is cached from here on
+        calls.clear()
+        got = p.backward(gy, x, w)
+    assert len(calls) == 2  # x and grad_y, one block each: not grad_y twice
+    separate = (p.backward_input(gy, w), p.backward_weight(gy, x))
+    for what, a, e in zip(("dx", "dw"), got[:2], _reference(case, x, w, gy)[1:]):
+        assert_close(a, e, case.dtype, method, what=f"{method} joint {what}")
+    for a, e in zip(got[:2], separate):
+        assert_close(a, e, case.dtype, method)
+    for bad in ("x", "gy"):
+        xb, gyb = x.copy(), gy.copy()
+        (xb if bad == "x" else gyb)[1, 2, 5, 3] = np.nan
+        with np.errstate(invalid="ignore"):
+            expected = cl.plan(case.x_shape, case.w_shape, case.dtype, method="direct", **case.params).backward(
+                gyb, xb, w)
+        got = p.backward(gyb, xb, w)
+        for a, e in zip(got[:2], expected[:2]):
+            assert np.array_equal(np.isnan(a), np.isnan(e))
+            assert_close(np.nan_to_num(a), np.nan_to_num(e), case.dtype, method)
+
+
 def test_backend_setting_is_validated_and_scoped():
     with pytest.raises(ValueError, match="FFT backend must be one of"):
         cl.set_fft_backend("cufft")

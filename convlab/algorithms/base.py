@@ -14,6 +14,7 @@ member                     what it says
 ``forward``                ``y`` (no bias)
 ``backward_input``         ``dx``
 ``backward_weight``        ``dw``
+``backward_both``          ``(dx, dw)`` together; optional (default: the two passes)
 ``cost``                   predicted seconds of a pass, by phase, from the spec and priced terms
 ``error_bound``            bound on its normwise relative error for a spec; optional
 =========================  ===================================================================
@@ -170,6 +171,13 @@ class Method(abc.ABC):
     def backward_weight(self, spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Return ``dw`` of shape ``spec.w_shape``."""
 
+    def backward_both(self, spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray,
+                      w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(dx, dw)``: by default the two passes one after the other. A method whose two
+        backward passes share work on ``grad_y`` (the FFT methods transform it once) overrides this;
+        :meth:`ConvPlan.backward <convlab.ConvPlan.backward>` calls it when one method runs both."""
+        return self.backward_input(spec, grad_y, w), self.backward_weight(spec, grad_y, x)
+
     @abc.abstractmethod
     def cost(self, spec: ConvSpec, terms: CostTerms, pass_: str = "forward") -> Mapping[str, float]:
         """Predicted seconds of one pass on ``spec`` (already this method's inner spec), by phase.
@@ -271,6 +279,20 @@ class Method(abc.ABC):
                             integral: bool = False) -> np.ndarray:
         """``dw`` for ``spec`` in any padding mode (bilinear, as :meth:`run_backward_input`)."""
         return self._run("backward_weight", spec, grad_y, x, integral, spec.w_shape)
+
+    def run_backward_both(self, spec: ConvSpec, grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, *,
+                          integral: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(dx, dw)`` as :meth:`run_backward_input` and :meth:`run_backward_weight`, by :meth:`backward_both`
+        for real non-integer arrays (complex, empty and integer problems run the two passes one by one)."""
+        if spec.empty or integral or any(np.iscomplexobj(a) for a in (grad_y, x, w)):
+            return (self.run_backward_input(spec, grad_y, w, integral=integral),
+                    self.run_backward_weight(spec, grad_y, x, integral=integral))
+        inner = self.inner_spec(spec)
+        require_workspace(spec, self.name)
+        with blas_threads_for(spec.flops):
+            dx, dw = self.backward_both(inner, grad_y, x if inner is spec else pad(x, spec.padding, spec.padding_mode),
+                                        w)
+        return (dx if inner is spec else pad_adjoint(dx, spec.padding, spec.padding_mode)), dw
 
     def _run(self, kind: str, spec: ConvSpec, a: np.ndarray, b: np.ndarray, integral: bool,
              shape: tuple) -> np.ndarray:

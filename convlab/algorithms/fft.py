@@ -32,6 +32,7 @@ per-frequency products are one compiled pass over the spectra
 (:mod:`convlab.kernels.fft`).
 """
 
+import dataclasses
 import itertools
 import math
 
@@ -39,9 +40,16 @@ import numpy as np
 import scipy.fft
 
 from .. import fft_backends
+from ..kernels import get_threads
 from ..phases import phase
 from .base import Method, WeightDerived, register
-from .nonfinite import backward_input_exact_nonfinite, backward_weight_exact_nonfinite, forward_exact_nonfinite
+from .nonfinite import (
+    all_finite,
+    backward_input_exact_nonfinite,
+    backward_weight_exact_nonfinite,
+    forward_exact_nonfinite,
+    outliers,
+)
 
 __all__ = ["FFT"]
 
@@ -163,6 +171,12 @@ def transform(plan, role, L, batch):
     """The per-plan, per-backend real transform of ``(*batch, *L)``; ``role`` keeps the x, y and
     w spectra of one call in separate buffers even when their shapes agree."""
     backend = fft_backends.get_fft_backend()
+    # The pass's thread cap (convlab.threads: one thread for small passes or when other processes keep
+    # the cores busy) applies to FFTW's threads as to BLAS's: a threaded FFTW call whose second thread
+    # waits for a busy core took 4 to 12 ms against 0.07 ms in one thread (256 x 16x16, float32).
+    threads = min(backend.threads, get_threads())
+    if threads != backend.threads:
+        backend = dataclasses.replace(backend, threads=threads)
     key = ("fft", "transform", role, L, batch, backend)
     return plan.cached(key, lambda: backend.real_transform((*batch, *L), len(L), plan.dtype))
 
@@ -386,6 +400,46 @@ def backward_weight_spectral(plan, grad_y, x):
         return weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
 
 
+def backward_both_spectral(plan, grad_y, x, w):
+    """``(dx, dw)`` for finite arguments, transforming ``grad_y`` once for both products."""
+    geo = geometry(plan)
+    ty = transform(plan, "y", geo.L, plan.output_shape[:2])
+    tx = transform(plan, "x", geo.L, plan.x_shape[:2])
+    with phase("pad"):
+        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
+    with phase("transform_input"):
+        DY = ty.forward(buf)  # ty's output buffer: valid until ty's next forward, which this call never makes
+    with phase("transform_weight"):
+        WD = weight_spectrum(plan, w, "backward")
+    with phase("product"):
+        DX = channel_product(plan, DY, WD, tx.complex_buffer())
+    with phase("transform_output"):
+        dx = tx.inverse(DX)
+    with phase("unpack"):
+        dx = take(dx, geo.inputs)
+    with phase("pad"):
+        buf = place(tx.real_buffer(), x, geo.inputs)
+    with phase("transform_input"):
+        X = tx.forward(buf)
+    with phase("product"):
+        DW, tw = weight_gradient_buffer(plan, geo.L)
+        weight_product(plan, DY, X, DW)
+    with phase("transform_output"):
+        dw = weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
+    return dx, dw
+
+
+def backward_both_exact_nonfinite(method, plan, grad_y, x, w, fast):
+    """``fast(plan, grad_y, x, w)`` when the arguments and results are finite and free of outliers; else the
+    two passes of ``method`` one by one, each with its own non-finite policy (:mod:`.nonfinite`)."""
+    if all_finite(grad_y, x, w) and all(outliers(a) is None for a in (grad_y, x, w)):
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is detected from the results
+            dx, dw = fast(plan, grad_y, x, w)
+        if all_finite(dx, dw):
+            return dx, dw
+    return method.backward_input(plan, grad_y, w), method.backward_weight(plan, grad_y, x)
+
+
 @register
 class FFT(Method):
     """Convolution by real FFTs at fast sizes, channels contracted per frequency; see the module docstring."""
@@ -430,6 +484,10 @@ class FFT(Method):
 
     def backward_weight(self, plan, grad_y, x):
         return backward_weight_exact_nonfinite(plan, grad_y, x, backward_weight_spectral)
+
+    def backward_both(self, plan, grad_y, x, w):
+        """``dx`` and ``dw`` from one transform of ``grad_y`` (see :meth:`Method.backward_both`)."""
+        return backward_both_exact_nonfinite(self, plan, grad_y, x, w, backward_both_spectral)
 
 
 def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward"):

@@ -28,6 +28,7 @@ from ..kernels import as_3d, pad_3d
 from ..phases import phase
 from .base import Method, register
 from .fft import (
+    backward_both_exact_nonfinite,
     channel_product,
     place,
     spectral_cost,
@@ -257,6 +258,42 @@ def backward_weight_tiled(plan, grad_y, x):
         return weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
 
 
+def backward_both_tiled(plan, grad_y, x, w):
+    """``(dx, dw)``, each chunk of ``dy`` tiles transformed once for both products."""
+    from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
+
+    geo = tile_geometry(plan)
+    with phase("pad"):
+        dy_view = _dy_tiles(plan, geo, grad_y)
+        tiles = _input_tiles(geo, _padded_input(plan, geo, x))
+    with phase("transform_weight"):
+        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
+    with phase("unpack"):
+        dx = np.zeros(plan.x_shape, plan.dtype)
+    dx3 = as_3d(dx)
+    lo = [p[0] for p in plan.padding]
+    span, step, L3 = pad_3d(geo.Bi, 1), pad_3d(geo.Bs, 0), pad_3d(geo.L, 1)
+    DW, tw = weight_gradient_buffer(plan, geo.L)
+    for i, (r0, r1) in enumerate(geo.chunks()):
+        rows = r1 - r0
+        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
+        DY = _dy_spectrum(plan, geo, dy_view, r0, r1)  # ty's output buffer, not touched again in this chunk
+        with phase("product"):
+            DX = channel_product(plan, DY, WD, tx.complex_buffer())
+        with phase("transform_output"):
+            z = tx.inverse(DX)
+        with phase("unpack"):
+            grid = pad_3d((rows, *geo.T[1:]), 1)
+            origin = pad_3d([r0 * geo.Bs[0] - lo[0], *(-v for v in lo[1:])], 0)
+            kernels.overlap_add(z.reshape(*grid, *plan.x_shape[:2], *L3), dx3, origin, step, span)
+        X = _x_spectrum(plan, geo, tiles, r0, r1)
+        with phase("product"):
+            weight_product(plan, DY, X, DW, accumulate=i > 0)
+    with phase("transform_output"):
+        dw = weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
+    return dx, dw
+
+
 @register
 class FFTTiled(Method):
     """Overlap-save tiled FFT convolution with bounded workspace; see the module docstring."""
@@ -293,6 +330,10 @@ class FFTTiled(Method):
 
     def backward_weight(self, plan, grad_y, x):
         return backward_weight_exact_nonfinite(plan, grad_y, x, backward_weight_tiled)
+
+    def backward_both(self, plan, grad_y, x, w):
+        """``dx`` and ``dw`` from one transform of each ``grad_y`` tile (see :meth:`Method.backward_both`)."""
+        return backward_both_exact_nonfinite(self, plan, grad_y, x, w, backward_both_tiled)
 
 
 def predicted_cost(spec, terms, pass_="forward"):
