@@ -8,6 +8,15 @@
   backward on ``(8, 16, 128, 128)`` against ``torch.nn.Conv2d`` (float32), and
   the 1-D ``Conv1d(1, 1, 1025, padding=512)`` on ``(8, 1, 65536)``.
 
+* ``--small``: the fixed cost per call, on the small and mid inputs where it
+  decides: ``convolve`` (``method="auto"``) and ``fftconvolve`` on 1-D
+  ``(1000,) x (31,)`` and ``(10000,) x (101,)``, 2-D ``(64, 64) x (5, 5)`` and
+  ``(256, 256) x (15, 15)``, in one thread (``set_num_threads(1)``: scipy's
+  single core). Each side's time is the MINIMUM over ``--runs`` calls
+  alternating call by call (minima are stable on a loaded machine, medians are
+  not); printed as ``convlab/scipy`` (below 1 means convlab is faster), with
+  the method each library's ``choose_conv_method`` picks.
+
 The two sides are timed in alternating blocks (``--block`` calls of one, then
 of the other, ``--rounds`` times), not call by call, so that caches and
 thread pools settle within a block; each side's time is the median over all
@@ -23,6 +32,7 @@ Run (the numbers depend on load; re-run on an idle machine)::
 
     python benchmarks/bench_compat.py [--rounds 3] [--block 3] [--threads 1] [--modes same] [--skip-torch]
                                       [--json out.json]
+    python benchmarks/bench_compat.py --small [--runs 200] [--modes full,same]
 """
 
 import argparse
@@ -45,6 +55,12 @@ SIGNAL_CASES = [
     ("3-D 64^3 x 9^3", (64, 64, 64), (9, 9, 9), np.float64),
 ]
 FUNCTIONS = ("convolve", "fftconvolve", "oaconvolve")
+SMALL_CASES = [
+    ("1-D 1000 x 31", (1000,), (31,)),
+    ("1-D 10k x 101", (10_000,), (101,)),
+    ("2-D 64x64 x 5x5", (64, 64), (5, 5)),
+    ("2-D 256x256 x 15x15", (256, 256), (15, 15)),
+]
 
 
 def alternating(fns, rounds, block):
@@ -80,6 +96,42 @@ def bench_signal(rounds, block, modes):
                 rows.append(row)
                 print(f"{f:12s} {label:24s} {mode:5s} scipy {theirs * 1e3:8.2f} ms  convlab {ours * 1e3:8.2f} ms  "
                       f"scipy/convlab {theirs / ours:6.2f}  convlab/best-scipy-fft {ours / fastest_fft:5.2f}",
+                      flush=True)
+    return rows
+
+
+def minima(fns, runs):
+    """Minimum seconds per call of each function, alternating call by call after a warm-up that lets
+    FFTW's background planning finish (convlab plans measured transforms after the first calls)."""
+    for _ in range(20):
+        for fn in fns.values():
+            fn()
+    time.sleep(0.5)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def bench_small(runs, modes):
+    """convlab.signal / scipy.signal on small and mid float64 inputs, single thread, minima."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, s1, s2 in SMALL_CASES:
+        a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+        for mode in modes:
+            for f in ("convolve", "fftconvolve"):
+                t = minima({"scipy": lambda f=f, mode=mode: getattr(scipy.signal, f)(a, b, mode),
+                            "convlab": lambda f=f, mode=mode: getattr(cls, f)(a, b, mode)}, runs)
+                chosen = (f" (auto: convlab {cls.choose_conv_method(a, b, mode)}, "
+                          f"scipy {scipy.signal.choose_conv_method(a, b, mode)})") if f == "convolve" else ""
+                rows.append({"case": f"{f} {label} {mode}", "scipy_s": t["scipy"], "convlab_s": t["convlab"],
+                             "convlab_over_scipy": t["convlab"] / t["scipy"]})
+                print(f"{f:12s} {label:22s} {mode:5s} scipy {t['scipy'] * 1e6:8.1f} us  convlab "
+                      f"{t['convlab'] * 1e6:8.1f} us  convlab/scipy {t['convlab'] / t['scipy']:5.2f}{chosen}",
                       flush=True)
     return rows
 
@@ -123,8 +175,19 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="convlab.set_num_threads first (1: scipy's single core; default: the cores)")
     parser.add_argument("--skip-torch", action="store_true", help="only the scipy comparison")
+    parser.add_argument("--small", action="store_true",
+                        help="only the small/mid inputs, one thread, minima of --runs calls (see above)")
+    parser.add_argument("--runs", type=int, default=200, help="calls per side with --small (default 200)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
+    if args.small:
+        cl.set_num_threads(1)
+        print(f"convlab threads: 1, FFT backend {cl.get_fft_backend()}; minima of {args.runs} runs", flush=True)
+        results = {"threads": 1, "small": bench_small(args.runs, args.modes)}
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump(results, out, indent=2)
+        return
     if args.threads is not None:
         cl.set_num_threads(args.threads)
     print(f"convlab threads: {cl.get_num_threads()}, FFT backend {cl.get_fft_backend()}", flush=True)

@@ -79,3 +79,17 @@ def test_workspace_bytes_bounds_what_is_allocated(mode):
         finally:
             tracemalloc.stop()
         assert peak - result_bytes <= budget + 64 * 1024, (call, peak - result_bytes, budget)
+
+
+def test_kept_operator_follows_in_place_changes_of_the_weights():
+    """The plan keeps T between calls with equal weights; changing w in place must not reuse a stale T."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 2, 7, 6))
+    w = rng.standard_normal((3, 2, 3, 3))
+    gy = rng.standard_normal((2, 3, 7, 6))
+    p = cl.plan(x.shape, w.shape, padding=1, padding_mode="reflect", method="toeplitz")
+    ref = p.with_method("direct")
+    for _ in range(2):
+        assert_close(p.forward(x, w), ref.forward(x, w), np.float64, "toeplitz")
+        assert_close(p.backward_input(gy, w), ref.backward_input(gy, w), np.float64, "toeplitz")
+        w *= -0.5   # same array object, new contents

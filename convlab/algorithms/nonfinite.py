@@ -30,6 +30,7 @@ the normwise accuracy of the method (error relative to the largest output).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -64,7 +65,8 @@ def outliers(a: np.ndarray) -> np.ndarray | None:
     "Far above" is more than ``tolerance / eps`` of the dtype times the median
     nonzero magnitude of an evenly spaced sample: beyond that, a transform's
     rounding error relative to such an entry exceeds the tolerance relative
-    to the bulk. Costs one max over ``a`` unless it finds something.
+    to the bulk. Costs one max and one min over ``a`` and a count over the
+    sample unless the largest magnitude is suspicious (see :func:`_no_outliers`).
 
     Examples
     --------
@@ -75,10 +77,13 @@ def outliers(a: np.ndarray) -> np.ndarray | None:
     if a.size == 0 or a.dtype.kind != "f":
         return None
     ratio = float(tolerance(a.dtype) / np.finfo(a.dtype).eps)  # Python floats: inf, never a warning
+    flat = a.reshape(-1)
+    step = max(1, flat.size // _SAMPLE)
+    if _no_outliers(flat, step, ratio):
+        return None
     with np.errstate(invalid="ignore"):
         largest = max(abs(float(np.nanmax(a, initial=-np.inf))), abs(float(np.nanmin(a, initial=np.inf))))
-    flat = a.reshape(-1)
-    sample = np.abs(flat[:: max(1, flat.size // _SAMPLE)])
+    sample = np.abs(flat[::step])
     sample = sample[np.isfinite(sample) & (sample > 0)]
     if sample.size == 0 or not np.isfinite(largest) or largest <= ratio * float(np.median(sample)):
         return None
@@ -89,16 +94,47 @@ def outliers(a: np.ndarray) -> np.ndarray | None:
     return mask if 0 < count <= max(1, a.size * _MAX_OUTLIER_FRACTION) else None
 
 
+def _no_outliers(flat: np.ndarray, step: int, ratio: float) -> bool:
+    """True only when :func:`outliers` finds none, proved without the sample's median.
+
+    With ``a`` finite and ``largest = max|a|``: ``largest <= ratio * median``
+    holds once more than half of the ``m`` nonzero sampled magnitudes ``s``
+    have ``ratio * s >= largest`` (at least ``m // 2 + 1`` of them: both middle
+    values of the sorted sample, hence their mean, the median, are then such
+    an ``s``, and rounding is monotonic). A count instead of a partition, and
+    ``largest`` from ``max``/``min`` without ``nan`` handling (a NaN or an
+    infinity makes it non-finite and the caller takes the full route).
+    """
+    sample = np.abs(flat[::step], dtype=np.float64)  # float64: the same products the full route compares
+    largest = float(sample.max()) if step == 1 else max(abs(float(flat.max())), abs(float(flat.min())))
+    if not largest < math.inf:  # NaN or infinity: the full route decides
+        return False
+    if largest == 0.0:  # all zeros: no nonzero sample, no outlier
+        return True
+    nonzero = int(np.count_nonzero(sample))
+    return int(np.count_nonzero(sample * ratio >= largest)) >= nonzero // 2 + 1
+
+
+def _clean(a: np.ndarray) -> bool:
+    """True only when ``a`` is finite and :func:`outliers` finds none in it (False may be either)."""
+    if a.size == 0 or a.dtype.kind != "f":
+        return False
+    return _no_outliers(a.reshape(-1), max(1, a.size // _SAMPLE), float(tolerance(a.dtype) / np.finfo(a.dtype).eps))
+
+
 def forward_exact_nonfinite(spec: ConvSpec, x: np.ndarray, w: np.ndarray, fast_forward: Pass) -> np.ndarray:
     """``fast_forward(spec, x, w)``, with every output the direct method makes non-finite, that the
     fast method made non-finite, or whose window holds an outlier of ``x``, recomputed as a direct sum."""
-    finite = all_finite(x, w)
-    huge = outliers(x) if finite else None
+    if _clean(x) and np.isfinite(w).all():  # the common case: one max and a sample count over x
+        finite, huge = True, None
+    else:
+        finite = all_finite(x, w)
+        huge = outliers(x) if finite else None
     if finite and huge is None:
         with _overflow_is_handled():
             y = fast_forward(spec, x, w)
-        overflowed = ~np.isfinite(y)
-        if overflowed.any():
+        if not np.isfinite(y).all():
+            overflowed = ~np.isfinite(y)
             y[overflowed] = _direct_at(spec, x, w, np.nonzero(overflowed))
         return y
     bad_x, bad_w = ~np.isfinite(x), ~np.isfinite(w)

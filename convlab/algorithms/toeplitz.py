@@ -4,7 +4,11 @@
 block Toeplitz matrix of the valid strided, dilated, grouped correlation,
 both built by :mod:`convlab.operators`. ``T``'s sparsity pattern and the map
 ``kernel_index`` from its stored entries to the kernel entries they hold are
-built once per plan; each call only refills ``T.data = w.ravel()[kernel_index]``.
+built once per plan; ``T`` itself (``T.data = w.ravel()[kernel_index]``) is
+built once per distinct ``w`` and kept (:class:`~convlab.algorithms.base.WeightDerived`):
+a call with the weights of the previous call, as in filtering signal after
+signal with one kernel or repeated inference, pays one comparison of ``w``
+instead of the gather and the sparse matrix's construction.
 
 The batch is the second dimension of the dense operand: with
 ``X = x.reshape(N, -1)ᵀ`` (one column per sample), ``Y = T (P X)``.
@@ -25,7 +29,7 @@ import numpy as np
 from ..operators import padding_matrix, toeplitz_nbytes, toeplitz_operator, toeplitz_pattern
 from ..padding import PADDING_MODES
 from ..phases import phase
-from .base import Method, register
+from .base import Method, WeightDerived, register
 
 __all__ = ["Toeplitz"]
 
@@ -38,6 +42,12 @@ def _columns(a):
 def _entries_per_row(plan):
     """Stored entries in each row of ``T``: one per input channel of the group and kernel offset."""
     return (plan.in_channels // plan.groups) * math.prod(plan.kernel_size)
+
+
+def _operator(plan, w):
+    """``T`` with the values of ``w``, built once per distinct ``w`` (scipy's products never write to it)."""
+    slot = plan.cached(("toeplitz", "operator"), WeightDerived)
+    return slot.get(w, "T", lambda: toeplitz_operator(plan, w))
 
 
 def _rows_per_step(plan):
@@ -71,7 +81,7 @@ class Toeplitz(Method):
         with phase("pad"):  # the padding matrix also lays the samples out as columns
             padded = padding_matrix(plan) @ _columns(x)
         with phase("transform_weight"):
-            t = toeplitz_operator(plan, w)
+            t = _operator(plan, w)
         with phase("product"):
             y = t @ padded
         with phase("unpack"):
@@ -79,7 +89,7 @@ class Toeplitz(Method):
 
     def backward_input(self, plan, grad_y, w):
         with phase("transform_weight"):
-            t = toeplitz_operator(plan, w)
+            t = _operator(plan, w)
         with phase("product"):
             dpadded = t.T @ _columns(grad_y)
         with phase("unpack"):  # Pᵀ crops (and folds back) the padding
