@@ -66,7 +66,8 @@ def test_cost_is_part_of_the_method_contract():
 
 
 # --------------------------------------------------------------- measured on the first auto choice
-FAKE = {"peak": 1.0e10, "bandwidth": 2.0e10, "call": 1e-6, "fft_point": 3e-10}
+FAKE = {"peak": 1.0e10, "bandwidth": 2.0e10, "call": 1e-6, "fft_point": 3e-10, "blas_call": 2e-6, "fft_call": 3e-6,
+        "sparse_call": 4e-6}
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def predict_seconds(problem: Any, method: str, calibration: Calibration | None =
     seconds = impl.predict_seconds(spec, calibration.terms(spec.dtype), check_pass(pass_))
     if spec.empty:
         return seconds  # nothing runs
-    return seconds * calibration.factor(method, pass_) + calibration.overhead(method)
+    return seconds * calibration.factor(method, pass_) + calibration.overhead(method, pass_)
 
 
 def predictions(problem: Any, calibration: Calibration | None = None, pass_: str = "forward") -> list[Prediction]:
