@@ -68,8 +68,14 @@ DEFAULT_FACTORS: dict[str, float] = {
 #: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
 #: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
 #: are those of the backward passes (the forward's when absent).
-DEFAULT_OVERHEADS: dict[str, float] = {"direct": 1.66e-4, "fft": 3.0e-4, "fft_tiled": 2.71e-4, "im2col": 2.81e-4,
-                                       "toeplitz": 1.25e-4, "winograd": 5.46e-4}
+DEFAULT_OVERHEADS: dict[str, float] = {
+    "direct": 1.5e-5, "direct/backward_input": 1e-5, "direct/backward_weight": 1.3e-5,
+    "fft": 8.5e-5, "fft/backward_input": 1.1e-4, "fft/backward_weight": 1.1e-4,
+    "fft_tiled": 1.25e-4, "fft_tiled/backward_input": 1.55e-4, "fft_tiled/backward_weight": 1.6e-4,
+    "im2col": 4e-5, "im2col/backward_input": 6e-5, "im2col/backward_weight": 7e-5,
+    "toeplitz": 4e-5, "toeplitz/backward_input": 6.5e-5, "toeplitz/backward_weight": 3.5e-5,
+    "winograd": 2.1e-4, "winograd/backward_input": 2.5e-4, "winograd/backward_weight": 3.2e-4,
+}
 
 
 class CostTerms:
@@ -100,6 +106,26 @@ class CostTerms:
         self.itemsize = np.dtype(dtype).itemsize
         for name in CONSTANT_NAMES:
             setattr(self, name, float(constants[name]))
+
+    def fixed_only(self) -> CostTerms:
+        """These terms with every throughput infinite (no time per FLOP, byte, point or matrix): what a
+        cost model then prices is its fixed cost per call alone (calls, BLAS calls, FFT executions,
+        sparse products, kernel launches). A method's calibrated factor scales the rest, never this:
+        a launch costs the same whatever the method's throughput.
+
+        Examples
+        --------
+        >>> t = CostTerms(DEFAULT_CONSTANTS["float64"], np.float64)
+        >>> t.fixed_only().gemm(512, 512, 512) == t.blas_call, t.fixed_only().launches(2) == 2 * t.launch
+        (True, True)
+        """
+        fixed = object.__new__(CostTerms)
+        fixed.__dict__.update(self.__dict__)
+        for name in ("peak", "bandwidth", "gather_bandwidth"):
+            setattr(fixed, name, math.inf)
+        for name in ("gemm_call", "index_point", "fft_point", "sparse_op"):
+            setattr(fixed, name, 0.0)
+        return fixed
 
     def gemm(self, m: int, k: int, n: int, batch: int = 1, complex_: bool = False) -> float:
         """``batch`` GEMMs ``m×k @ k×n``: numpy's batched matmul calls BLAS once per matrix."""

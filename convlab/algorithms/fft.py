@@ -348,7 +348,8 @@ def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward
                 "transform_weight": terms.passes(w, 2), "product": product(cg, kg, n * count),
                 "transform_output": inverse_ffts(n * spec.in_channels), "unpack": terms.gather(x)}
     if pass_ == "backward_weight":
-        return {"transform_input": terms.passes(x + y, 1) + forward_ffts(n * (spec.in_channels + spec.out_channels)),
+        return {"transform_input": terms.passes(x + y, 1) + forward_ffts(n * spec.in_channels)
+                + forward_ffts(n * spec.out_channels),  # x's and dy's transforms: two plan executions
                 "product": product(kg, n * count, cg),
                 "transform_output": terms.fft(spec.out_channels * cg, shape) + terms.passes(w, 2),
                 "unpack": terms.fancy(w)}

@@ -416,7 +416,8 @@ def measure_constants(dtype):
 
 
 def fit_method_factors(calibration, methods=None, budget=0.05):
-    """Per-method factors: geometric mean of measured / modelled forward time on ``FACTOR_PROBLEMS``.
+    """Per-method factors: geometric mean of measured / modelled forward time on ``FACTOR_PROBLEMS``, both
+    without the fixed costs (the counted ones and the residual), which the factor does not scale.
 
     A method whose modelled time for a problem exceeds ``budget`` seconds
     skips that problem (calibration must stay a matter of seconds); factors are clipped to ``[0.1, 10]`` so a wild
@@ -431,15 +432,19 @@ def fit_method_factors(calibration, methods=None, budget=0.05):
             s = make_spec(x_shape, w_shape, dtype, **params)
             if not verdict(s, name).ok:
                 continue
-            modelled = impl.predict_seconds(s, calibration.terms(dtype))  # without the factor being fitted
+            terms = calibration.terms(dtype)
+            modelled = impl.predict_seconds(s, terms)  # without the factor being fitted
             if modelled > budget:
                 continue
+            # the factor scales what depends on throughput, not the fixed costs per call (choice.scaled)
+            fixed = impl.predict_seconds(s, terms.fixed_only())
             x = rng.standard_normal(x_shape).astype(dtype)
             w = rng.standard_normal(w_shape).astype(dtype)
             def run(impl=impl, s=s, x=x, w=w):
                 return impl.run_forward(s, x, w)
 
-            logs.append(np.log(_seconds(run, repeats=2, budget=5 * budget) / modelled))
+            measured = _seconds(run, repeats=2, budget=5 * budget) - fixed - calibration.overhead(name)
+            logs.append(np.log(max(measured, 1e-9) / max(modelled - fixed, 1e-9)))
         if logs:
             factors[name] = float(np.clip(np.exp(np.mean(logs)), 0.1, 10.0))
     return factors
