@@ -24,8 +24,9 @@ PACKAGE = pathlib.Path(cl.__file__).parent
 # and `import convlab.report` should not pay for.
 LAZY_OK = {("convlab", "__getattr__")}
 # and of the compiled kernels, which bring numba (and compile on first use): never at `import convlab`.
-DEFERS_HEAVY_IMPORTS = {"convlab.report.page", "convlab.kernels.direct", "convlab.kernels.winograd",
-                        "convlab.kernels.im2col", "convlab.kernels.probe", "convlab.dask"}  # numba, matplotlib; dask: an extra
+DEFERS_HEAVY_IMPORTS = {"convlab.report.page", "convlab.kernels.direct", "convlab.kernels.winograd",  # numba,
+                        "convlab.kernels.im2col", "convlab.kernels.probe",  # matplotlib;
+                        "convlab.dask"}  # dask: an extra
 
 
 def _module_name(path):

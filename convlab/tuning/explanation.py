@@ -15,6 +15,7 @@ from .choice import predictions, scaled
 # how each constant is printed: unit scale and unit
 _UNITS = dict(peak=(1e-9, "GFLOP/s"), bandwidth=(1e-9, "GB/s"), gather_bandwidth=(1e-9, "GB/s"), call=(1e6, "us"),
               gemm_call=(1e6, "us"), fft_point=(1e9, "ns"), index_point=(1e9, "ns"), sparse_op=(1e9, "ns"),
+              blas_call=(1e6, "us"), fft_call=(1e6, "us"), sparse_call=(1e6, "us"), launch=(1e6, "us"),
               gemm_half=(1.0, ""))
 
 __all__ = ["Explanation", "explain"]
@@ -70,7 +71,7 @@ class Explanation:
             lines.append(f"{name:<12}{p:>14}{m:>14}  {note}")
         used = [name for name in PHASES if any(name in split for split in self.phases.values())]
         if used:
-            lines.append("predicted forward ms by phase (factor included):")
+            lines.append("predicted forward ms by phase (factor applied to all but the fixed costs per call):")
             lines.append(f"{'method':<12}" + "".join(f"{name:>17}" for name in used) + f"{'factor':>8}"
                          + f"{'+ fixed ms':>12}")
             for method, split in self.phases.items():
