@@ -26,7 +26,8 @@ What is measured, and what is fitted:
   count their own launches and calls, so these carry the fixed costs;
 * fitted on the forward times: the constants that describe the shape of the
   terms (GEMM small-matrix efficiency and per-matrix overhead,
-  strided-gather bandwidth, integer-index and sparse cost per point) and,
+  strided-gather bandwidth, integer-index and sparse cost per point, the
+  compiled loop nests' arithmetic per byte of bandwidth) and,
   per method, a factor and a residual fixed cost (predicted = factor ·
   model + residual: the Python-level dispatch no term counts), minimising
   the squared log error, weighted towards the methods within 3x of each
@@ -62,7 +63,7 @@ from convlab.algorithms import DEFAULT_CONSTANTS, DEFAULT_FACTORS, DEFAULT_OVERH
 from convlab.tuning.calibration import LAUNCH, QUICK_CONSTANTS, measure_launch, measure_quick
 from convlab.tuning.choice import scaled
 
-FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op")
+FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op", "loop_flops_per_byte")
 NEAR_FASTEST = 3.0
 BACKWARD = ("backward_input", "backward_weight")
 OVERHEAD_UNIT = 1e-5  # residuals are fitted as OVERHEAD_UNIT · exp(v)

@@ -13,7 +13,8 @@ strided gather          ``call + 2E·itemsize / gather_bandwidth``
 ``np.ix_`` gather       ``call + E·index_point``
 real FFTs               ``fft_call + count · P · log2 P · fft_point`` (one plan execution)
 sparse product          ``sparse_call + nnz_products · sparse_op``
-compiled kernel         ``launch`` per call of a parallel compiled loop (its work priced apart)
+compiled kernel         ``launch`` per call of a parallel compiled loop (its work priced apart;
+                        a loop nest's arithmetic at ``loop_flops_per_byte · bandwidth``)
 ======================  ===========================================================
 
 The fixed costs are priced per call, from each method's own structure: a
@@ -46,10 +47,10 @@ __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEA
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
     "float32": dict(peak=1.93e11, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.67e10, gather_bandwidth=2.49e10,
                     index_point=2e-9, call=3.08e-7, fft_point=1.29e-10, sparse_op=2.36e-9, blas_call=1.5e-6,
-                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5),
+                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5, loop_flops_per_byte=0.55),
     "float64": dict(peak=9.65e10, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.59e10, gather_bandwidth=2.49e10,
                     index_point=2e-9, call=3.56e-7, fft_point=1.5e-10, sparse_op=2.75e-9, blas_call=1.5e-6,
-                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5),
+                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5, loop_flops_per_byte=0.55),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
@@ -101,6 +102,7 @@ class CostTerms:
     fft_call: float
     sparse_call: float
     launch: float
+    loop_flops_per_byte: float
 
     def __init__(self, constants: Mapping[str, float], dtype: np.dtype | type | str) -> None:
         self.itemsize = np.dtype(dtype).itemsize
