@@ -188,12 +188,12 @@ def test_a_prediction_scales_the_throughput_part_and_adds_the_fixed_costs(no_run
 
 
 def test_a_backward_pass_uses_its_own_residual_or_falls_back_to_the_forward_one(monkeypatch):
-    monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "im2col", 1e-4)
-    monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "im2col/backward_weight", 3e-4)
-    monkeypatch.delitem(calibration.DEFAULT_OVERHEADS, "im2col/backward_input", raising=False)
+    # a name no method has, so that the built-in table is only added to (and restored in its order)
+    monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "newmethod", 1e-4)
+    monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "newmethod/backward_weight", 3e-4)
     cal = synthetic()
-    assert cal.overhead("im2col") == 1e-4 and cal.overhead("im2col", "backward_input") == 1e-4
-    assert cal.overhead("im2col", "backward_weight") == 3e-4
+    assert cal.overhead("newmethod") == 1e-4 and cal.overhead("newmethod", "backward_input") == 1e-4
+    assert cal.overhead("newmethod", "backward_weight") == 3e-4 and cal.overhead("absent", "backward_weight") == 0
 
 
 def test_a_backward_pass_uses_its_own_factor_or_falls_back_to_the_forward_one():
