@@ -15,8 +15,9 @@ choice measures the machine constants, unless ``--no-measure``).
 
 Backward (unless ``--no-backward``): each pass ``plan.backward_input`` and
 ``plan.backward_weight`` is timed per method the same way, and the per-pass
-pick is the method whose cost model predicts that pass cheapest
-(``Method.predict_seconds(spec, terms, pass_)`` times its factor).
+pick is what ``method="auto"`` picks for that pass
+(``cl.choose_method(spec, pass_=...)``: each method's cost model for the
+pass, times its factor, plus its fixed cost).
 
 Printed: the ratio picked / fastest, median, 90th percentile and worst, for
 each half and for the peers cases, against the targets (forward <= 1.05
@@ -39,26 +40,21 @@ TARGETS = {"forward": (1.05, 1.25, 2.0), "backward": (1.10, None, 2.0)}
 
 
 def predicted_pass(problem, pass_):
-    """``{method: predicted seconds}`` of ``pass_`` by the active calibration (factor included)."""
-    import convlab as cl
-    from convlab.tuning import get_calibration
+    """``{method: predicted seconds}`` of ``pass_``, exactly as ``method="auto"`` ranks them (the active
+    calibration, factor and residual of that pass, accuracy rule included)."""
+    from convlab.tuning import predictions
 
-    cal = get_calibration()
-    spec = problem.spec()
-    terms = cal.terms(spec.dtype)
-    return {m: cl.get_method(m).predict_seconds(spec, terms, pass_) * cal.factor(m)
-            for m in cl.methods() if cl.algorithms.verdict(spec, m).ok}
+    return {r.method: r.seconds for r in predictions(problem.spec(), pass_=pass_) if r.seconds is not None}
 
 
 def run(problem, pass_, repeats):
     import convlab as cl
 
+    predicted = predicted_pass(problem, pass_)
     if pass_ == "forward":
         pick = cl.plan(problem.x_shape, problem.w_shape, problem.dtype, **problem.params).method
-        predicted = predicted_pass(problem, pass_)
     else:
-        predicted = predicted_pass(problem, pass_)
-        pick = min(predicted, key=predicted.get)
+        pick = cl.choose_method(problem.spec(), pass_=pass_)
     seconds = problem_set.time_methods(problem, repeats=repeats, pass_=pass_)
     fastest = min(seconds, key=seconds.get)
     return dict(problem=problem, pass_=pass_, pick=pick, fastest=fastest, ratio=seconds[pick] / seconds[fastest],

@@ -139,7 +139,7 @@ def peer_cases():
     return out
 
 
-def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, slow_factor=30.0):
+def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, slow_factor=30.0, min_budget_s=1.0):
     """Seconds per call of every runnable method on ``problem`` through the public API, interleaved.
 
     ``pass_="forward"`` times ``cl.conv(x, w, method=name, ...)``; ``"backward_input"`` and
@@ -147,7 +147,8 @@ def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, 
     method. One untimed warm-up call each (FFTW planning, per-plan caches); a method whose timed probe
     takes over ``slow_s`` seconds and ``slow_factor`` times the fastest probe is not timed further and
     keeps its probe time (it cannot be the fastest). Each result is the minimum of ``repeats`` samples
-    (:func:`convlab.harness.time_interleaved`).
+    (:func:`convlab.harness.time_interleaved`), within ``max(min_budget_s, 20 · fastest probe · repeats)``
+    seconds.
 
     Returns ``{method: seconds}``.
     """
@@ -176,7 +177,7 @@ def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, 
             slow[name] = probes[name]
         else:
             timed[name] = fn
-    budget = max(1.0, 20 * fastest * repeats)
+    budget = max(min_budget_s, 20 * fastest * repeats)
     results = harness.time_interleaved(timed, repeats=repeats, warmup=0, min_sample_s=0.002,
                                        call_seconds={n: probes[n] for n in timed}, max_time_s=budget)
     seconds = {name: min(t.samples) for name, t in results.items()}

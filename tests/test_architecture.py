@@ -25,7 +25,7 @@ PACKAGE = pathlib.Path(cl.__file__).parent
 LAZY_OK = {("convlab", "__getattr__")}
 # and of the compiled kernels, which bring numba (and compile on first use): never at `import convlab`.
 DEFERS_HEAVY_IMPORTS = {"convlab.report.page", "convlab.kernels.direct", "convlab.kernels.winograd",
-                        "convlab.kernels.im2col", "convlab.kernels.fft",
+                        "convlab.kernels.im2col", "convlab.kernels.fft", "convlab.kernels.probe",
                         "convlab.dask"}  # numba, matplotlib; dask: an extra
 
 

@@ -174,14 +174,26 @@ def test_calibrate_cli_stores_and_shows(cache, monkeypatch, capsys):
     assert str(cache) in capsys.readouterr().out
 
 
-def test_a_prediction_is_factor_times_model_plus_the_fixed_overhead(no_running, monkeypatch):
+def test_a_prediction_scales_the_throughput_part_and_adds_the_fixed_costs(no_running, monkeypatch):
     s = cl.spec((2, 8, 16, 16), (8, 8, 3, 3), np.float32, padding=1)
     cal = synthetic(factors={"im2col": 2.0})
-    modelled = cl.get_method("im2col").predict_seconds(s, cal.terms(s.dtype))
+    terms = cal.terms(s.dtype)
+    modelled = cl.get_method("im2col").predict_seconds(s, terms)
+    fixed = cl.get_method("im2col").predict_seconds(s, terms.fixed_only())
+    assert 0 < fixed < modelled
     monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "im2col", 1e-3)
-    assert predict_seconds(s, "im2col", cal) == pytest.approx(2.0 * modelled + 1e-3)
+    assert predict_seconds(s, "im2col", cal) == pytest.approx(2.0 * (modelled - fixed) + fixed + 1e-3)
     monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "im2col", 1.0)  # a dear fixed cost loses the choice
     assert choose_method(s, cal) != "im2col"
+
+
+def test_a_backward_pass_uses_its_own_residual_or_falls_back_to_the_forward_one(monkeypatch):
+    # a name no method has, so that the built-in table is only added to (and restored in its order)
+    monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "newmethod", 1e-4)
+    monkeypatch.setitem(calibration.DEFAULT_OVERHEADS, "newmethod/backward_weight", 3e-4)
+    cal = synthetic()
+    assert cal.overhead("newmethod") == 1e-4 and cal.overhead("newmethod", "backward_input") == 1e-4
+    assert cal.overhead("newmethod", "backward_weight") == 3e-4 and cal.overhead("absent", "backward_weight") == 0
 
 
 def test_a_backward_pass_uses_its_own_factor_or_falls_back_to_the_forward_one():

@@ -3,13 +3,14 @@ are cached, validated and switchable off; explain shows the phases and where eac
 
 import json
 import math
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
 import convlab as cl
-from convlab.algorithms import DEFAULT_CONSTANTS, PASSES, CostTerms, Method, register, unregister
+from convlab.algorithms import CONSTANT_NAMES, DEFAULT_CONSTANTS, PASSES, CostTerms, Method, register, unregister
 from convlab.algorithms.direct import Direct
 from convlab.phases import PHASES
 from convlab.tuning import calibration
@@ -66,7 +67,8 @@ def test_cost_is_part_of_the_method_contract():
 
 
 # --------------------------------------------------------------- measured on the first auto choice
-FAKE = {"peak": 1.0e10, "bandwidth": 2.0e10, "call": 1e-6, "fft_point": 3e-10}
+FAKE = {"peak": 1.0e10, "bandwidth": 2.0e10, "call": 1e-6, "fft_point": 3e-10, "blas_call": 2e-6, "fft_call": 3e-6,
+        "sparse_call": 4e-6}
 
 
 @pytest.fixture
@@ -158,3 +160,75 @@ def test_explain_shows_phases_and_where_each_constant_came_from(measuring):
     text = str(e)
     assert "predicted forward ms by phase" in text and "product" in text
     assert "measured" in text and "default" in text
+
+
+# --------------------------------------------------------------- fixed costs counted from each method's structure
+def counting(name):
+    """Terms under which a model's fixed-cost part counts the calls priced by ``name``."""
+    values = {n: 0.0 for n in CONSTANT_NAMES}
+    values.update(peak=1.0, bandwidth=1.0, gather_bandwidth=1.0, loop_flops_per_byte=1.0, **{name: 1.0})
+    return CostTerms(values, np.float32).fixed_only()
+
+
+def count(method, shape, w_shape, name, pass_="forward", **params):
+    return cl.get_method(method).predict_seconds(cl.spec(shape, w_shape, np.float32, **params), counting(name), pass_)
+
+
+@pytest.mark.parametrize("pass_", ["forward", "backward_input", "backward_weight"])
+def test_kernel_launches_are_counted_from_the_code_path(pass_):
+    assert count("direct", (1, 1, 32, 32), (1, 1, 3, 3), "launch", pass_, padding=1) == 1  # the loop nest
+    assert count("direct", (1, 16, 32, 32), (16, 16, 3, 3), "launch", pass_, padding=1) == 0  # per-offset GEMMs
+    assert count("im2col", (1, 4, 32, 32), (4, 4, 1, 1), "launch", pass_) == 0  # pointwise: a plain GEMM
+    assert count("im2col", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 1
+    assert count("winograd", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 2
+    assert count("fft", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 0
+
+
+def test_im2col_pays_a_launch_and_a_blas_call_per_chunk():
+    shape, w_shape = (4, 2, 10, 10), (3, 2, 3, 3)
+    chunks = cl.spec(shape, w_shape, np.float32, workspace_limit=3500)
+    assert count("im2col", shape, w_shape, "launch") == 1 and count("im2col", shape, w_shape, "blas_call") == 1
+    from convlab.algorithms.im2col import chunking
+
+    samples, rows = chunking(chunks)
+    expected = -(-4 // samples) * -(-8 // rows)
+    assert expected > 1
+    assert count("im2col", shape, w_shape, "launch", workspace_limit=3500) == expected
+    assert count("im2col", shape, w_shape, "blas_call", workspace_limit=3500) == expected
+
+
+def test_fft_counts_its_plan_executions():
+    # forward: x's transform and y's inverse (the weight spectrum is cached); dw: x, dy and dw's inverse
+    assert count("fft", (2, 4, 32, 32), (8, 4, 5, 5), "fft_call") == 2
+    assert count("fft", (2, 4, 32, 32), (8, 4, 5, 5), "fft_call", "backward_weight") == 3
+    assert count("toeplitz", (2, 4, 32, 32), (8, 4, 5, 5), "sparse_call") == 2
+
+
+def test_fixed_costs_depend_on_the_structure_not_the_size():
+    for method in ("direct", "im2col", "winograd", "fft", "toeplitz"):
+        terms = CostTerms(DEFAULT_CONSTANTS["float32"], np.float32).fixed_only()
+        small, large = (cl.get_method(method).predict_seconds(cl.spec((1, 1, n, n), (1, 1, 3, 3), np.float32,
+                                                                          padding=1), terms) for n in (16, 48))
+        assert small == pytest.approx(large), method
+
+
+def test_the_launch_cost_is_not_measured_when_it_would_import_numba(monkeypatch):
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    assert calibration.measure_launch() is None
+    assert "numba" not in sys.modules
+
+
+def test_a_measured_launch_cost_is_stored_and_used(measuring, monkeypatch, tmp_path):
+    monkeypatch.setattr(calibration, "measure_launch", lambda: 4e-5)
+    cal = calibration.get_calibration()
+    assert cal.constant("float32", "launch") == 4e-5 and cal.origin("float64", "launch") == "measured"
+    assert calibration.load_measured()["float32"]["launch"] == 4e-5
+
+
+def test_without_a_launch_measurement_the_default_is_used_and_completed_later(measuring, monkeypatch):
+    monkeypatch.setattr(calibration, "measure_launch", lambda: None)
+    cal = calibration.get_calibration()
+    assert cal.origin("float32", "launch") == "default" and "launch" not in calibration.load_measured()["float32"]
+    monkeypatch.setattr(calibration, "measure_launch", lambda: 5e-5)  # a later process, with numba running
+    calibration.set_calibration(None)
+    assert calibration.get_calibration().constant("float64", "launch") == 5e-5 and len(measuring) == 2

@@ -6,14 +6,26 @@ each priced by a constant of the running machine:
 ======================  ===========================================================
 term                    time (constants in brackets)
 ======================  ===========================================================
-``b`` GEMMs ``m×k×n``   ``call + b·gemm_call + max(2mknb / (peak·e), bytes/bandwidth)``,
+``b`` GEMMs ``m×k×n``   ``blas_call + b·gemm_call + max(2mknb / (peak·e), bytes/bandwidth)``,
                         ``e = Π_d d/(d + gemm_half)`` over ``d ∈ {m, k, n}``
 ``c`` passes of ``E``   ``call + c·E·itemsize / bandwidth`` (``y += a`` is 3 passes)
 strided gather          ``call + 2E·itemsize / gather_bandwidth``
 ``np.ix_`` gather       ``call + E·index_point``
-real FFTs               ``call + count · P · log2 P · fft_point``
-sparse product          ``call + nnz_products · sparse_op``
+real FFTs               ``fft_call + count · P · log2 P · fft_point`` (one plan execution)
+sparse product          ``sparse_call + nnz_products · sparse_op``
+compiled kernel         ``launch`` per call of a parallel compiled loop (its work priced apart;
+                        a loop nest's arithmetic at ``loop_flops_per_byte · bandwidth``)
 ======================  ===========================================================
+
+The fixed costs are priced per call, from each method's own structure: a
+method that makes two kernel launches, three BLAS calls and four FFT plan
+executions for a spec and pass pays ``2·launch + 3·blas_call + 4·fft_call``
+besides its arithmetic and data movement, however small the problem. On
+small problems (a single-channel 32² image) those fixed costs decide the
+choice, so they are counted where they arise (chunks, groups, passes), not
+folded into one number per method. What no term describes (Python-level
+dispatch and checks) is the small per-method, per-pass residual of
+:data:`DEFAULT_OVERHEADS`.
 
 The constants come from the tuning layer (:mod:`convlab.tuning.calibration`:
 measured by ``convlab calibrate``, or the built-in defaults below).
@@ -29,13 +41,16 @@ import numpy as np
 __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEADS", "CONSTANT_NAMES"]
 
 #: Built-in constants, used until the first ``method="auto"`` choice measures the machine (or without it).
-#: ``peak``, ``bandwidth``, ``call`` and ``fft_point`` are what ``measure_quick`` measures on an idle 2-core
-#: AVX2 machine with OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
+#: ``peak``, ``bandwidth``, ``call``, ``fft_point`` and the fixed costs per call (``blas_call``, ``fft_call``,
+#: ``sparse_call``, ``launch``) are what ``measure_quick`` measures on an idle 2-core AVX2 machine with
+#: OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
     "float32": dict(peak=1.93e11, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.67e10, gather_bandwidth=2.49e10,
-                    index_point=2e-9, call=3.08e-7, fft_point=1.29e-10, sparse_op=2.36e-9),
+                    index_point=2e-9, call=3.08e-7, fft_point=1.29e-10, sparse_op=2.36e-9, blas_call=1.5e-6,
+                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5, loop_flops_per_byte=0.55),
     "float64": dict(peak=9.65e10, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.59e10, gather_bandwidth=2.49e10,
-                    index_point=2e-9, call=3.56e-7, fft_point=1.5e-10, sparse_op=2.75e-9),
+                    index_point=2e-9, call=3.56e-7, fft_point=1.5e-10, sparse_op=2.75e-9, blas_call=1.5e-6,
+                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5, loop_flops_per_byte=0.55),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
@@ -50,10 +65,18 @@ DEFAULT_FACTORS: dict[str, float] = {
     "toeplitz": 0.55, "toeplitz/backward_input": 0.446, "toeplitz/backward_weight": 2.299,
     "winograd": 4.01, "winograd/backward_input": 3.236, "winograd/backward_weight": 4.402,
 }
-#: Built-in per-method fixed seconds per pass (Python dispatch, checks, allocation: what a method pays
-#: whatever the size), fitted with the factors; predicted time = factor · model + overhead.
-DEFAULT_OVERHEADS: dict[str, float] = {"direct": 1.66e-4, "fft": 3.0e-4, "fft_tiled": 2.71e-4, "im2col": 2.81e-4,
-                                       "toeplitz": 1.25e-4, "winograd": 5.46e-4}
+#: Built-in per-method residual fixed seconds per pass (Python dispatch, checks, allocation: what a method
+#: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
+#: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
+#: are those of the backward passes (the forward's when absent).
+DEFAULT_OVERHEADS: dict[str, float] = {
+    "direct": 1.5e-5, "direct/backward_input": 1e-5, "direct/backward_weight": 1.3e-5,
+    "fft": 8.5e-5, "fft/backward_input": 1.1e-4, "fft/backward_weight": 1.1e-4,
+    "fft_tiled": 1.25e-4, "fft_tiled/backward_input": 1.55e-4, "fft_tiled/backward_weight": 1.6e-4,
+    "im2col": 4e-5, "im2col/backward_input": 6e-5, "im2col/backward_weight": 7e-5,
+    "toeplitz": 4e-5, "toeplitz/backward_input": 6.5e-5, "toeplitz/backward_weight": 3.5e-5,
+    "winograd": 2.1e-4, "winograd/backward_input": 2.5e-4, "winograd/backward_weight": 3.2e-4,
+}
 
 
 class CostTerms:
@@ -75,11 +98,36 @@ class CostTerms:
     call: float
     fft_point: float
     sparse_op: float
+    blas_call: float
+    fft_call: float
+    sparse_call: float
+    launch: float
+    loop_flops_per_byte: float
 
     def __init__(self, constants: Mapping[str, float], dtype: np.dtype | type | str) -> None:
         self.itemsize = np.dtype(dtype).itemsize
         for name in CONSTANT_NAMES:
             setattr(self, name, float(constants[name]))
+
+    def fixed_only(self) -> CostTerms:
+        """These terms with every throughput infinite (no time per FLOP, byte, point or matrix): what a
+        cost model then prices is its fixed cost per call alone (calls, BLAS calls, FFT executions,
+        sparse products, kernel launches). A method's calibrated factor scales the rest, never this:
+        a launch costs the same whatever the method's throughput.
+
+        Examples
+        --------
+        >>> t = CostTerms(DEFAULT_CONSTANTS["float64"], np.float64)
+        >>> t.fixed_only().gemm(512, 512, 512) == t.blas_call, t.fixed_only().launches(2) == 2 * t.launch
+        (True, True)
+        """
+        fixed = object.__new__(CostTerms)
+        fixed.__dict__.update(self.__dict__)
+        for name in ("peak", "bandwidth", "gather_bandwidth"):
+            setattr(fixed, name, math.inf)
+        for name in ("gemm_call", "index_point", "fft_point", "sparse_op"):
+            setattr(fixed, name, 0.0)
+        return fixed
 
     def gemm(self, m: int, k: int, n: int, batch: int = 1, complex_: bool = False) -> float:
         """``batch`` GEMMs ``m×k @ k×n``: numpy's batched matmul calls BLAS once per matrix."""
@@ -88,7 +136,7 @@ class CostTerms:
         scale = 4 if complex_ else 1  # one complex multiply-add is four real ones
         flops = 2.0 * m * k * n * batch * scale
         moved = (m * k + k * n + m * n) * batch * self.itemsize * (2 if complex_ else 1)
-        return self.call + batch * self.gemm_call + max(flops / (self.peak * efficiency), moved / self.bandwidth)
+        return self.blas_call + batch * self.gemm_call + max(flops / (self.peak * efficiency), moved / self.bandwidth)
 
     def passes(self, elements: int, count: int) -> float:
         """``count`` streaming passes (reads or writes) over ``elements`` values, e.g. ``y += a`` is 3."""
@@ -109,11 +157,16 @@ class CostTerms:
     def fft(self, count: int, shape: tuple[int, ...]) -> float:
         """``count`` real FFTs of ``shape`` points each."""
         points = float(np.prod(shape))
-        return self.call + count * points * max(1.0, math.log2(points)) * self.fft_point
+        return self.fft_call + count * points * max(1.0, math.log2(points)) * self.fft_point
 
     def sparse(self, products: int) -> float:
         """A sparse-times-dense product of ``products`` multiply-adds."""
-        return self.call + products * self.sparse_op
+        return self.sparse_call + products * self.sparse_op
+
+    def launches(self, count: int = 1) -> float:
+        """``count`` calls of a parallel compiled kernel (numba): the fixed cost of each launch, its
+        work priced by the other terms."""
+        return count * self.launch
 
     def pad_copy(self, spec) -> float:
         """The zero-padded copy of the input a spatial method makes, when there is padding."""

@@ -32,12 +32,11 @@ from .base import Method, register
 __all__ = ["LOOP_MAX_GROUP_CHANNELS", "Direct"]
 
 LOOP_MAX_GROUP_CHANNELS = 4
-# The loop nest's throughput follows the machine's memory bandwidth, not its GEMM peak (no register
-# blocking across channels): measured on the idle 2-core machine, 15-20 GFLOP/s against a 36.6 GB/s
-# copy bandwidth on depthwise and single-channel layers. Each call also pays a thread launch.
-LOOP_FLOPS_PER_BYTE = 0.55
-LOOP_LAUNCH_SECONDS = 3e-4
 """Below this many input channels per group the compiled loop nest runs; from it on, per-offset GEMMs."""
+# The loop nest's throughput follows the machine's memory bandwidth, not its GEMM peak (no register
+# blocking across channels): its arithmetic is priced at ``loop_flops_per_byte`` (a fitted constant of the
+# cost terms: 15-20 GFLOP/s against a 36.6 GB/s copy bandwidth on depthwise and single-channel layers,
+# measured on the idle 2-core machine) times the bandwidth, and each call pays one kernel launch.
 
 
 def _windows(plan):
@@ -151,18 +150,25 @@ class Direct(Method):
 def predicted_cost(spec, terms, pass_="forward"):
     """``{phase: seconds}`` of one pass.
 
-    Few channels per group: the compiled loop nest, one read of its inputs and one write of its
-    output, its arithmetic at :data:`LOOP_FLOPS_PER_BYTE` of the memory bandwidth, and a thread
-    launch (the three passes run the same loop nest with the roles of x, w and y exchanged).
-    Otherwise, per kernel offset: a window gather (or, for ``dx``, a scatter-add into the window),
-    ``N·G`` GEMMs, and for the forward the accumulation ``y += product``.
+    Few channels per group: the compiled loop nest (one kernel launch), one read of its inputs and one
+    write of its output, its arithmetic at ``loop_flops_per_byte`` of the memory bandwidth, and
+    for ``y`` and ``dw`` the finiteness check of the weights (or ``dy``) that decides whether the
+    padding can be skipped (the three passes run the same loop nest with the roles of x, w and y
+    exchanged). Otherwise, per kernel offset: a window gather (or, for ``dx``, a scatter-add into the
+    window), one batched matmul call of ``N·G`` GEMMs, and for the forward the accumulation
+    ``y += product``; ``dw``'s product ``dy · windowᵀ`` is summed over the batch and written
+    into one strided tap of ``dw``. The two paths differ in kind (a compiled loop against BLAS),
+    so the loop's speed is its own constant: the method's factor, fitted over both, then
+    describes its GEMM path, not an average of the two.
     """
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     y = math.prod(spec.output_shape)
     x = spec.batch * spec.in_channels * math.prod(spec.input_size)
     if _uses_loops(spec):
-        arithmetic = spec.flops / (LOOP_FLOPS_PER_BYTE * terms.bandwidth)
-        return {"product": LOOP_LAUNCH_SECONDS + arithmetic + terms.passes(x + y, 1)}
+        arithmetic = spec.flops / (terms.loop_flops_per_byte * terms.bandwidth)
+        check = {"forward": terms.passes(math.prod(spec.w_shape), 1),
+                 "backward_weight": terms.passes(y, 1)}.get(pass_, 0.0)
+        return {"product": terms.launches(1) + check + arithmetic + terms.passes(x + y, 1)}
     out = math.prod(spec.output_size)
     window = spec.batch * spec.in_channels * out
     taps = math.prod(spec.kernel_size)
@@ -173,8 +179,10 @@ def predicted_cost(spec, terms, pass_="forward"):
         return {"pad": terms.passes(xp, 1) + crop, "product": taps * terms.gemm(cg, kg, out, batch=nb),
                 "unpack": taps * (terms.gather(window) + terms.passes(window, 1))}
     if pass_ == "backward_weight":
+        dw_tap = nb * kg * cg
         return {"pad": terms.pad_copy(spec), "pack": taps * terms.gather(window),
-                "product": taps * (terms.gemm(kg, out, cg, batch=nb) + terms.passes(nb * kg * cg, 1))}
+                "product": taps * (terms.gemm(kg, out, cg, batch=nb) + terms.passes(dw_tap, 2)
+                                   + terms.gather(dw_tap // spec.batch))}
     # window gather, N·G GEMMs, and y += product (write the product, read it and y, write y)
     return {"pad": terms.pad_copy(spec), "pack": taps * terms.gather(window),
-            "product": taps * (terms.gemm(kg, cg, out, batch=nb) + terms.passes(y, 4))}
+            "product": terms.passes(y, 1) + taps * (terms.gemm(kg, cg, out, batch=nb) + terms.passes(y, 4))}

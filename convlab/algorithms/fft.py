@@ -490,26 +490,29 @@ class FFT(Method):
         return backward_both_exact_nonfinite(self, plan, grad_y, x, w, backward_both_spectral)
 
 
-def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward"):
+def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward", chunks=1):
     """``{phase: seconds}`` of FFT convolution over ``count`` independent blocks of FFT size ``shape``
     each (shared with fft_tiled); ``fancy_outputs`` when the outputs are read back by an
-    integer-array index."""
+    integer-array index; ``chunks`` when the blocks are processed in that many groups, each with its
+    own FFT plan executions and matmul call (the fixed costs per call, paid ``chunks`` times)."""
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     n, w = spec.batch, math.prod(spec.w_shape)
     x, y = n * spec.in_channels * math.prod(spec.input_size), math.prod(spec.output_shape)
     bins = math.prod(shape[:-1]) * (shape[-1] // 2 + 1)
     points = math.prod(shape)
+    more = chunks - 1  # executions beyond the one each term prices
 
     def forward_ffts(signals):  # zero-filled real buffers, then the real FFTs
-        return terms.passes(signals * count * points, 2) + terms.fft(signals * count, shape)
+        return (terms.passes(signals * count * points, 2) + terms.fft(signals * count, shape)
+                + more * (terms.fft_call + terms.call))
 
     def inverse_ffts(signals):
-        return terms.fft(signals * count, shape) + terms.passes(signals * count * points, 1)
+        return terms.fft(signals * count, shape) + terms.passes(signals * count * points, 1) + more * terms.fft_call
 
     def product(m, k, p):  # G complex GEMMs per bin, or a broadcast product per bin when depthwise
         if cg == 1 and kg == 1:
-            return terms.passes(n * spec.out_channels * count * 2 * bins, 3)
-        return terms.gemm(m, k, p, batch=bins * spec.groups, complex_=True)
+            return terms.passes(n * spec.out_channels * count * 2 * bins, 3) + more * terms.call
+        return terms.gemm(m, k, p, batch=bins * spec.groups, complex_=True) + more * terms.blas_call
 
     taken = terms.fancy if fancy_outputs else terms.gather
     # The weight spectra are cached per spec and recomputed only when ``w`` changes (WeightDerived):
@@ -520,7 +523,8 @@ def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward
                 "transform_weight": terms.passes(w, 2), "product": product(cg, kg, n * count),
                 "transform_output": inverse_ffts(n * spec.in_channels), "unpack": terms.gather(x)}
     if pass_ == "backward_weight":
-        return {"transform_input": terms.passes(x + y, 1) + forward_ffts(n * (spec.in_channels + spec.out_channels)),
+        return {"transform_input": terms.passes(x + y, 1) + forward_ffts(n * spec.in_channels)
+                + forward_ffts(n * spec.out_channels),  # x's and dy's transforms: two plan executions
                 "product": product(kg, n * count, cg),
                 "transform_output": terms.fft(spec.out_channels * cg, shape) + terms.passes(w, 2),
                 "unpack": terms.fancy(w)}

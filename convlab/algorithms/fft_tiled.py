@@ -338,17 +338,19 @@ class FFTTiled(Method):
 
 def predicted_cost(spec, terms, pass_="forward"):
     """The spectral work on the tiles the method itself chooses, plus its padded input, the tile
-    gather, the output scatter and the final crop copy (the same data movement in every pass)."""
-    shape = choose_tiles(spec)
-    outputs = [(L - e) // s + 1 for L, e, s in zip(shape, spec.dilated_kernel_size, spec.stride)]  # per tile
-    inputs = [s * (b - 1) + e for b, e, s in zip(outputs, spec.dilated_kernel_size, spec.stride)]
-    tiles = [-(-o // b) for o, b in zip(spec.output_size, outputs)]
+    gather, the output scatter and the final crop copy (the same data movement in every pass);
+    the tiles are transformed a chunk of tile rows at a time, each chunk with its own FFT plan
+    executions, matmul call and tile copies."""
+    geo = tile_geometry(spec)  # cached on the spec (the workspace estimate builds it too)
+    shape, outputs, inputs, tiles = geo.L, geo.Bo, geo.Bi, geo.T
+    chunks = len(geo.chunks())
     count = math.prod(tiles)
-    padded = spec.batch * spec.in_channels * math.prod(
-        (T - 1) * b * s + i for T, b, s, i in zip(tiles, outputs, spec.stride, inputs))
+    padded = spec.batch * spec.in_channels * math.prod(geo.padded)
     whole = spec.batch * spec.out_channels * count * math.prod(outputs)
-    phases = dict(spectral_cost(spec, terms, tuple(shape), count, pass_=pass_))
+    phases = dict(spectral_cost(spec, terms, tuple(shape), count, pass_=pass_, chunks=chunks))
     phases["pad"] = terms.passes(padded, 1) + terms.copy(spec.batch * spec.in_channels * math.prod(spec.input_size))
-    phases["pack"] = terms.gather(spec.batch * spec.in_channels * count * math.prod(inputs))
-    phases["unpack"] = phases.get("unpack", 0.0) + terms.gather(whole) + terms.copy(whole)
+    phases["pack"] = (terms.gather(spec.batch * spec.in_channels * count * math.prod(inputs))
+                      + (chunks - 1) * terms.call)
+    phases["unpack"] = (phases.get("unpack", 0.0) + terms.gather(whole) + terms.copy(whole)
+                        + (chunks - 1) * 2 * terms.call)
     return phases

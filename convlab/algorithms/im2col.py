@@ -242,24 +242,41 @@ class Im2col(Method):
 
 def predicted_cost(spec, terms, pass_="forward"):
     """``{phase: seconds}`` of one pass: the column matrix, padding fused (gathered for ``y`` and
-    ``dw``, scatter-added into ``dx`` by col2im; neither for a pointwise layer) and ``N·G`` GEMMs."""
+    ``dw``, scatter-added into ``dx`` by col2im; neither for a pointwise layer) and ``N·G`` GEMMs.
+
+    The fixed costs follow the chunks (:func:`chunking`): each chunk makes one launch of the packing
+    (or col2im) kernel and one batched matmul call, and when there is more than one chunk, copies
+    its output (``y`` or ``dy``) rows out of or into a strided slice. A pointwise layer makes one
+    matmul call and launches nothing.
+    """
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     taps = math.prod(spec.kernel_size)
     out = math.prod(spec.output_size)
     nb = spec.batch * spec.groups
-    pointwise = taps == 1 and all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding)
     columns = spec.batch * spec.in_channels * taps * out
+    y = math.prod(spec.output_shape)
+    pointwise = _is_pointwise(spec)
+    samples, rows = (spec.batch, spec.output_size[0]) if pointwise else chunking(spec)
+    chunks = -(-spec.batch // samples) * -(-spec.output_size[0] // rows)
+    # every chunk after the first: another matmul call, and the strided copy of its output rows
+    extra_calls = (chunks - 1) * (terms.blas_call + terms.call) if chunks > 1 else 0.0
+    chunk_copy = terms.gather(y) if chunks > 1 else 0.0
     if pass_ == "backward_input":
         if pointwise:
             return {"product": terms.gemm(cg, kg, out, batch=nb)}
         x = spec.batch * spec.in_channels * math.prod(spec.input_size)
-        return {"product": terms.gemm(cg * taps, kg, out, batch=nb),
-                "unpack": terms.passes(x, 1) + terms.gather(columns)}  # zero dx, then scatter-add
+        return {"pack": chunk_copy, "product": terms.gemm(cg * taps, kg, out, batch=nb) + extra_calls,
+                "unpack": terms.passes(x, 1) + terms.gather(columns) + terms.launches(chunks)}  # zero dx, scatter-add
     if pass_ == "backward_weight":
-        batch_sum = terms.passes(nb * kg * cg * taps, 1)
+        batch_sum = chunks * terms.passes(nb * kg * cg * taps, 2 if chunks > 1 else 1)
         if pointwise:
             return {"product": terms.gemm(cg, out, kg, batch=nb) + batch_sum}
-        return {"pack": terms.gather(columns), "product": terms.gemm(cg * taps, out, kg, batch=nb) + batch_sum}
+        return {"pack": terms.gather(columns) + terms.launches(chunks) + chunk_copy,
+                "product": terms.gemm(cg * taps, out, kg, batch=nb) + extra_calls + batch_sum}
     if pointwise:
         return {"product": terms.gemm(kg, cg, out, batch=nb)}
-    return {"pack": terms.gather(columns), "product": terms.gemm(kg, cg * taps, out, batch=nb)}
+    phases = {"pack": terms.gather(columns) + terms.launches(chunks),
+              "product": terms.gemm(kg, cg * taps, out, batch=nb) + extra_calls}
+    if chunks > 1:
+        phases["unpack"] = chunk_copy
+    return phases

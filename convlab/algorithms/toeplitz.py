@@ -117,15 +117,26 @@ class Toeplitz(Method):
 
 def predicted_cost(spec, terms, pass_="forward"):
     """``{phase: seconds}`` of one pass: a sparse product over every stored entry, plus the column
-    copies in and out (``dw`` instead gathers the input under every entry and bins the products)."""
+    copies in and out (``dw`` instead gathers the input under every entry and bins the products).
+
+    The fixed costs are scipy.sparse calls: the padding matrix applied to the input columns (or
+    its transpose to ``dx``'s), ``T`` (or ``Tᵀ``) applied, and for ``y`` and ``dx`` ``T``'s
+    values refilled from ``w`` (an integer-index gather over its stored entries). ``dw`` runs
+    one block of rows per sample, each a gather, a product, a sum and a ``bincount``.
+    """
     x = spec.batch * spec.in_channels * math.prod(spec.input_size)
     xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
     y = math.prod(spec.output_shape)
     entries = y * (spec.in_channels // spec.groups) * math.prod(spec.kernel_size)
+    stored = entries // max(spec.batch, 1)  # T's entries: one sample's products
+    padding = terms.sparse_call  # the padding matrix's product (its arithmetic is in the copies)
     if pass_ == "backward_weight":
-        per_sample = entries // max(spec.batch, 1)
-        return {"pad": terms.copy(x + xp), "pack": terms.fancy(entries),
-                "product": terms.passes(entries, 3) + terms.sparse(per_sample)}
+        steps = -(-math.prod(spec.output_shape[1:]) // _rows_per_step(spec))
+        return {"pad": padding + terms.copy(x + xp), "pack": terms.fancy(entries) + (steps - 1) * terms.call,
+                "product": terms.passes(entries, 3) + terms.sparse(stored) + 3 * steps * terms.call}
+    refill = terms.fancy(stored)
     if pass_ == "backward_input":
-        return {"pack": terms.copy(y), "product": terms.sparse(entries), "unpack": terms.copy(x + xp + x)}
-    return {"pad": terms.copy(x + xp), "product": terms.sparse(entries), "unpack": terms.copy(2 * y)}
+        return {"pack": terms.copy(y), "transform_weight": refill, "product": terms.sparse(entries),
+                "unpack": padding + terms.copy(x + xp + x)}
+    return {"pad": padding + terms.copy(x + xp), "transform_weight": refill, "product": terms.sparse(entries),
+            "unpack": terms.copy(2 * y)}

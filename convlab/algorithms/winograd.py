@@ -430,10 +430,11 @@ def predicted_cost(spec, terms, pass_="forward"):
 
     ``transform_input`` gathers the ``alpha`` points of every tile, padding included, and applies
     ``Bᵀ`` (or ``G`` to the output gradient) one axis at a time, a pass over the tiles per axis;
-    ``product`` is the ``alpha`` channel GEMMs; ``transform_output`` reads the products back, applies
-    ``Aᵀ`` per axis and writes the result. ``dx`` is the forward on the output gradient with the
-    channels exchanged; ``dw`` transforms both arguments, contracts over the tiles and maps the
-    ``alpha`` points back to the taps with small GEMMs.
+    ``product`` is the ``alpha`` channel GEMMs (one matmul call); ``transform_output`` reads the
+    products back, applies ``Aᵀ`` per axis and writes the result. ``dx`` is the forward on the
+    output gradient with the channels exchanged; ``dw`` transforms both arguments, contracts over
+    the tiles and maps the ``alpha`` points back to the taps with small GEMMs. Every pass makes two
+    kernel launches (the tiles and the untiles kernels; for ``dw`` the tiles kernel twice).
     """
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     if pass_ == "backward_input":
@@ -444,8 +445,9 @@ def predicted_cost(spec, terms, pass_="forward"):
     alpha = math.prod(m + k - 1 for m, k in zip(ms, spec.kernel_size))
     tiles = spec.batch * math.prod(-(-o // m) for o, m in zip(size, ms))
 
-    def transformed(channels):  # gather + one pass per axis over the transformed tiles
-        return terms.gather(alpha * channels * tiles) + terms.passes(alpha * channels * tiles, spec.ndim)
+    def transformed(channels):  # one kernel launch: gather + one pass per axis over the transformed tiles
+        return (terms.launches(1) + terms.gather(alpha * channels * tiles)
+                + terms.passes(alpha * channels * tiles, spec.ndim))
 
     if pass_ == "backward_weight":
         taps = math.prod(spec.kernel_size)
@@ -462,4 +464,5 @@ def predicted_cost(spec, terms, pass_="forward"):
     out = spec.batch * c_out * math.prod(size)
     return {"transform_input": transformed(c_in), "transform_weight": terms.passes(math.prod(spec.w_shape), 2),
             "product": contraction,
-            "transform_output": terms.passes(alpha * c_out * tiles, spec.ndim) + terms.copy(out)}
+            "transform_output": (terms.launches(1) + terms.passes(alpha * c_out * tiles, spec.ndim)
+                                 + terms.copy(out))}

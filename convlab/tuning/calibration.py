@@ -15,8 +15,12 @@ this order of preference:
     The first ``method="auto"`` choice of a process that finds no
     calibration measures the four constants that differ most between
     machines (:data:`QUICK_CONSTANTS`: GEMM peak, copy bandwidth, per-call
-    overhead, FFT time per point) with :func:`measure_quick` and stores them
-    as ``machine.json``; later processes read them back.
+    overhead, FFT time per point, and the fixed costs of a BLAS call, an FFT
+    execution and a sparse product) with :func:`measure_quick`, and the cost
+    of a compiled-kernel launch (:func:`measure_launch`) when numba has
+    already launched a kernel in the process (otherwise measuring it would
+    mean importing numba and loading a kernel: up to a second), and stores
+    them as ``machine.json``; later processes read them back.
 ``default``
     :data:`convlab.algorithms.costs.DEFAULT_CONSTANTS`, fitted by
     ``benchmarks/fit_cost_model.py`` against measured times; used for the
@@ -24,8 +28,9 @@ this order of preference:
     is off (``CONVLAB_AUTO_MEASURE=0``, :func:`convlab.config.set_auto_measure`).
 
 The automatic measurement is synchronous: it takes about 0.1 s on an idle
-2-core machine (GEMM 512², a 16 MB copy, 200 tiny ufunc calls, and 8 FFTs
-of 128² with an estimate-mode plan, per dtype), once per machine and code
+2-core machine (GEMM 512², a 16 MB copy, 200 tiny ufunc calls, 8 FFTs
+of 128² with an estimate-mode plan, and 20 tiny FFTs, matrix products and
+sparse products, per dtype; 20 launches of a trivial kernel when numba runs), once per machine and code
 version. A background thread was the alternative; it was not chosen
 because on a machine with few cores it would run alongside the very call
 that wants the constants, slowing that call and disturbing its own
@@ -50,6 +55,7 @@ import dataclasses
 import math
 import os
 import platform
+import sys
 import threading
 import time
 from typing import Any
@@ -76,14 +82,18 @@ from ..problem import spec as make_spec
 from . import store
 
 __all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_path", "fingerprint",
-           "measure_constants", "measure_quick", "fit_method_factors", "calibrate", "load_calibration",
-           "save_calibration", "load_measured", "machine_path", "CALIBRATION_FILE", "MACHINE_FILE",
+           "measure_constants", "measure_quick", "measure_launch", "LAUNCH", "fit_method_factors", "calibrate",
+           "load_calibration", "save_calibration", "load_measured", "machine_path", "CALIBRATION_FILE", "MACHINE_FILE",
            "QUICK_CONSTANTS", "FACTOR_PROBLEMS", "ORIGINS"]
 
 CALIBRATION_FILE = "calibration.json"
 MACHINE_FILE = "machine.json"
-QUICK_CONSTANTS = ("peak", "bandwidth", "call", "fft_point")
-"""The constants :func:`measure_quick` measures: those that differ most from machine to machine."""
+QUICK_CONSTANTS = ("peak", "bandwidth", "call", "fft_point", "blas_call", "fft_call", "sparse_call")
+"""The constants :func:`measure_quick` measures: those that differ most from machine to machine, and the
+fixed cost of one BLAS call, FFT plan execution and sparse product."""
+LAUNCH = "launch"
+"""The fixed cost of one compiled-kernel launch (:func:`measure_launch`): measured with the quick constants
+only when that costs no compilation, else from the defaults (or ``convlab calibrate``)."""
 ORIGINS = ("default", "measured", "calibrated")
 
 # Problems for the per-method factors, (x_shape, w_shape, params, dtype): CNN layers of the sizes
@@ -149,8 +159,12 @@ class Calibration:
             return float(self.method_factors[f"{method}/{pass_}"])
         return float(self.method_factors.get(method, 1.0))
 
-    def overhead(self, method: str) -> float:
-        """Fixed seconds per pass of ``method`` (the built-in fit; ``convlab calibrate`` keeps them)."""
+    def overhead(self, method: str, pass_: str = "forward") -> float:
+        """Residual fixed seconds of one ``pass_`` of ``method`` beyond the launches and calls its model
+        counts (the built-in fit, ``"method/pass"`` for a backward pass when fitted, else the method's;
+        ``convlab calibrate`` keeps them)."""
+        if pass_ != "forward" and f"{method}/{pass_}" in DEFAULT_OVERHEADS:
+            return float(DEFAULT_OVERHEADS[f"{method}/{pass_}"])
         return float(DEFAULT_OVERHEADS.get(method, 0.0))
 
     def terms(self, dtype) -> CostTerms:
@@ -182,7 +196,16 @@ def _startup_calibration() -> Calibration:
         if _busy():  # a busy moment would be measured, not the machine: defaults now, measure another time
             return stored
         measured = {dtype: measure_quick(dtype) for dtype in ("float32", "float64")}
+        launch = measure_launch()
+        if launch is not None:
+            for values in measured.values():
+                values[LAUNCH] = launch
         save_measured(measured)
+    elif any(LAUNCH not in values for values in measured.values()):
+        launch = measure_launch()  # cheap now (numba has launched a kernel): complete the stored record
+        if launch is not None:
+            measured = {dtype: dict(values, **{LAUNCH: launch}) for dtype, values in measured.items()}
+            save_measured(measured)
     return with_measured(stored, measured, machine_path())
 
 
@@ -196,7 +219,8 @@ def _busy() -> bool:
 
 
 def with_measured(base: Calibration, measured: dict, source: str) -> Calibration:
-    """``base`` with the :data:`QUICK_CONSTANTS` of ``measured`` (``{dtype: {name: value}}``) in place.
+    """``base`` with the :data:`QUICK_CONSTANTS` (and :data:`LAUNCH`) of ``measured`` (``{dtype: {name: value}}``)
+    in place.
 
     Examples
     --------
@@ -207,7 +231,7 @@ def with_measured(base: Calibration, measured: dict, source: str) -> Calibration
     constants = {dtype: dict(values) for dtype, values in base.constants.items()}
     origins = {dtype: dict(values) for dtype, values in base.origins.items()}
     for dtype, values in measured.items():
-        for name in QUICK_CONSTANTS:
+        for name in (*QUICK_CONSTANTS, LAUNCH):
             if name in values:
                 constants[dtype][name] = float(values[name])
                 origins.setdefault(dtype, {})[name] = "measured"
@@ -277,15 +301,18 @@ def measure_quick(dtype, budget: float = 0.2) -> dict:
 
     GEMM peak from a 512² matrix product, copy bandwidth from a 16 MB copy
     (beyond the last-level cache of common machines), the overhead of one
-    tiny ufunc call, and the FFT time per point (``P·log2 P`` per transform)
+    tiny ufunc call, the FFT time per point (``P·log2 P`` per transform)
     of 8 real FFTs of 128² through the FFT backend the methods use, with an
-    estimate-mode plan so that no planning time is spent measuring. Each is
+    estimate-mode plan so that no planning time is spent measuring, and the
+    fixed costs of one call of each: a 4×4 FFT, a 4×4 matrix product, a
+    16×16 sparse product. Each is
     the best of up to 5 samples; ``budget`` bounds the seconds each takes.
 
     Returns
     -------
     dict
-        ``{"peak": FLOP/s, "bandwidth": bytes/s, "call": s, "fft_point": s}``.
+        ``{"peak": FLOP/s, "bandwidth": bytes/s, "call": s, "fft_point": s, "blas_call": s,
+        "fft_call": s, "sparse_call": s}``.
 
     Examples
     --------
@@ -311,7 +338,42 @@ def measure_quick(dtype, budget: float = 0.2) -> dict:
         signal[...] = rng.standard_normal(signal.shape)
         points = 128 * 128
         fft_point = _best(lambda: spectra.forward(signal), 5, budget) / (8 * points * math.log2(points))
-    return dict(peak=peak, bandwidth=bandwidth, call=call, fft_point=fft_point)
+        # the fixed costs per call: an FFT execution, a BLAS call and a sparse product on tiny operands
+        tiny_spectra = get_fft_backend().real_transform((1, 4, 4), 2, dtype)
+        tiny_signal = tiny_spectra.real_buffer()
+        tiny_signal[...] = 1.0
+        fft_call = _best(lambda: [tiny_spectra.forward(tiny_signal) for _ in range(20)], 5, budget) / 20
+    small = np.ones((4, 4), dtype)
+    blas_call = _best(lambda: [small @ small for _ in range(20)], 5, budget) / 20
+    sparse = scipy.sparse.eye(16, format="csr", dtype=dtype)
+    column = np.ones((16, 1), dtype)
+    sparse_call = _best(lambda: [sparse @ column for _ in range(20)], 5, budget) / 20
+    return dict(peak=peak, bandwidth=bandwidth, call=call, fft_point=fft_point, blas_call=blas_call,
+                fft_call=fft_call, sparse_call=sparse_call)
+
+
+def measure_launch(budget: float = 0.05, compile: bool = False) -> float | None:
+    """Seconds of one launch of a trivial parallel compiled kernel (:mod:`convlab.kernels.probe`), the
+    ``launch`` constant; ``None`` when measuring would cost more than ``budget``-sized work.
+
+    Without ``compile``, it measures only when numba has already launched a parallel kernel in this
+    process and the probe kernel is compiled or in numba's disk cache: importing numba and starting
+    its threads take a few tenths of a second, compiling the probe about one, far more than the
+    automatic measurement may spend. ``convlab calibrate`` passes ``compile=True``.
+    """
+    if not compile:
+        numba = sys.modules.get("numba")
+        if numba is None:
+            return None
+        try:
+            numba.threading_layer()
+        except ValueError:  # no parallel region has run yet: the first launch would start the threads
+            return None
+    from ..kernels import probe  # imports numba: only here, never at import convlab
+
+    if not (compile or probe.cached()):
+        return None
+    return _best(probe.launch_once, 20, budget)
 
 
 def measure_constants(dtype):
@@ -348,12 +410,17 @@ def measure_constants(dtype):
                                 shape=(1 << 16, 1 << 16), format="csr", dtype=dtype)
     dense = rng.standard_normal(((1 << 16), 8)).astype(dtype)
     sparse_op = _seconds(lambda: banded @ dense) / (banded.nnz * 8)
-    return dict(quick, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call,
+    launch = measure_launch(compile=True)
+    # the compiled loops' arithmetic per byte is a ratio of two speeds of the same machine: kept as fitted
+    loop_flops_per_byte = DEFAULT_CONSTANTS[dtype.name]["loop_flops_per_byte"]
+    return dict(quick, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call, launch=launch,
+                loop_flops_per_byte=loop_flops_per_byte,
                 gather_bandwidth=gather_bandwidth, index_point=index_point, sparse_op=sparse_op)
 
 
 def fit_method_factors(calibration, methods=None, budget=0.05):
-    """Per-method factors: geometric mean of measured / modelled forward time on ``FACTOR_PROBLEMS``.
+    """Per-method factors: geometric mean of measured / modelled forward time on ``FACTOR_PROBLEMS``, both
+    without the fixed costs (the counted ones and the residual), which the factor does not scale.
 
     A method whose modelled time for a problem exceeds ``budget`` seconds
     skips that problem (calibration must stay a matter of seconds); factors are clipped to ``[0.1, 10]`` so a wild
@@ -368,15 +435,19 @@ def fit_method_factors(calibration, methods=None, budget=0.05):
             s = make_spec(x_shape, w_shape, dtype, **params)
             if not verdict(s, name).ok:
                 continue
-            modelled = impl.predict_seconds(s, calibration.terms(dtype))  # without the factor being fitted
+            terms = calibration.terms(dtype)
+            modelled = impl.predict_seconds(s, terms)  # without the factor being fitted
             if modelled > budget:
                 continue
+            # the factor scales what depends on throughput, not the fixed costs per call (choice.scaled)
+            fixed = impl.predict_seconds(s, terms.fixed_only())
             x = rng.standard_normal(x_shape).astype(dtype)
             w = rng.standard_normal(w_shape).astype(dtype)
             def run(impl=impl, s=s, x=x, w=w):
                 return impl.run_forward(s, x, w)
 
-            logs.append(np.log(_seconds(run, repeats=2, budget=5 * budget) / modelled))
+            measured = _seconds(run, repeats=2, budget=5 * budget) - fixed - calibration.overhead(name)
+            logs.append(np.log(max(measured, 1e-9) / max(modelled - fixed, 1e-9)))
         if logs:
             factors[name] = float(np.clip(np.exp(np.mean(logs)), 0.1, 10.0))
     return factors
@@ -472,7 +543,8 @@ def _validated_measured(record: dict) -> dict:
     constants = record["constants"]
     if not isinstance(constants, dict):
         raise TypeError(f"constants must be an object, but is {type(constants).__name__}")
-    return {dt: {k: _positive(f"constants.{dt}.{k}", constants[dt][k]) for k in QUICK_CONSTANTS}
+    return {dt: {k: _positive(f"constants.{dt}.{k}", constants[dt][k])
+                 for k in (*QUICK_CONSTANTS, LAUNCH) if k in QUICK_CONSTANTS or k in constants[dt]}
             for dt in ("float32", "float64")}
 
 

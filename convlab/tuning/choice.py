@@ -7,8 +7,9 @@ every registered method that can run the problem within its workspace
 limit (:func:`convlab.algorithms.verdicts`) and is accurate enough for it
 (below) for its predicted time of that pass (its
 :meth:`~convlab.algorithms.Method.predict_seconds`: its cost model's phases for that pass, priced by the active
-:class:`~convlab.tuning.calibration.Calibration` and multiplied by the
-method's calibrated factor), and returns the cheapest. Nothing is timed; a
+:class:`~convlab.tuning.calibration.Calibration`, the part that depends on
+throughput multiplied by the method's calibrated factor, its fixed costs per
+call as counted, plus a small residual fixed cost), and returns the cheapest. Nothing is timed; a
 registered method joins with its own cost model, and the chooser knows
 nothing about any particular method.
 
@@ -72,10 +73,20 @@ def predict_seconds(problem: Any, method: str, calibration: Calibration | None =
     spec = as_spec("problem", problem)
     calibration = calibration or get_calibration()
     impl = get_method(method)
-    seconds = impl.predict_seconds(spec, calibration.terms(spec.dtype), check_pass(pass_))
+    terms = calibration.terms(spec.dtype)
+    seconds = impl.predict_seconds(spec, terms, check_pass(pass_))
     if spec.empty:
         return seconds  # nothing runs
-    return seconds * calibration.factor(method, pass_) + calibration.overhead(method)
+    fixed = impl.predict_seconds(spec, terms.fixed_only(), pass_)
+    return scaled(seconds, fixed, calibration.factor(method, pass_)) + calibration.overhead(method, pass_)
+
+
+def scaled(seconds: float, fixed: float, factor: float) -> float:
+    """A method's modelled ``seconds`` with its calibrated ``factor`` applied to the part that depends on
+    throughput, not to its ``fixed`` cost per call (:meth:`CostTerms.fixed_only
+    <convlab.algorithms.CostTerms.fixed_only>`): the factor corrects how fast a method computes and
+    moves data; a kernel launch or a BLAS call costs the same whatever that speed."""
+    return factor * max(0.0, seconds - fixed) + fixed
 
 
 def predictions(problem: Any, calibration: Calibration | None = None, pass_: str = "forward") -> list[Prediction]:

@@ -10,11 +10,12 @@ from ..phases import PHASES
 from ..problem import as_spec
 from .autotune import PRUNE_FACTOR, measured_seconds
 from .calibration import get_calibration
-from .choice import predictions
+from .choice import predictions, scaled
 
 # how each constant is printed: unit scale and unit
 _UNITS = dict(peak=(1e-9, "GFLOP/s"), bandwidth=(1e-9, "GB/s"), gather_bandwidth=(1e-9, "GB/s"), call=(1e6, "us"),
               gemm_call=(1e6, "us"), fft_point=(1e9, "ns"), index_point=(1e9, "ns"), sparse_op=(1e9, "ns"),
+              blas_call=(1e6, "us"), fft_call=(1e6, "us"), sparse_call=(1e6, "us"), launch=(1e6, "us"),
               gemm_half=(1.0, ""))
 
 __all__ = ["Explanation", "explain"]
@@ -36,7 +37,8 @@ class Explanation:
     calibration : str
         Where the cost model's constants came from.
     phases : dict
-        ``{method: {phase: predicted seconds}}`` of the forward pass (factor included), for the
+        ``{method: {phase: predicted seconds}}`` of the forward pass (factor applied to all but the fixed
+        costs per call), for the
         methods that can run the problem; phases from :data:`convlab.phases.PHASES`.
     constants : dict
         ``{name: (value, origin)}``: the constants the prediction used (for the problem's dtype)
@@ -69,7 +71,7 @@ class Explanation:
             lines.append(f"{name:<12}{p:>14}{m:>14}  {note}")
         used = [name for name in PHASES if any(name in split for split in self.phases.values())]
         if used:
-            lines.append("predicted forward ms by phase (factor included):")
+            lines.append("predicted forward ms by phase (factor applied to all but the fixed costs per call):")
             lines.append(f"{'method':<12}" + "".join(f"{name:>17}" for name in used) + f"{'factor':>8}"
                          + f"{'+ fixed ms':>12}")
             for method, split in self.phases.items():
@@ -140,8 +142,13 @@ def explain(plan: Any) -> Explanation:
     calibration = get_calibration()
     terms = calibration.terms(spec.dtype)
     factors = {r.method: calibration.factor(r.method) for r in fitting}
-    phases = {r.method: {name: seconds * factors[r.method] for name, seconds in
-                         get_method(r.method).predict_phases(spec, terms).items()} for r in fitting}
+    fixed_terms = terms.fixed_only()
+    phases = {}
+    for r in fitting:
+        impl = get_method(r.method)
+        fixed = impl.predict_phases(spec, fixed_terms)
+        phases[r.method] = {name: scaled(seconds, fixed.get(name, 0.0), factors[r.method])
+                            for name, seconds in impl.predict_phases(spec, terms).items()}
     constants = {name: (calibration.constant(spec.dtype, name), calibration.origin(spec.dtype, name))
                  for name in sorted(CONSTANT_NAMES)}
     return Explanation(getattr(plan, "method", None), fitting[0].method if fitting else None,
