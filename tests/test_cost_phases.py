@@ -174,8 +174,17 @@ def count(method, shape, w_shape, name, pass_="forward", **params):
     return cl.get_method(method).predict_seconds(cl.spec(shape, w_shape, np.float32, **params), counting(name), pass_)
 
 
+@pytest.fixture
+def parallel_passes(monkeypatch):
+    """Every pass launches its kernels in parallel (these specs are small enough to run serially)."""
+    from convlab.algorithms import costs
+
+    monkeypatch.setattr(costs, "SMALL_FLOPS", 0.0)
+    monkeypatch.setattr(costs, "get_num_threads", lambda: 2)
+
+
 @pytest.mark.parametrize("pass_", ["forward", "backward_input", "backward_weight"])
-def test_kernel_launches_are_counted_from_the_code_path(pass_):
+def test_kernel_launches_are_counted_from_the_code_path(parallel_passes, pass_):
     assert count("direct", (1, 1, 32, 32), (1, 1, 3, 3), "launch", pass_, padding=1) == 1  # the loop nest
     assert count("direct", (1, 16, 32, 32), (16, 16, 3, 3), "launch", pass_, padding=1) == 0  # per-offset GEMMs
     assert count("im2col", (1, 4, 32, 32), (4, 4, 1, 1), "launch", pass_) == 0  # pointwise: a plain GEMM
@@ -184,7 +193,14 @@ def test_kernel_launches_are_counted_from_the_code_path(pass_):
     assert count("fft", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 0
 
 
-def test_im2col_pays_a_launch_and_a_blas_call_per_chunk():
+def test_a_small_pass_prices_its_kernels_as_serial_calls_not_launches():
+    """Below SMALL_FLOPS the kernels run their serial twins (convlab.threads.call_threads gives one thread)."""
+    shape, w_shape = (1, 1, 32, 32), (1, 1, 3, 3)
+    assert count("direct", shape, w_shape, "launch", padding=1) == 0
+    assert count("direct", shape, w_shape, "call", padding=1) >= 1
+
+
+def test_im2col_pays_a_launch_and_a_blas_call_per_chunk(parallel_passes):
     shape, w_shape = (4, 2, 10, 10), (3, 2, 3, 3)
     chunks = cl.spec(shape, w_shape, np.float32, workspace_limit=3500)
     assert count("im2col", shape, w_shape, "launch") == 1 and count("im2col", shape, w_shape, "blas_call") == 1

@@ -13,8 +13,9 @@ strided gather          ``call + 2E·itemsize / gather_bandwidth``
 ``np.ix_`` gather       ``call + E·index_point``
 real FFTs               ``fft_call + count · P · log2 P · fft_point`` (one plan execution)
 sparse product          ``sparse_call + nnz_products · sparse_op``
-compiled kernel         ``launch`` per call of a parallel compiled loop (its work priced apart;
-                        a loop nest's arithmetic at ``loop_flops_per_byte · bandwidth``)
+compiled kernel         ``launch`` per call of a parallel compiled loop, ``call`` when the pass
+                        runs it serially (below ``SMALL_FLOPS`` or at one thread: its work priced
+                        apart; a loop nest's arithmetic at ``loop_flops_per_byte · bandwidth``)
 ======================  ===========================================================
 
 The fixed costs are priced per call, from each method's own structure: a
@@ -37,6 +38,8 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+
+from ..threads import SMALL_FLOPS, get_num_threads
 
 __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEADS", "CONSTANT_NAMES"]
 
@@ -118,7 +121,7 @@ class CostTerms:
         Examples
         --------
         >>> t = CostTerms(DEFAULT_CONSTANTS["float64"], np.float64)
-        >>> t.fixed_only().gemm(512, 512, 512) == t.blas_call, t.fixed_only().launches(2) == 2 * t.launch
+        >>> t.fixed_only().gemm(512, 512, 512) == t.blas_call, t.fixed_only().launches(2, flops=1e3) == 2 * t.call
         (True, True)
         """
         fixed = object.__new__(CostTerms)
@@ -163,10 +166,13 @@ class CostTerms:
         """A sparse-times-dense product of ``products`` multiply-adds."""
         return self.sparse_call + products * self.sparse_op
 
-    def launches(self, count: int = 1) -> float:
-        """``count`` calls of a parallel compiled kernel (numba): the fixed cost of each launch, its
-        work priced by the other terms."""
-        return count * self.launch
+    def launches(self, count: int = 1, flops: float = math.inf) -> float:
+        """``count`` calls of a compiled kernel (numba) in a pass of ``flops``: the fixed cost of each
+        call, its work priced by the other terms. A pass below :data:`~convlab.threads.SMALL_FLOPS`,
+        or any pass at one thread, runs the kernel's serial twin (no parallel launch, a plain call);
+        the same rule :func:`convlab.threads.call_threads` applies when the pass runs."""
+        serial = flops < SMALL_FLOPS or get_num_threads() <= 1
+        return count * (self.call if serial else self.launch)
 
     def pad_copy(self, spec) -> float:
         """The zero-padded copy of the input a spatial method makes, when there is padding."""

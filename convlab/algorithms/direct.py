@@ -168,7 +168,7 @@ def predicted_cost(spec, terms, pass_="forward"):
         arithmetic = spec.flops / (terms.loop_flops_per_byte * terms.bandwidth)
         check = {"forward": terms.passes(math.prod(spec.w_shape), 1),
                  "backward_weight": terms.passes(y, 1)}.get(pass_, 0.0)
-        return {"product": terms.launches(1) + check + arithmetic + terms.passes(x + y, 1)}
+        return {"product": terms.launches(1, spec.flops) + check + arithmetic + terms.passes(x + y, 1)}
     out = math.prod(spec.output_size)
     window = spec.batch * spec.in_channels * out
     taps = math.prod(spec.kernel_size)

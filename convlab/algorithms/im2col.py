@@ -266,16 +266,17 @@ def predicted_cost(spec, terms, pass_="forward"):
             return {"product": terms.gemm(cg, kg, out, batch=nb)}
         x = spec.batch * spec.in_channels * math.prod(spec.input_size)
         return {"pack": chunk_copy, "product": terms.gemm(cg * taps, kg, out, batch=nb) + extra_calls,
-                "unpack": terms.passes(x, 1) + terms.gather(columns) + terms.launches(chunks)}  # zero dx, scatter-add
+                # col2im zeroes dx, then scatter-adds the columns
+                "unpack": terms.passes(x, 1) + terms.gather(columns) + terms.launches(chunks, spec.flops)}
     if pass_ == "backward_weight":
         batch_sum = chunks * terms.passes(nb * kg * cg * taps, 2 if chunks > 1 else 1)
         if pointwise:
             return {"product": terms.gemm(cg, out, kg, batch=nb) + batch_sum}
-        return {"pack": terms.gather(columns) + terms.launches(chunks) + chunk_copy,
+        return {"pack": terms.gather(columns) + terms.launches(chunks, spec.flops) + chunk_copy,
                 "product": terms.gemm(cg * taps, out, kg, batch=nb) + extra_calls + batch_sum}
     if pointwise:
         return {"product": terms.gemm(kg, cg, out, batch=nb)}
-    phases = {"pack": terms.gather(columns) + terms.launches(chunks),
+    phases = {"pack": terms.gather(columns) + terms.launches(chunks, spec.flops),
               "product": terms.gemm(kg, cg * taps, out, batch=nb) + extra_calls}
     if chunks > 1:
         phases["unpack"] = chunk_copy

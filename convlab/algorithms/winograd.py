@@ -446,7 +446,7 @@ def predicted_cost(spec, terms, pass_="forward"):
     tiles = spec.batch * math.prod(-(-o // m) for o, m in zip(size, ms))
 
     def transformed(channels):  # one kernel launch: gather + one pass per axis over the transformed tiles
-        return (terms.launches(1) + terms.gather(alpha * channels * tiles)
+        return (terms.launches(1, spec.flops) + terms.gather(alpha * channels * tiles)
                 + terms.passes(alpha * channels * tiles, spec.ndim))
 
     if pass_ == "backward_weight":
@@ -464,5 +464,5 @@ def predicted_cost(spec, terms, pass_="forward"):
     out = spec.batch * c_out * math.prod(size)
     return {"transform_input": transformed(c_in), "transform_weight": terms.passes(math.prod(spec.w_shape), 2),
             "product": contraction,
-            "transform_output": (terms.launches(1) + terms.passes(alpha * c_out * tiles, spec.ndim)
+            "transform_output": (terms.launches(1, spec.flops) + terms.passes(alpha * c_out * tiles, spec.ndim)
                                  + terms.copy(out))}
