@@ -2,24 +2,47 @@
 
 ``y[n, o, i] = Σ_c Σ_k w[o, c, k] · x[n, g(o)·Cg + c, s·i − p + d·k]`` with
 the terms whose input index falls in the padding skipped (they are zeros),
-so no padded copy is made. The innermost loop runs along the last output
-axis: contiguous in ``y`` and, at stride 1, in ``x`` as well, where LLVM
-vectorises it. Each output row is finished before the next (it stays in L1
-while every input channel and tap is added into it).
+so no padded copy is made. Work is threaded over output planes; each output
+row is finished before the next (it stays in L1 while every input channel
+and kernel row is added into it). A kernel row adds one input row into one
+output row (:func:`_correlate_row`), which is all the arithmetic there is.
 
 The backward passes are the same loop nest read the other way:
 
 * ``dx[n, c, s·i − p + d·k] += w[o, c, k] · dy[n, o, i]``, one input plane per
-  parallel task (no two tasks write the same plane);
-* ``dw[o, c, k] = Σ_n Σ_i dy[n, o, i] · x[n, c, s·i − p + d·k]``, one weight
-  per parallel task, accumulated into a row of partial sums (so the inner
-  loop vectorises) that is reduced once at the end: no per-sample temporary.
+  parallel task (no two tasks write the same plane). Along the last axis at
+  stride 1 this is again a correlation of a ``dy`` row with the kernel row
+  reversed, so it runs through the same row loop; at a larger stride each tap
+  scatters a ``dy`` row into every ``s``-th element of the ``dx`` row.
+* ``dw[o, c, k] = Σ_n Σ_i dy[n, o, i] · x[n, c, s·i − p + d·k]``, one kernel
+  row ``w[o, c, a, b, :]`` per parallel task, each tap's dot product summed in
+  registers (no per-sample temporary, nothing written until the end).
 
 Depthwise and grouped layers need no separate path: the input channels of
 output ``o`` are those of its group, and with one channel per group the
 loop over ``c`` has one trip.
+
+numba details the speed depends on (the lessons of
+:mod:`convlab.kernels.winograd`; measured on a depthwise 3×3 layer,
+8×64×56², float32, one thread: 8.5 ms forward with one slice of a row per
+tap, against the figures in ``cost`` of :mod:`convlab.algorithms.direct`):
+
+* arrays are indexed directly, as 2-D arrays of rows, with unsigned indices
+  (:func:`_u`): a view made per row and tap costs tens of nanoseconds, and a
+  signed index costs a wrap-around test per element that keeps LLVM from
+  vectorising the loop;
+* each row is split once per call into its interior, where every tap of the
+  kernel row reads inside the input (no test per element: a plain loop that
+  LLVM vectorises), and its edges, where the padding is skipped tap by tap;
+* in the interior up to four taps are summed in registers per pass and the
+  output element is loaded and stored once per pass, not once per tap;
+* ``dw``'s dot products are compiled with reassociation allowed
+  (``fastmath={"reassoc"}``) so that LLVM keeps several partial sums in vector
+  registers; this changes only the order of the additions (no flag that
+  assumes finite values, so NaN and infinity still propagate).
 """
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -28,6 +51,97 @@ from ._ranges import valid_range
 from ._runtime import njit
 
 __all__ = ["backward_input", "backward_weight", "forward"]
+
+
+@numba.njit(cache=True, inline="always")
+def _u(index):
+    """``index`` (known >= 0) as unsigned: numba then drops the wrap-around test of a negative index."""
+    return np.uintp(index)
+
+
+@numba.njit(cache=True)
+def _interior(n_dst, n_src, stride, off0, step, taps):
+    """``[lo, hi)``: the ``i`` for which every tap ``e`` reads inside the source, ``0 <= s·i + off0 + step·e < n_src``.
+
+    The positions outside it (the edges, where the padding is) are ``[0, lo)`` and ``[hi, n_dst)``; without
+    an interior ``lo == hi == n_dst``, so that the edges cover the whole row.
+    """
+    lo, hi = 0, n_dst
+    for e in range(taps):
+        a, b = valid_range(n_dst, n_src, stride, off0 + step * e)
+        lo, hi = max(lo, a), min(hi, b)
+    if hi <= lo:
+        return n_dst, n_dst
+    return lo, hi
+
+
+@numba.njit(cache=True, inline="always")
+def _edge(dst, dr, i, src, sr, n_src, w2, wr, stride, off0, step):
+    """One output element of :func:`_correlate_row` next to the padding: the taps that fall in it skipped."""
+    total = dst[dr, _u(i)]
+    for e in range(w2.shape[1]):
+        j = stride * i + off0 + step * e
+        if 0 <= j < n_src:
+            total += w2[wr, _u(e)] * src[sr, _u(j)]
+    dst[dr, _u(i)] = total
+
+
+@numba.njit(cache=True, inline="always")
+def _interior_passes(dst, dr, src, sr, w2, wr, stride, off0, step, lo, hi):
+    """The interior of :func:`_correlate_row`: up to four taps summed in registers per pass over the row.
+
+    The taps' sum goes into a temporary before it is added to ``dst``: written as one ``dst[i] += …``
+    numba reads ``dst[i]`` before the source, and LLVM then leaves the loop scalar (measured).
+    """
+    taps = w2.shape[1]
+    for e in range(0, taps, 4):
+        k = min(4, taps - e)
+        o0 = off0 + step * e
+        w0 = w2[wr, _u(e)]
+        if k == 1:
+            for i in range(lo, hi):
+                t = w0 * src[sr, _u(stride * i + o0)]
+                dst[dr, _u(i)] += t
+            continue
+        o1 = o0 + step
+        w1 = w2[wr, _u(e + 1)]
+        if k == 2:
+            for i in range(lo, hi):
+                p = stride * i
+                t = w0 * src[sr, _u(p + o0)] + w1 * src[sr, _u(p + o1)]
+                dst[dr, _u(i)] += t
+            continue
+        o2 = o1 + step
+        w2_ = w2[wr, _u(e + 2)]
+        if k == 3:
+            for i in range(lo, hi):
+                p = stride * i
+                t = w0 * src[sr, _u(p + o0)] + w1 * src[sr, _u(p + o1)] + w2_ * src[sr, _u(p + o2)]
+                dst[dr, _u(i)] += t
+            continue
+        o3 = o2 + step
+        w3 = w2[wr, _u(e + 3)]
+        for i in range(lo, hi):
+            p = stride * i
+            t = (w0 * src[sr, _u(p + o0)] + w1 * src[sr, _u(p + o1)]) + (w2_ * src[sr, _u(p + o2)]
+                                                                       + w3 * src[sr, _u(p + o3)])
+            dst[dr, _u(i)] += t
+
+
+@numba.njit(cache=True, fastmath={"contract"})
+def _correlate_row(dst, dr, src, sr, n_src, w2, wr, stride, off0, step, lo, hi):
+    """``dst[dr, i] += Σ_e w2[wr, e] · src[sr, s·i + off0 + step·e]``, skipping the source indices outside
+    ``[0, n_src)``, for every ``i`` of the row; ``[lo, hi)`` is its interior (:func:`_interior`)."""
+    for i in range(lo):
+        _edge(dst, dr, i, src, sr, n_src, w2, wr, stride, off0, step)
+    for i in range(hi, dst.shape[1]):
+        _edge(dst, dr, i, src, sr, n_src, w2, wr, stride, off0, step)
+    if hi <= lo:
+        return
+    if stride == 1:  # a literal 1 inlined: LLVM sees unit-stride loads and vectorises them
+        _interior_passes(dst, dr, src, sr, w2, wr, 1, off0, step, lo, hi)
+    else:
+        _interior_passes(dst, dr, src, sr, w2, wr, stride, off0, step, lo, hi)
 
 
 @njit(parallel=True)
@@ -39,14 +153,19 @@ def _forward(x, w, y, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
+    x2 = x.reshape(-1, w_in)      # rows
+    w2 = w.reshape(-1, kw)
+    y2 = y.reshape(-1, w_out)
+    lo, hi = _interior(w_out, w_in, sw, -pw, dw, kw)
     for task in prange(n_batch * c_out * d_out):
         n = task // (c_out * d_out)
         o = (task // d_out) % c_out
         od = task % d_out
         c0 = (o // cog) * cg
         for oh in range(h_out):
-            row = y[n, o, od, oh]
-            row[:] = 0
+            yr = _u(((n * c_out + o) * d_out + od) * h_out + oh)
+            for i in range(w_out):
+                y2[yr, _u(i)] = 0
             for c in range(cg):
                 for a in range(kd):
                     zd = od * sd - pd + a * dd
@@ -56,24 +175,9 @@ def _forward(x, w, y, stride, dilation, pad):
                         zh = oh * sh - ph + b * dh
                         if zh < 0 or zh >= h_in:
                             continue
-                        xrow = x[n, c0 + c, zd, zh]
-                        for e in range(kw):
-                            weight = w[o, c, a, b, e]
-                            offset = e * dw - pw
-                            lo, hi = valid_range(w_out, w_in, sw, offset)
-                            if hi <= lo:
-                                continue
-                            # Slices, not offset indices: numba then drops its negative-index check
-                            # and LLVM vectorises the loop (measured 4-5x).
-                            dst = row[lo:hi]
-                            if sw == 1:
-                                src = xrow[lo + offset:hi + offset]
-                                for i in range(hi - lo):
-                                    dst[i] += weight * src[i]
-                            else:
-                                strided = xrow[sw * lo + offset:sw * (hi - 1) + offset + 1:sw]
-                                for i in range(hi - lo):
-                                    dst[i] += weight * strided[i]
+                        xr = _u(((n * c_in + c0 + c) * d_in + zd) * h_in + zh)
+                        wr = _u(((o * cg + c) * kd + a) * kh + b)
+                        _correlate_row(y2, yr, x2, xr, w_in, w2, wr, sw, -pw, dw, lo, hi)
 
 
 @njit(parallel=True)
@@ -85,11 +189,19 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
+    dy2 = dy.reshape(-1, w_out)
+    w2 = w.reshape(-1, kw)
+    dx2 = dx.reshape(-1, w_in)
+    # at stride 1 along the row, dx[j] += Σ_e w[e] dy[j + p − d·e]: a correlation with the taps reversed
+    lo, hi = _interior(w_in, w_out, 1, pw, -dw, kw)
     for task in prange(n_batch * c_in):
         n = task // c_in
         ci = task % c_in
         g, c = ci // cg, ci % cg
-        dx[n, ci] = 0
+        plane = _u((n * c_in + ci) * d_in * h_in)
+        for r in range(d_in * h_in):
+            for j in range(w_in):
+                dx2[plane + _u(r), _u(j)] = 0
         for o in range(g * cog, (g + 1) * cog):
             for od in range(d_out):
                 for a in range(kd):
@@ -97,30 +209,34 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
                     if zd < 0 or zd >= d_in:
                         continue
                     for oh in range(h_out):
-                        dyrow = dy[n, o, od, oh]
+                        dyr = _u(((n * c_out + o) * d_out + od) * h_out + oh)
                         for b in range(kh):
                             zh = oh * sh - ph + b * dh
                             if zh < 0 or zh >= h_in:
                                 continue
-                            dxrow = dx[n, ci, zd, zh]
+                            dxr = _u(((n * c_in + ci) * d_in + zd) * h_in + zh)
+                            wr = _u(((o * cg + c) * kd + a) * kh + b)
+                            if sw == 1:
+                                _correlate_row(dx2, dxr, dy2, dyr, w_out, w2, wr, 1, pw, -dw, lo, hi)
+                                continue
                             for e in range(kw):
-                                weight = w[o, c, a, b, e]
+                                weight = w2[wr, _u(e)]
                                 offset = e * dw - pw
-                                lo, hi = valid_range(w_out, w_in, sw, offset)
-                                if hi <= lo:
-                                    continue
-                                src = dyrow[lo:hi]
-                                if sw == 1:
-                                    dst = dxrow[lo + offset:hi + offset]
-                                    for i in range(hi - lo):
-                                        dst[i] += weight * src[i]
-                                else:
-                                    strided = dxrow[sw * lo + offset:sw * (hi - 1) + offset + 1:sw]
-                                    for i in range(hi - lo):
-                                        strided[i] += weight * src[i]
+                                i_lo, i_hi = valid_range(w_out, w_in, sw, offset)
+                                for i in range(i_lo, i_hi):
+                                    dx2[dxr, _u(sw * i + offset)] += weight * dy2[dyr, _u(i)]
 
 
-@njit(parallel=True)
+@numba.njit(cache=True, inline="always")
+def _dot(total, dy2, dyr, x2, xr, stride, offset, lo, hi):
+    """``total + Σ_{lo <= i < hi} dy2[dyr, i] · x2[xr, s·i + offset]`` (inlined: a literal ``stride`` of 1
+    lets LLVM vectorise the loads)."""
+    for i in range(lo, hi):
+        total += dy2[dyr, _u(i)] * x2[xr, _u(stride * i + offset)]
+    return total
+
+
+@njit(parallel=True, fastmath={"reassoc"})
 def _backward_weight(dy, x, dw_out, stride, dilation, pad):
     n_batch, c_out, d_out, h_out, w_out = dy.shape
     _, c_in, d_in, h_in, w_in = x.shape
@@ -129,38 +245,36 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
-    taps = kd * kh * kw
-    for task in prange(c_out * cg * taps):
-        o = task // (cg * taps)
-        c = (task // taps) % cg
-        tap = task % taps
-        a, b, e = tap // (kh * kw), (tap // kw) % kh, tap % kw
+    dy2 = dy.reshape(-1, w_out)
+    x2 = x.reshape(-1, w_in)
+    dw2 = dw_out.reshape(-1, kw)
+    zero = np.zeros(1, dw_out.dtype)[0]
+    for task in prange(c_out * cg * kd * kh):
+        o = task // (cg * kd * kh)
+        c = (task // (kd * kh)) % cg
+        a = (task // kh) % kd
+        b = task % kh
         ci = (o // cog) * cg + c
-        offset = e * dw - pw
-        lo, hi = valid_range(w_out, w_in, sw, offset)
-        partial = np.zeros(max(hi - lo, 0), dy.dtype)
-        if hi <= lo:
-            dw_out[o, c, a, b, e] = 0
-            continue
-        for n in range(n_batch):
-            for od in range(d_out):
-                zd = od * sd - pd + a * dd
-                if zd < 0 or zd >= d_in:
-                    continue
-                for oh in range(h_out):
-                    zh = oh * sh - ph + b * dh
-                    if zh < 0 or zh >= h_in:
+        for e in range(kw):
+            offset = e * dw - pw
+            lo, hi = valid_range(w_out, w_in, sw, offset)
+            total = zero
+            for n in range(n_batch):
+                for od in range(d_out):
+                    zd = od * sd - pd + a * dd
+                    if zd < 0 or zd >= d_in:
                         continue
-                    src = dy[n, o, od, oh, lo:hi]
-                    if sw == 1:
-                        xs = x[n, ci, zd, zh, lo + offset:hi + offset]
-                        for i in range(hi - lo):
-                            partial[i] += src[i] * xs[i]
-                    else:
-                        strided = x[n, ci, zd, zh, sw * lo + offset:sw * (hi - 1) + offset + 1:sw]
-                        for i in range(hi - lo):
-                            partial[i] += src[i] * strided[i]
-        dw_out[o, c, a, b, e] = partial.sum()
+                    for oh in range(h_out):
+                        zh = oh * sh - ph + b * dh
+                        if zh < 0 or zh >= h_in:
+                            continue
+                        dyr = _u(((n * c_out + o) * d_out + od) * h_out + oh)
+                        xr = _u(((n * c_in + ci) * d_in + zd) * h_in + zh)
+                        if sw == 1:
+                            total = _dot(total, dy2, dyr, x2, xr, 1, offset, lo, hi)
+                        else:
+                            total = _dot(total, dy2, dyr, x2, xr, sw, offset, lo, hi)
+            dw2[_u(task), _u(e)] = total
 
 
 def _geometry(stride, dilation, pad_lo):
