@@ -319,18 +319,31 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     taps = kh * kw
     dw3 = dw_out.reshape(c_out * cg, kd, taps)
-    # stride 1: dy copied into rows of the padded plane's pitch, zeros after each row, so that each tap's sum is
-    # one flat dot product over the plane (it reads up to (kw - 1)·dw past the plane: the slack); exact when the
-    # padded x plane is finite (0 · x = 0), else the sums run row by row
-    flat = sh == 1 and sw == 1
+    # Each tap's sum is one flat dot product over a plane: dy is copied into rows of pitch ``pcol`` with zeros
+    # after each row, and x into ``sh·sw`` phase planes of that pitch (the padded plane's rows and columns
+    # split by their residue modulo the stride; at stride 1 the padded plane itself), so that tap (b, e)
+    # reads phase (b·dh mod sh, e·dw mod sw) from (b·dh // sh, e·dw // sw) on, contiguously. The zeros of dy
+    # meet values of x that no output reads: exact when the padded x plane is finite (0 · x = 0), else the
+    # sums run row by row over the padded plane.
+    unit = sh == 1 and sw == 1
+    pcol = (pitch + sw - 1) // sw
+    prow = h_out + (kh - 1) * dh // sh
+    plen = prow * pcol + (kw - 1) * dw // sw
+    poff = np.empty(taps, np.intp)
+    phase = np.empty(taps, np.intp)
+    for b in range(kh):
+        for e in range(kw):
+            phase[b * kw + e] = (b * dh % sh) * sw + e * dw % sw
+            poff[b * kw + e] = (b * dh // sh) * pcol + e * dw // sw
     for task in prange(c_out * cg):
         o, c = task // cg, task % cg
         ci = (o // cog) * cg + c
         buf = _scratch(rows, pitch, (kw - 1) * dw, x)
-        dyp = _scratch(h_out if flat else 0, pitch, 0, dy)
-        for r in range(h_out if flat else 0):
-            for j in range(w_out, pitch):
-                dyp[_u(r * pitch + j)] = 0
+        phases = buf.reshape(1, -1) if unit else _scratch(sh * sw, plen, 0, x).reshape(sh * sw, plen)
+        dyp = _scratch(h_out, pcol, 0, dy)
+        for r in range(h_out):
+            for j in range(w_out, pcol):
+                dyp[_u(r * pcol + j)] = 0
         dw3[task] = 0
         for n in range(n_batch):
             for od in range(d_out):
@@ -341,17 +354,38 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
                     if zd < 0 or zd >= d_in:
                         continue
                     finite = _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, ci, zd], ph, pw)
-                    if flat and finite:
-                        if not copied:
-                            for i in range(h_out):
-                                for j in range(w_out):
-                                    dyp[_u(i * pitch + j)] = plane[_u(i), _u(j)]
-                            copied = True
+                    if not finite:
                         for t in range(taps):
-                            dw3[task, a, _u(t)] = _dot_flat(dw3[task, a, _u(t)], dyp, buf, toff[t], h_out * pitch)
+                            dw3[task, a, _u(t)] = _dot_rows(dw3[task, a, _u(t)], plane, buf, toff[t], sh * pitch, sw)
                         continue
+                    if not copied:
+                        for i in range(h_out):
+                            for j in range(w_out):
+                                dyp[_u(i * pcol + j)] = plane[_u(i), _u(j)]
+                        copied = True
+                    if not unit:
+                        _split_phases(phases, buf, rows, pitch, sh, sw, pcol)
                     for t in range(taps):
-                        dw3[task, a, _u(t)] = _dot_rows(dw3[task, a, _u(t)], plane, buf, toff[t], sh * pitch, sw)
+                        dw3[task, a, _u(t)] = _dot_flat(dw3[task, a, _u(t)], dyp, phases[phase[t]], poff[t],
+                                                        h_out * pcol)
+
+
+@numba.njit(cache=True)
+def _split_phases(phases, buf, rows, pitch, sh, sw, pcol):
+    """``phases[pr·sw + pc, r·pcol + c] = buf[(r·sh + pr)·pitch + c·sw + pc]``, zeros outside ``rows × pitch``."""
+    plen = phases.shape[1]
+    for pr in range(sh):
+        for pc in range(sw):
+            dst = phases[pr * sw + pc]
+            n_c = (pitch - pc + sw - 1) // sw          # columns of this phase inside the plane
+            for q in range(plen):
+                dst[_u(q)] = 0
+            for r in range(plen // pcol):
+                row = r * sh + pr
+                if row >= rows:
+                    break
+                for cc in range(n_c):
+                    dst[_u(r * pcol + cc)] = buf[_u(row * pitch + cc * sw + pc)]
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
