@@ -1,45 +1,57 @@
-"""The direct method's loops: the literal sliding window, zero padding fused, over ``(N, C, D, H, W)``.
+"""The direct method's loops: the literal sliding window over ``(N, C, D, H, W)``, plane by plane.
 
-``y[n, o, i] = Σ_c Σ_k w[o, c, k] · x[n, g(o)·Cg + c, s·i − p + d·k]`` with
-the terms whose input index falls in the padding skipped (they are zeros),
-so no padded copy is made. Work is threaded over output planes; each output
-row is finished before the next (it stays in L1 while every input channel
-and kernel row is added into it). A kernel row adds one input row into one
-output row (:func:`_correlate_row`), which is all the arithmetic there is.
+``y[n, o, i] = Σ_c Σ_k w[o, c, k] · x[n, g(o)·Cg + c, s·i − p + d·k]``. Work is
+threaded over output planes ``(n, o, depth)``. For each input channel and
+kernel slice along the depth axis, a task copies the input plane into a
+scratch plane with its zero padding around it (a few KB, in L1/L2: the padding
+is fused per plane, never a padded copy of the whole input), and then every
+output of the plane is a plain sum over the kernel's taps of the scratch at
+fixed offsets (:func:`_correlate_plane`): no bounds test, no edge case, a loop
+LLVM vectorises along the output row, four taps summed in registers per pass.
 
 The backward passes are the same loop nest read the other way:
 
 * ``dx[n, c, s·i − p + d·k] += w[o, c, k] · dy[n, o, i]``, one input plane per
-  parallel task (no two tasks write the same plane). Along the last axis at
-  stride 1 this is again a correlation of a ``dy`` row with the kernel row
-  reversed, so it runs through the same row loop; at a larger stride each tap
-  scatters a ``dy`` row into every ``s``-th element of the ``dx`` row.
-* ``dw[o, c, k] = Σ_n Σ_i dy[n, o, i] · x[n, c, s·i − p + d·k]``, one kernel
-  row ``w[o, c, a, b, :]`` per parallel task, each tap's dot product summed in
-  registers (no per-sample temporary, nothing written until the end).
+  parallel task (no two tasks write the same plane). At stride 1 along the
+  plane this is a correlation of the padded ``dy`` plane with the kernel
+  reversed and runs through the same plane loop; at a larger stride each tap
+  scatters a ``dy`` row into every ``s``-th element of a ``dx`` row
+  (:func:`_backward_input_strided`, also used when a weight is not finite: the
+  gather form would multiply it by padded zeros).
+* ``dw[o, c, k] = Σ_n Σ_i dy[n, o, i] · x[n, c, s·i − p + d·k]``, one
+  ``(o, c)`` pair per parallel task, each tap's sum one dot product over the
+  whole plane kept in registers (:func:`_dot_flat`): no per-sample temporary.
 
 Depthwise and grouped layers need no separate path: the input channels of
-output ``o`` are those of its group, and with one channel per group the
-loop over ``c`` has one trip.
+output ``o`` are those of its group, and with one channel per group the loop
+over ``c`` has one trip. One loop family serves 1-D, 2-D and 3-D (the depth
+axis is the outer loop).
 
 numba details the speed depends on (the lessons of
-:mod:`convlab.kernels.winograd`; measured on a depthwise 3×3 layer,
-8×64×56², float32, one thread: 8.5 ms forward with one slice of a row per
-tap, against the figures in ``cost`` of :mod:`convlab.algorithms.direct`):
+:mod:`convlab.kernels.winograd`; each measured on one thread, see
+``cost`` in :mod:`convlab.algorithms.direct` for the figures):
 
-* arrays are indexed directly, as 2-D arrays of rows, with unsigned indices
-  (:func:`_u`): a view made per row and tap costs tens of nanoseconds, and a
-  signed index costs a wrap-around test per element that keeps LLVM from
-  vectorising the loop;
-* each row is split once per call into its interior, where every tap of the
-  kernel row reads inside the input (no test per element: a plain loop that
-  LLVM vectorises), and its edges, where the padding is skipped tap by tap;
-* in the interior up to four taps are summed in registers per pass and the
-  output element is loaded and stored once per pass, not once per tap;
-* ``dw``'s dot products are compiled with reassociation allowed
-  (``fastmath={"reassoc"}``) so that LLVM keeps several partial sums in vector
-  registers; this changes only the order of the additions (no flag that
-  assumes finite values, so NaN and infinity still propagate).
+* arrays are indexed directly with unsigned indices (:func:`_u`), never
+  through a view made per row and tap (tens of nanoseconds each: the previous
+  row-by-row version of these loops spent most of a depthwise 3×3 layer
+  there) and never with signed indices (a wrap-around test per element keeps
+  LLVM from vectorising);
+* a run of taps is summed into a temporary before it is added to the output:
+  written as one ``dst[i] += …`` numba loads ``dst[i]`` first and LLVM leaves
+  the loop scalar;
+* the dot products of ``dw`` are compiled with reassociation allowed
+  (``fastmath={"reassoc", "contract"}``) in a function of their own, so that
+  LLVM keeps several partial sums in vector registers (3× against one sum);
+  row by row, a 56-element row leaves most elements to the scalar remainder of
+  a 32-wide vector loop, so ``dy`` is laid out in rows of the scratch plane's
+  pitch (zeros after each row) and a tap's sum runs over the whole plane at
+  once; at a stride the scratch plane is split into its stride phases so that
+  each tap still reads contiguously. The zeros of ``dy`` then meet values of
+  ``x`` that no output reads, which is exact as long as those are finite (it
+  is checked while the plane is copied; otherwise the sums run row by row).
+* the output contracts a multiply and an add into one FMA (``contract``),
+  which rounds once instead of twice; no flag assumes finite values, so NaN
+  and infinity still propagate as in the plain sums.
 """
 
 import numba
@@ -128,48 +140,6 @@ def _correlate_plane(dst, src, pitch, wts, toff, sh, sw, accumulate):
                 dst[_u(i), _u(j)] += v
 
 
-@numba.njit(cache=True, fastmath={"contract"})
-def _correlate_plane(dst, src, pitch, wts, toff, sh, sw, accumulate):
-    """``dst[i, j] (+)= Σ_t wts[t] · src[i·sh·pitch + j·sw + toff[t]]`` for the whole ``dst`` plane.
-
-    ``src`` is a padded plane, flat, rows of ``pitch`` elements, large enough that every index is inside it:
-    no bounds, no edges, every loop a plain vectorisable one; up to four taps summed in registers per pass.
-    """
-    n_r, n_c = dst.shape
-    taps = toff.shape[0]
-    for i in range(n_r):
-        if not accumulate:
-            for j in range(n_c):
-                dst[_u(i), _u(j)] = 0
-        base = i * sh * pitch
-        for t in range(0, taps, 4):
-            k = min(4, taps - t)
-            o0 = base + toff[t]
-            w0 = wts[t]
-            if k == 1:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)]
-                    dst[_u(i), _u(j)] += v
-                continue
-            o1, w1 = base + toff[t + 1], wts[t + 1]
-            if k == 2:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                    dst[_u(i), _u(j)] += v
-                continue
-            o2, w2 = base + toff[t + 2], wts[t + 2]
-            if k == 3:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
-                    dst[_u(i), _u(j)] += v
-                continue
-            o3, w3 = base + toff[t + 3], wts[t + 3]
-            for j in range(n_c):
-                v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
-                     + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
-                dst[_u(i), _u(j)] += v
-
-
 @numba.njit(cache=True)
 def _plane_taps(kh, kw, dh, dw, pitch):
     """Offsets of the taps of a ``kh × kw`` kernel in a padded plane of rows of ``pitch``, row-major."""
@@ -191,7 +161,7 @@ def _scratch(rows, pitch, slack, dtype_of):
 
 @njit(parallel=True)
 def _forward(x, w, y, stride, dilation, pad):
-    n_batch, c_in, d_in, h_in, w_in = x.shape
+    n_batch, c_in, d_in = x.shape[:3]
     c_out, cg, kd, kh, kw = w.shape
     _, _, d_out, h_out, w_out = y.shape
     sd, sh, sw = stride
@@ -225,7 +195,7 @@ def _forward(x, w, y, stride, dilation, pad):
 def _backward_input(dy, w, dx, stride, dilation, pad):
     """Stride 1 along the plane (any stride along the depth axis): each ``dy`` plane is padded into a scratch
     plane and correlated with its kernel reversed, ``dx[j] = Σ_o Σ_k w[o, k] · dy[o, j + p − d·k]``."""
-    n_batch, c_out, d_out, h_out, w_out = dy.shape
+    n_batch, c_out, d_out = dy.shape[:3]
     _, c_in, d_in, h_in, w_in = dx.shape
     _, cg, kd, kh, kw = w.shape
     sd, _, _ = stride
@@ -308,7 +278,7 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
     """One ``(output, input channel)`` pair per task, its input planes padded into a scratch plane, each tap's
     sum kept in registers (several partial sums, :func:`_dot_flat`) over whole planes."""
     n_batch, c_out, d_out, h_out, w_out = dy.shape
-    _, c_in, d_in, h_in, w_in = x.shape
+    _, c_in, d_in = x.shape[:3]
     _, cg, kd, kh, kw = dw_out.shape
     sd, sh, sw = stride
     dd, dh, dw = dilation
