@@ -99,19 +99,21 @@ def _fill_padded(buf, src, top, left):
 
 
 @numba.njit(cache=True, fastmath={"contract"})
-def _correlate_plane(dst, src, pitch, wts, toff, sh, sw, accumulate):
-    """``dst[i, j] (+)= Σ_t wts[t] · src[i·sh·pitch + j·sw + toff[t]]`` for the whole ``dst`` plane.
+def _correlate_plane(dst, d0, dpitch, n_r, n_c, src, row_step, sw, wts, toff, accumulate):
+    """``dst[d0 + i·dpitch + j] (+)= Σ_t wts[t] · src[i·row_step + j·sw + toff[t]]``, ``i < n_r``, ``j < n_c``.
 
-    ``src`` is a padded plane, flat, rows of ``pitch`` elements, large enough that every index is inside it:
-    no bounds, no edges, every loop a plain vectorisable one; up to four taps summed in registers per pass.
+    ``src`` is a padded plane, flat, large enough that every index is inside it: no bounds, no edges, every
+    loop a plain vectorisable one; up to four taps summed in registers per pass. At stride 1 the callers
+    pass the whole plane as one row (``n_r = 1``) of the source's pitch, into a scratch of that pitch: one
+    long loop per pass instead of a short one per row, whose remainder would run scalar.
     """
-    n_r, n_c = dst.shape
     taps = toff.shape[0]
     for i in range(n_r):
+        drow = d0 + i * dpitch
         if not accumulate:
             for j in range(n_c):
-                dst[_u(i), _u(j)] = 0
-        base = i * sh * pitch
+                dst[_u(drow + j)] = 0
+        base = i * row_step
         for t in range(0, taps, 4):
             k = min(4, taps - t)
             o0 = base + toff[t]
@@ -119,25 +121,33 @@ def _correlate_plane(dst, src, pitch, wts, toff, sh, sw, accumulate):
             if k == 1:
                 for j in range(n_c):
                     v = w0 * src[_u(o0 + sw * j)]
-                    dst[_u(i), _u(j)] += v
+                    dst[_u(drow + j)] += v
                 continue
             o1, w1 = base + toff[t + 1], wts[t + 1]
             if k == 2:
                 for j in range(n_c):
                     v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                    dst[_u(i), _u(j)] += v
+                    dst[_u(drow + j)] += v
                 continue
             o2, w2 = base + toff[t + 2], wts[t + 2]
             if k == 3:
                 for j in range(n_c):
                     v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
-                    dst[_u(i), _u(j)] += v
+                    dst[_u(drow + j)] += v
                 continue
             o3, w3 = base + toff[t + 3], wts[t + 3]
             for j in range(n_c):
                 v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
                      + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
-                dst[_u(i), _u(j)] += v
+                dst[_u(drow + j)] += v
+
+
+@numba.njit(cache=True, inline="always")
+def _copy_rows(dst, d0, src, pitch, n_r, n_c):
+    """``dst[d0 + i·n_c + j] = src[i·pitch + j]``: the valid columns of a wide scratch plane."""
+    for i in range(n_r):
+        for j in range(n_c):
+            dst[_u(d0 + i * n_c + j)] = src[_u(i * pitch + j)]
 
 
 @numba.njit(cache=True)
@@ -172,23 +182,33 @@ def _forward(x, w, y, stride, dilation, pad):
     pitch = (w_out - 1) * sw + (kw - 1) * dw + 1
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     w3 = w.reshape(c_out, cg * kd, kh * kw)
+    y2 = y.reshape(-1)
+    wide = sh == 1 and sw == 1
     for task in prange(n_batch * c_out * d_out):
         n = task // (c_out * d_out)
         o = (task // d_out) % c_out
         od = task % d_out
         c0 = (o // cog) * cg
-        buf = _scratch(rows, pitch, 0, x)
+        plane = task * h_out * w_out
+        buf = _scratch(rows, pitch, (kw - 1) * dw if wide else 0, x)
+        wide_y = _scratch(h_out if wide else 0, pitch, 0, y)
         first = True
         for c in range(cg):
             for a in range(kd):
                 zd = od * sd - pd + a * dd
                 if zd < 0 or zd >= d_in:
                     continue
-                _fill_padded(buf.reshape(rows, pitch), x[n, c0 + c, zd], ph, pw)
-                _correlate_plane(y[n, o, od], buf, pitch, w3[o, c * kd + a], toff, sh, sw, not first)
+                _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, c0 + c, zd], ph, pw)
+                if wide:
+                    _correlate_plane(wide_y, 0, 0, 1, h_out * pitch, buf, 0, 1, w3[o, c * kd + a], toff, not first)
+                else:
+                    _correlate_plane(y2, plane, w_out, h_out, w_out, buf, sh * pitch, sw, w3[o, c * kd + a], toff,
+                                     not first)
                 first = False
         if first:  # every tap along the depth axis is in the padding
             y[n, o, od] = 0
+        elif wide:
+            _copy_rows(y2, plane, wide_y, pitch, h_out, w_out)
 
 
 @njit(parallel=True)
@@ -212,12 +232,15 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
         for r in range(cg * kd):
             for t in range(taps):
                 flipped[o, r, t] = w3[o, r, taps - 1 - t]
+    dx2 = dx.reshape(-1)
     for task in prange(n_batch * c_in):
         n = task // c_in
         ci = task % c_in
         g, c = ci // cg, ci % cg
-        buf = _scratch(rows, pitch, 0, dy)
-        dx[n, ci] = 0
+        buf = _scratch(rows, pitch, (kw - 1) * dw, dy)
+        wide_dx = _scratch(d_in * h_in, pitch, 0, dx)   # dx's planes in rows of the source's pitch
+        for q in range(d_in * h_in * pitch):
+            wide_dx[_u(q)] = 0
         for o in range(g * cog, (g + 1) * cog):
             for od in range(d_out):
                 filled = False
@@ -226,9 +249,13 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
                     if zd < 0 or zd >= d_in:
                         continue
                     if not filled:
-                        _fill_padded(buf.reshape(rows, pitch), dy[n, o, od], (kh - 1) * dh - ph, (kw - 1) * dw - pw)
+                        _fill_padded(buf[:rows * pitch].reshape(rows, pitch), dy[n, o, od], (kh - 1) * dh - ph,
+                                     (kw - 1) * dw - pw)
                         filled = True
-                    _correlate_plane(dx[n, ci, zd], buf, pitch, flipped[o, c * kd + a], toff, 1, 1, True)
+                    _correlate_plane(wide_dx, zd * h_in * pitch, 0, 1, h_in * pitch, buf, 0, 1,
+                                     flipped[o, c * kd + a], toff, True)
+        for zd in range(d_in):
+            _copy_rows(dx2, (task * d_in + zd) * h_in * w_in, wide_dx[zd * h_in * pitch:], pitch, h_in, w_in)
 
 
 @njit(parallel=True)
