@@ -32,6 +32,7 @@ CASES = [
     ((1, 2, 5, 70), (2, 1, 3, 5), (1, 1), (1, 1), (1, 2), 2),          # rows longer than a vector loop's body
     ((1, 2, 5, 6, 7), (2, 1, 2, 3, 3), (1, 1, 1), (1, 1, 2), (1, 1, 2), 2),
     ((2, 3, 13, 12), (4, 3, 3, 4), (2, 3), (1, 2), (1, 1), 1),         # dw's stride phases, two residues each
+    ((1, 2, 9, 20), (2, 1, 2, 3), (4, 7), (1, 1), (0, 1), 2),           # strides beyond the kernel's extent
 ]
 
 

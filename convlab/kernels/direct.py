@@ -326,17 +326,19 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
     pcol = (pitch + sw - 1) // sw
     prow = h_out + (kh - 1) * dh // sh
     plen = prow * pcol + (kw - 1) * dw // sw
+    # only the residues the taps reach (a stride beyond the kernel's extent has residues no tap reads)
+    n_pr, n_pc = min(sh, (kh - 1) * dh + 1), min(sw, (kw - 1) * dw + 1)
     poff = np.empty(taps, np.intp)
     phase = np.empty(taps, np.intp)
     for b in range(kh):
         for e in range(kw):
-            phase[b * kw + e] = (b * dh % sh) * sw + e * dw % sw
+            phase[b * kw + e] = (b * dh % sh) * n_pc + e * dw % sw
             poff[b * kw + e] = (b * dh // sh) * pcol + e * dw // sw
     for task in prange(c_out * cg):
         o, c = task // cg, task % cg
         ci = (o // cog) * cg + c
         buf = _scratch(rows, pitch, (kw - 1) * dw, x)
-        phases = buf.reshape(1, -1) if unit else _scratch(sh * sw, plen, 0, x).reshape(sh * sw, plen)
+        phases = buf.reshape(1, -1) if unit else _scratch(n_pr * n_pc, plen, 0, x).reshape(n_pr * n_pc, plen)
         dyp = _scratch(h_out, pcol, 0, dy)
         for r in range(h_out):
             for j in range(w_out, pcol):
@@ -361,19 +363,20 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
                                 dyp[_u(i * pcol + j)] = plane[_u(i), _u(j)]
                         copied = True
                     if not unit:
-                        _split_phases(phases, buf, rows, pitch, sh, sw, pcol)
+                        _split_phases(phases, buf, rows, pitch, sh, sw, n_pr, n_pc, pcol)
                     for t in range(taps):
                         dw3[task, a, _u(t)] = _dot_flat(dw3[task, a, _u(t)], dyp, phases[phase[t]], poff[t],
                                                         h_out * pcol)
 
 
 @numba.njit(cache=True)
-def _split_phases(phases, buf, rows, pitch, sh, sw, pcol):
-    """``phases[pr·sw + pc, r·pcol + c] = buf[(r·sh + pr)·pitch + c·sw + pc]``, zeros outside ``rows × pitch``."""
+def _split_phases(phases, buf, rows, pitch, sh, sw, n_pr, n_pc, pcol):
+    """``phases[pr·n_pc + pc, r·pcol + c] = buf[(r·sh + pr)·pitch + c·sw + pc]`` for the residues
+    ``pr < n_pr``, ``pc < n_pc``; zeros outside ``rows × pitch``."""
     plen = phases.shape[1]
-    for pr in range(sh):
-        for pc in range(sw):
-            dst = phases[pr * sw + pc]
+    for pr in range(n_pr):
+        for pc in range(n_pc):
+            dst = phases[pr * n_pc + pc]
             n_c = (pitch - pc + sw - 1) // sw          # columns of this phase inside the plane
             for q in range(plen):
                 dst[_u(q)] = 0
