@@ -27,6 +27,12 @@ CASES = [
     ((1, 3, 7, 8), (3, 3, 1, 1), (2, 2), (1, 1), (0, 0), 1),            # 1x1, stride 2
     ((2, 4, 5, 6, 7), (4, 1, 3, 2, 3), (2, 1, 3), (1, 2, 1), (1, 0, 2), 4),
     ((1, 2, 6, 5, 4), (4, 2, 2, 3, 2), (1, 2, 1), (2, 1, 1), (0, 1, 1), 1),
+    # stride 1 along the plane (dx by the gather form, dw by flat dot products), padding beyond the kernel's reach
+    ((2, 3, 7, 9), (3, 1, 3, 3), (1, 1), (1, 2), (3, 2), 3),
+    ((1, 2, 5, 70), (2, 1, 3, 5), (1, 1), (1, 1), (1, 2), 2),          # rows longer than a vector loop's body
+    ((1, 2, 5, 6, 7), (2, 1, 2, 3, 3), (1, 1, 1), (1, 1, 2), (1, 1, 2), 2),
+    ((2, 3, 13, 12), (4, 3, 3, 4), (2, 3), (1, 2), (1, 1), 1),         # dw's stride phases, two residues each
+    ((1, 2, 9, 20), (2, 1, 2, 3), (4, 7), (1, 1), (0, 1), 2),           # strides beyond the kernel's extent
 ]
 
 
@@ -97,6 +103,38 @@ def test_direct_kernels_propagate_nan_only_to_touching_outputs():
     x[0, 0, 4] = np.nan
     y = kernels.forward(x, np.ones((1, 1, 3)), (9,), (1,), (1,), (1,))
     assert np.isnan(y[0, 0]).tolist() == [False, False, False, True, True, True, False, False, False]
+
+
+def _literal_1d(x, w, dy, stride, dilation, pad):
+    """dx and dw of a 1-D correlation, summed term by term over the (output, tap) pairs that read inside x."""
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
+    for n, o, i, e in np.ndindex(dy.shape[0], w.shape[0], dy.shape[2], w.shape[2]):
+        j = stride * i - pad + dilation * e
+        if 0 <= j < x.shape[2]:
+            c = o // (w.shape[0] // x.shape[1])
+            dx[n, c, j] += w[o, 0, e] * dy[n, o, i]
+            dw[o, 0, e] += dy[n, o, i] * x[n, c, j]
+    return dx, dw
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_direct_backward_kernels_keep_non_finite_values_to_the_terms_that_read_them(stride):
+    # the fast paths add padded zeros times weights (dx) or zeros of dy times x (dw); they must not turn an
+    # infinity that no term reads into a NaN
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 2, 11)), rng.standard_normal((4, 1, 3))
+    x[0, 1, 10] = np.inf          # read by the last tap only, and only where dy is in range
+    w[1, 0, 2] = -np.inf
+    n_out = (11 + 2 * 1 - 2 * 2 - 1) // stride + 1
+    dy = rng.standard_normal((2, 4, n_out))
+    dx = kernels.backward_input(dy, w, (11,), 2, (stride,), (2,), (1,))
+    dw = kernels.backward_weight(dy, x, (3,), 2, (stride,), (2,), (1,))
+    expected_dx, expected_dw = _literal_1d(x, w, dy, stride, 2, 1)
+    for got, expected in ((dx, expected_dx), (dw, expected_dw)):
+        assert np.array_equal(np.isnan(got), np.isnan(expected))
+        assert np.array_equal(np.isinf(got), np.isinf(expected))
+        finite = np.isfinite(expected)
+        assert_close(got[finite], expected[finite], np.float64)
 
 
 def test_kernels_run_concurrently_from_python_threads():
