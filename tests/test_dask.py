@@ -142,15 +142,14 @@ def test_channel_chunks_straddling_groups_are_reduced():
     assert_close(y.compute(), cl.conv(x, w, b, groups=3, padding=1, method="direct"), np.float64)
 
 
-@pytest.mark.parametrize("method", ["fft", "fft_tiled", "im2col"])
+@pytest.mark.parametrize("method", ["fft", "fft_tiled", "im2col", "auto"])
 def test_explicit_methods_and_large_kernels_per_block(method):
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((1, 1, 70, 70)).astype(np.float32), rng.standard_normal((1, 1, 21, 21))
     w = w.astype(np.float32)
     y = cld.conv(da.from_array(x, chunks=25), w, padding="same", method=method)
+    # with "auto" each (25 + 20)^2 block runs whatever the chooser picks for that block's shape
     assert_close(y.compute(), cl.conv(x, w, padding="same", method="direct"), np.float32, method)
-    # with "auto" the block (25 + 20)^2 with a 21x21 kernel runs an FFT method, as in memory
-    assert cl.plan((1, 1, 45, 45), (1, 1, 21, 21), np.float32).method in ("fft", "fft_tiled")
 
 
 def test_graph_pickles_and_inputs_are_not_modified():
