@@ -29,6 +29,7 @@ from ..phases import phase
 from .base import Method, register
 from .fft import (
     backward_both_exact_nonfinite,
+    block_product,
     channel_product,
     place,
     spectral_cost,
@@ -158,7 +159,8 @@ def forward_tiled(plan, x, w):
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     with phase("transform_weight"):
-        S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps)
+        S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps,
+                            block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[1::-1]))
     y_full = np.empty(plan.output_shape[:2] + tuple(t * b for t, b in zip(geo.T, geo.Bo)), plan.dtype)
     y_view = _tiled_view(y_full, geo.T, geo.Bo)
     for r0, r1 in geo.chunks():
@@ -220,7 +222,8 @@ def backward_input_tiled(plan, grad_y, w):
     with phase("pad"):
         dy_view = _dy_tiles(plan, geo, grad_y)
     with phase("transform_weight"):
-        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
+        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps,
+                             block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[:2]))
     with phase("unpack"):
         dx = np.zeros(plan.x_shape, plan.dtype)
     dx3 = as_3d(dx)  # a view: dx is contiguous
@@ -267,7 +270,8 @@ def backward_both_tiled(plan, grad_y, x, w):
         dy_view = _dy_tiles(plan, geo, grad_y)
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     with phase("transform_weight"):
-        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
+        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps,
+                             block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[:2]))
     with phase("unpack"):
         dx = np.zeros(plan.x_shape, plan.dtype)
     dx3 = as_3d(dx)
