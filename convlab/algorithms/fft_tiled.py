@@ -30,6 +30,7 @@ from .base import Method, register
 from .fft import (
     backward_both_exact_nonfinite,
     block_product,
+    block_workspace_bytes,
     channel_product,
     place,
     spectral_cost,
@@ -324,7 +325,8 @@ class FFTTiled(Method):
         padded_x = plan.batch * plan.in_channels * math.prod(geo.padded) * item
         whole_tiles = plan.batch * plan.out_channels * math.prod(t * b for t, b in zip(geo.T, geo.Bo)) * item
         weights = 3 * bins * plan.out_channels * plan.w_shape[1] * 2 * item
-        return padded_x + whole_tiles + geo.rows * geo.row_bytes + weights
+        block = block_workspace_bytes(plan, bins, _chunk_batch(geo, geo.rows, plan, 0)[0])
+        return padded_x + whole_tiles + geo.rows * geo.row_bytes + weights + block
 
     def forward(self, plan, x, w):
         return forward_exact_nonfinite(plan, x, w, forward_tiled)
