@@ -96,6 +96,38 @@ def test_weight_gradient_by_inverse_fft_or_tap_dft(monkeypatch, method, case, ra
     _check(method, case)
 
 
+@pytest.mark.parametrize("block", [False, True], ids=["complex_matmul", "real_block_gemm"])
+@pytest.mark.parametrize("method", FFT_METHODS)
+@pytest.mark.parametrize("case", [
+    Case((4, 32, 9, 8), (5, 32, 3, 3), padding=1, dtype="float32"),  # N*C_in*8 = 1 KB: padded frequency rows
+    Case((3, 2, 40), (4, 2, 7), stride=2, padding=((5, 1),), dilation=2),
+    Case((2, 3, 11, 10, 6), (2, 3, 3, 2, 3), padding=(1, 0, 2), padding_mode="circular"),
+], ids=lambda c: c.id)
+def test_channel_product_paths_agree_with_direct(monkeypatch, method, case, block):
+    """The real block GEMM on frequency-major spectra and the complex matmul give the same y, dx and dw,
+    with ``w`` changed in place between calls (the block weight is derived from the cached spectrum)."""
+    chosen = []
+    for module in (fft_module, fft_tiled):
+        monkeypatch.setattr(module, "block_product", lambda *args: chosen.append(args) or block)
+    x, w, _, gy = case.arrays(seed=3)
+    p = cl.plan(case.x_shape, case.w_shape, case.dtype, method=method, **case.params)
+    for _ in range(2):
+        got = (p.forward(x, w), *p.backward(gy, x, w)[:2])
+        for what, a, e in zip(("y", "dx", "dw"), got, _reference(case, x, w, gy)):
+            assert_close(a, e, case.dtype, method, what=f"{method} block={block} {what} [{case.id}]")
+        w *= -1.5
+    assert chosen
+
+
+def test_block_product_is_chosen_by_size():
+    """The block path only where it was measured to pay (see block_product's docstring)."""
+    spec = cl.plan((8, 32, 28, 28), (32, 32, 5, 5), np.float32, method="fft", padding=2).inner
+    grouped = cl.plan((8, 32, 28, 28), (32, 16, 5, 5), np.float32, method="fft", padding=2, groups=2).inner
+    assert fft_module.block_product(spec, 8, 32, 32) and fft_module.block_product(spec, 8, 64, 64)
+    assert not fft_module.block_product(spec, 64, 64, 64) and not fft_module.block_product(spec, 2, 64, 64)
+    assert not fft_module.block_product(spec, 8, 1, 32) and not fft_module.block_product(grouped, 8, 16, 16)
+
+
 def test_tiled_workspace_is_bounded():
     """Beyond one padded copy of x and of y, the tiled method holds at most CHUNK_BYTES of tiles."""
     shape, kernel = (1, 1, 4096, 4096), (1, 1, 7, 7)

@@ -29,6 +29,8 @@ from ..phases import phase
 from .base import Method, register
 from .fft import (
     backward_both_exact_nonfinite,
+    block_product,
+    block_workspace_bytes,
     channel_product,
     place,
     spectral_cost,
@@ -158,7 +160,8 @@ def forward_tiled(plan, x, w):
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     with phase("transform_weight"):
-        S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps)
+        S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps,
+                            block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[1::-1]))
     y_full = np.empty(plan.output_shape[:2] + tuple(t * b for t, b in zip(geo.T, geo.Bo)), plan.dtype)
     y_view = _tiled_view(y_full, geo.T, geo.Bo)
     for r0, r1 in geo.chunks():
@@ -220,7 +223,8 @@ def backward_input_tiled(plan, grad_y, w):
     with phase("pad"):
         dy_view = _dy_tiles(plan, geo, grad_y)
     with phase("transform_weight"):
-        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
+        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps,
+                             block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[:2]))
     with phase("unpack"):
         dx = np.zeros(plan.x_shape, plan.dtype)
     dx3 = as_3d(dx)  # a view: dx is contiguous
@@ -267,7 +271,8 @@ def backward_both_tiled(plan, grad_y, x, w):
         dy_view = _dy_tiles(plan, geo, grad_y)
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     with phase("transform_weight"):
-        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps)
+        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps,
+                             block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[:2]))
     with phase("unpack"):
         dx = np.zeros(plan.x_shape, plan.dtype)
     dx3 = as_3d(dx)
@@ -320,7 +325,8 @@ class FFTTiled(Method):
         padded_x = plan.batch * plan.in_channels * math.prod(geo.padded) * item
         whole_tiles = plan.batch * plan.out_channels * math.prod(t * b for t, b in zip(geo.T, geo.Bo)) * item
         weights = 3 * bins * plan.out_channels * plan.w_shape[1] * 2 * item
-        return padded_x + whole_tiles + geo.rows * geo.row_bytes + weights
+        block = block_workspace_bytes(plan, bins, _chunk_batch(geo, geo.rows, plan, 0)[0])
+        return padded_x + whole_tiles + geo.rows * geo.row_bytes + weights + block
 
     def forward(self, plan, x, w):
         return forward_exact_nonfinite(plan, x, w, forward_tiled)
