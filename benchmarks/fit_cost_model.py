@@ -63,7 +63,7 @@ from convlab.algorithms import DEFAULT_CONSTANTS, DEFAULT_FACTORS, DEFAULT_OVERH
 from convlab.tuning.calibration import LAUNCH, QUICK_CONSTANTS, measure_launch, measure_quick
 from convlab.tuning.choice import scaled
 
-FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op", "loop_flops_per_byte")
+FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op", "loop_peak_fraction")
 NEAR_FASTEST = 3.0
 BACKWARD = ("backward_input", "backward_weight")
 OVERHEAD_UNIT = 1e-5  # residuals are fitted as OVERHEAD_UNIT · exp(v)

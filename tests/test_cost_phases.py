@@ -166,7 +166,7 @@ def test_explain_shows_phases_and_where_each_constant_came_from(measuring):
 def counting(name):
     """Terms under which a model's fixed-cost part counts the calls priced by ``name``."""
     values = {n: 0.0 for n in CONSTANT_NAMES}
-    values.update(peak=1.0, bandwidth=1.0, gather_bandwidth=1.0, loop_flops_per_byte=1.0, **{name: 1.0})
+    values.update(peak=1.0, bandwidth=1.0, gather_bandwidth=1.0, loop_peak_fraction=1.0, **{name: 1.0})
     return CostTerms(values, np.float32).fixed_only()
 
 

@@ -15,7 +15,7 @@ real FFTs               ``fft_call + count · P · log2 P · fft_point`` (one pl
 sparse product          ``sparse_call + nnz_products · sparse_op``
 compiled kernel         ``launch`` per call of a parallel compiled loop, ``call`` when the pass
                         runs it serially (below ``SMALL_FLOPS`` or at one thread: its work priced
-                        apart; a loop nest's arithmetic at ``loop_flops_per_byte · bandwidth``)
+                        apart; a loop nest's arithmetic at ``loop_peak_fraction · peak``)
 ======================  ===========================================================
 
 The fixed costs are priced per call, from each method's own structure: a
@@ -48,12 +48,14 @@ __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEA
 #: ``sparse_call``, ``launch``) are what ``measure_quick`` measures on an idle 2-core AVX2 machine with
 #: OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.93e11, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.67e10, gather_bandwidth=2.49e10,
-                    index_point=2e-9, call=3.08e-7, fft_point=1.29e-10, sparse_op=2.36e-9, blas_call=1.5e-6,
-                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5, loop_flops_per_byte=0.55),
-    "float64": dict(peak=9.65e10, gemm_half=5.73, gemm_call=1.43e-8, bandwidth=4.59e10, gather_bandwidth=2.49e10,
-                    index_point=2e-9, call=3.56e-7, fft_point=1.5e-10, sparse_op=2.75e-9, blas_call=1.5e-6,
-                    fft_call=1e-6, sparse_call=5e-6, launch=7e-5, loop_flops_per_byte=0.55),
+    "float32": dict(peak=1.98e11, gemm_half=5.91, gemm_call=1.21e-8, bandwidth=2.67e10,
+                    gather_bandwidth=2.24e11, index_point=6.63e-10, call=3.07e-7, fft_point=9.31e-11,
+                    sparse_op=1.47e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
+                    loop_peak_fraction=0.282),
+    "float64": dict(peak=9.8e10, gemm_half=5.91, gemm_call=1.21e-8, bandwidth=4.2e10,
+                    gather_bandwidth=2.24e11, index_point=6.63e-10, call=3.12e-7, fft_point=2.18e-10,
+                    sparse_op=1.71e-9, blas_call=9.33e-7, fft_call=3.49e-7, sparse_call=3.35e-6, launch=8.13e-5,
+                    loop_peak_fraction=0.282),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
@@ -61,24 +63,24 @@ CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: factors of the backward passes (fitted separately, the forward's factor when absent).
 #: ``convlab calibrate`` refits the forward factors for the machine it runs on.
 DEFAULT_FACTORS: dict[str, float] = {
-    "direct": 1.217, "direct/backward_input": 1.691, "direct/backward_weight": 1.246,
-    "fft": 2.817, "fft/backward_input": 2.485, "fft/backward_weight": 2.262,
-    "fft_tiled": 2.775, "fft_tiled/backward_input": 3.482, "fft_tiled/backward_weight": 2.438,
-    "im2col": 2.284, "im2col/backward_input": 2.199, "im2col/backward_weight": 1.814,
-    "toeplitz": 0.55, "toeplitz/backward_input": 0.446, "toeplitz/backward_weight": 2.299,
-    "winograd": 4.01, "winograd/backward_input": 3.236, "winograd/backward_weight": 4.402,
+    "direct": 1.479, "direct/backward_input": 1.967, "direct/backward_weight": 2.012,
+    "fft": 2.766, "fft/backward_input": 2.254, "fft/backward_weight": 1.962,
+    "fft_tiled": 2.686, "fft_tiled/backward_input": 2.376, "fft_tiled/backward_weight": 2.202,
+    "im2col": 3.14, "im2col/backward_input": 3.16, "im2col/backward_weight": 2.057,
+    "toeplitz": 0.43, "toeplitz/backward_input": 0.325, "toeplitz/backward_weight": 2.916,
+    "winograd": 3.022, "winograd/backward_input": 2.814, "winograd/backward_weight": 2.692,
 }
 #: Built-in per-method residual fixed seconds per pass (Python dispatch, checks, allocation: what a method
 #: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
 #: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
 #: are those of the backward passes (the forward's when absent).
 DEFAULT_OVERHEADS: dict[str, float] = {
-    "direct": 1.5e-5, "direct/backward_input": 1e-5, "direct/backward_weight": 1.3e-5,
-    "fft": 8.5e-5, "fft/backward_input": 1.1e-4, "fft/backward_weight": 1.1e-4,
-    "fft_tiled": 1.25e-4, "fft_tiled/backward_input": 1.55e-4, "fft_tiled/backward_weight": 1.6e-4,
-    "im2col": 4e-5, "im2col/backward_input": 6e-5, "im2col/backward_weight": 7e-5,
-    "toeplitz": 4e-5, "toeplitz/backward_input": 6.5e-5, "toeplitz/backward_weight": 3.5e-5,
-    "winograd": 2.1e-4, "winograd/backward_input": 2.5e-4, "winograd/backward_weight": 3.2e-4,
+    "direct": 3.67e-05, "direct/backward_input": 1.85e-05, "direct/backward_weight": 2.83e-05,
+    "fft": 0.000162, "fft/backward_input": 7.19e-05, "fft/backward_weight": 9.98e-05,
+    "fft_tiled": 0.000196, "fft_tiled/backward_input": 7.66e-05, "fft_tiled/backward_weight": 0.000119,
+    "im2col": 2.31e-05, "im2col/backward_input": 1.3e-05, "im2col/backward_weight": 2.45e-05,
+    "toeplitz": 1.83e-05, "toeplitz/backward_input": 5.02e-05, "toeplitz/backward_weight": 2.66e-05,
+    "winograd": 0.000236, "winograd/backward_input": 0.000179, "winograd/backward_weight": 0.000218,
 }
 
 
@@ -105,7 +107,7 @@ class CostTerms:
     fft_call: float
     sparse_call: float
     launch: float
-    loop_flops_per_byte: float
+    loop_peak_fraction: float
 
     def __init__(self, constants: Mapping[str, float], dtype: np.dtype | type | str) -> None:
         self.itemsize = np.dtype(dtype).itemsize

@@ -33,10 +33,11 @@ __all__ = ["LOOP_MAX_GROUP_CHANNELS", "Direct"]
 
 LOOP_MAX_GROUP_CHANNELS = 4
 """Below this many input channels per group the compiled loop nest runs; from it on, per-offset GEMMs."""
-# The loop nest's throughput follows the machine's memory bandwidth, not its GEMM peak (no register
-# blocking across channels): its arithmetic is priced at ``loop_flops_per_byte`` (a fitted constant of the
-# cost terms: 15-20 GFLOP/s against a 36.6 GB/s copy bandwidth on depthwise and single-channel layers,
-# measured on the idle 2-core machine) times the bandwidth, and each call pays one kernel launch.
+# The loop nest is vectorised along a plane (a dtype's SIMD width sets its speed, as it sets the GEMM
+# peak) but not blocked across channels, so it runs at a fraction of the GEMM peak: its arithmetic is
+# priced at ``loop_peak_fraction · peak`` (a fitted constant of the cost terms; measured 17-40 GFLOP/s
+# single-threaded in float32 on depthwise layers, 22 GFLOP/s on a 512² float64 image with a 31² kernel at
+# 2 threads, on the idle 2-core machine), and each call pays one kernel launch (or call, when serial).
 
 
 def _windows(plan):
@@ -151,7 +152,7 @@ def predicted_cost(spec, terms, pass_="forward"):
     """``{phase: seconds}`` of one pass.
 
     Few channels per group: the compiled loop nest (one kernel launch), one read of its inputs and one
-    write of its output, its arithmetic at ``loop_flops_per_byte`` of the memory bandwidth, and
+    write of its output, its arithmetic at ``loop_peak_fraction`` of the GEMM peak, and
     for ``y`` and ``dw`` the finiteness check of the weights (or ``dy``) that decides whether the
     padding can be skipped (the three passes run the same loop nest with the roles of x, w and y
     exchanged). Otherwise, per kernel offset: a window gather (or, for ``dx``, a scatter-add into the
@@ -165,7 +166,7 @@ def predicted_cost(spec, terms, pass_="forward"):
     y = math.prod(spec.output_shape)
     x = spec.batch * spec.in_channels * math.prod(spec.input_size)
     if _uses_loops(spec):
-        arithmetic = spec.flops / (terms.loop_flops_per_byte * terms.bandwidth)
+        arithmetic = spec.flops / (terms.loop_peak_fraction * terms.peak)
         check = {"forward": terms.passes(math.prod(spec.w_shape), 1),
                  "backward_weight": terms.passes(y, 1)}.get(pass_, 0.0)
         return {"product": terms.launches(1, spec.flops) + check + arithmetic + terms.passes(x + y, 1)}

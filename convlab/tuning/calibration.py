@@ -411,10 +411,10 @@ def measure_constants(dtype):
     dense = rng.standard_normal(((1 << 16), 8)).astype(dtype)
     sparse_op = _seconds(lambda: banded @ dense) / (banded.nnz * 8)
     launch = measure_launch(compile=True)
-    # the compiled loops' arithmetic per byte is a ratio of two speeds of the same machine: kept as fitted
-    loop_flops_per_byte = DEFAULT_CONSTANTS[dtype.name]["loop_flops_per_byte"]
+    # the compiled loops' share of the GEMM peak is a ratio of two speeds of the same machine: kept as fitted
+    loop_peak_fraction = DEFAULT_CONSTANTS[dtype.name]["loop_peak_fraction"]
     return dict(quick, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call, launch=launch,
-                loop_flops_per_byte=loop_flops_per_byte,
+                loop_peak_fraction=loop_peak_fraction,
                 gather_bandwidth=gather_bandwidth, index_point=index_point, sparse_op=sparse_op)
 
 
