@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import convlab as cl
-from convlab import harness
+from convlab import fft_backends, harness
 
 KINDS = ("cnn", "depthwise", "strided", "dilated", "grouped", "large_kernel", "signal_1d", "volume_3d")
 
@@ -165,8 +165,11 @@ def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, 
             calls[name] = ((lambda p=p: p.backward_input(dy, w)) if pass_ == "backward_input"
                            else (lambda p=p: p.backward_weight(dy, x)))
     probes, slow = {}, {}
+    for fn in calls.values():
+        fn()  # warm-up; the next call queues FFTW's measured plans, waited for below
+        fn()
+    fft_backends.wait_for_plans()  # time the FFT methods on their measured plans, with no planner running
     for name, fn in calls.items():
-        fn()  # warm-up
         start = time.perf_counter()
         fn()
         probes[name] = time.perf_counter() - start
