@@ -45,8 +45,8 @@ import numpy as np
 import scipy.fft
 
 from .. import fft_backends
-from ..kernels import get_threads
 from ..phases import phase
+from ..threads import SMALL_FLOPS
 from .base import Method, WeightDerived, register
 from .nonfinite import (
     all_finite,
@@ -176,12 +176,13 @@ def transform(plan, role, L, batch):
     """The per-plan, per-backend real transform of ``(*batch, *L)``; ``role`` keeps the x, y and
     w spectra of one call in separate buffers even when their shapes agree."""
     backend = fft_backends.get_fft_backend()
-    # The pass's thread cap (convlab.threads: one thread for small passes or when other processes keep
-    # the cores busy) applies to FFTW's threads as to BLAS's: a threaded FFTW call whose second thread
-    # waits for a busy core took 4 to 12 ms against 0.07 ms in one thread (256 x 16x16, float32).
-    threads = min(backend.threads, get_threads())
-    if threads != backend.threads:
-        backend = dataclasses.replace(backend, threads=threads)
+    # Small passes run FFTW in one thread, as BLAS (convlab.threads.SMALL_FLOPS): a threaded FFTW call whose
+    # second thread waits for a busy core took 4 to 12 ms against 0.07 ms in one thread (256 x 16x16,
+    # float32). The count is decided by the pass's size alone, not by the load of the moment as BLAS's is:
+    # it is part of the cached transform's key, and a count that followed the load made a new FFTW plan
+    # (planned in the background while the call ran on scipy.fft) each time the load crossed a core.
+    if plan.flops < SMALL_FLOPS and backend.threads > 1:
+        backend = dataclasses.replace(backend, threads=1)
     key = ("fft", "transform", role, L, batch, backend)
     return plan.cached(key, lambda: backend.real_transform((*batch, *L), len(L), plan.dtype))
 
