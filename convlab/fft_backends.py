@@ -167,6 +167,12 @@ class _ScipyTransform(_NumpyTransform):
                                 workers=self.threads, overwrite_x=True)
 
 
+#: Held around every FFTW plan build and every wisdom export or import. pyFFTW serialises plan builds
+#: with its own lock but not wisdom export/import, and FFTW's planner is not thread-safe: exporting
+#: wisdom while the background planner measured a plan aborted the process (found by the test suite).
+_fftw_lock = threading.Lock()
+
+
 class _FFTWTransform:
     """A pair of pyFFTW plans (r2c and c2r), one pair per thread, measured only for shapes in repeated use.
 
@@ -205,9 +211,10 @@ class _FFTWTransform:
         spectrum = pyfftw.empty_aligned(self.complex_shape, _complex_dtype(self.dtype))
         source, target = (real, spectrum) if direction == "FFTW_FORWARD" else (spectrum, real)
         # DESTROY_INPUT: callers refill the input before every call, and it lets FFTW pick faster plans.
-        return pyfftw.FFTW(source, target, axes=tuple(range(-self.naxes, 0)), direction=direction,
-                           flags=(*flags, "FFTW_DESTROY_INPUT"), threads=self.threads,
-                           planning_timelimit=timelimit)
+        with _fftw_lock:
+            return pyfftw.FFTW(source, target, axes=tuple(range(-self.naxes, 0)), direction=direction,
+                               flags=(*flags, "FFTW_DESTROY_INPUT"), threads=self.threads,
+                               planning_timelimit=timelimit)
 
     def _from_wisdom(self, direction):
         """The measured plan from FFTW's wisdom, or ``None`` when there is none for this shape."""
@@ -528,8 +535,10 @@ def save_wisdom(path):
     """
     if pyfftw is None:
         raise ValueError("save_wisdom needs pyfftw, which does not import")
+    with _fftw_lock:
+        wisdom = pyfftw.export_wisdom()
     with open(path, "wb") as f:
-        f.write(b"\0".join(pyfftw.export_wisdom()))
+        f.write(b"\0".join(wisdom))
 
 
 def load_wisdom(path):
@@ -566,7 +575,8 @@ def load_wisdom(path):
         parts = f.read().split(b"\0")
     if len(parts) != 3:
         raise ValueError(f"{path!r} is not a convlab FFTW wisdom file (expected 3 parts, found {len(parts)})")
-    return pyfftw.import_wisdom(tuple(parts))
+    with _fftw_lock:
+        return pyfftw.import_wisdom(tuple(parts))
 
 
 _dirty = False
