@@ -83,8 +83,6 @@ import numpy as np
 
 from . import api as _api
 from .algorithms import methods as _methods
-from .config import get_autotune as _get_autotune
-from .config import get_workspace_limit as _get_workspace_limit
 from .errors import UnsupportedPlanError
 from .planning import plan as _plan
 from .tolerances import tolerance as _tolerance
@@ -187,15 +185,12 @@ def _run(x, w, method, groups, pairs, padding_mode):
     """One real convlab call; ``x`` (N, C, *s), ``w`` (C_out, C/groups, *k) already correlation kernels,
     both float32 or both float64.
 
-    ``cl.conv`` with these arguments, minus its argument normalisation: the key of its plan cache is
-    built here directly from values already in canonical form (ints, tuples of int pairs), so a
-    repeated call costs a dictionary lookup and the plan's own run. Same cache, same plans, and
-    :func:`convlab.clear_plan_cache` clears both.
+    ``cl.conv`` with these arguments, minus its checks of the arrays (done here already): the plan comes
+    from the same cache, so a repeated call costs a dictionary lookup and the plan's own run.
     """
     pairs = tuple((int(lo), int(hi)) for lo, hi in pairs)
-    autotune = _get_autotune() if method == "auto" else None
-    plan = _api._cached_plan(x.shape, w.shape, x.dtype, 1, pairs, 1, groups, padding_mode, method, autotune,
-                             _get_workspace_limit(), _methods())
+    plan = _api.cached_plan(x.shape, w.shape, x.dtype, padding=pairs, groups=groups, padding_mode=padding_mode,
+                            method=method)
     return plan.forward(x, w)
 
 

@@ -443,10 +443,10 @@ def forward_spectral(plan, x, w):
         return take(y, geo.outputs, geo.output_segments)
 
 
-def backward_input_spectral(plan, grad_y, w):
-    geo = geometry(plan)
+def _dx_spectral(plan, geo, grad_y, w, tx):
+    """``(dx, DY)``: ``dx`` through ``tx``'s inverse, and ``grad_y``'s spectrum, which stays valid
+    until the ``"y"`` transform's next forward (a joint backward reuses it for ``dw``)."""
     ty = transform(plan, "y", geo.L, plan.output_shape[:2])
-    tx = transform(plan, "x", geo.L, plan.x_shape[:2])
     with phase("pad"):
         buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
     with phase("transform_input"):
@@ -458,7 +458,12 @@ def backward_input_spectral(plan, grad_y, w):
     with phase("transform_output"):
         dx = tx.inverse(DX)
     with phase("unpack"):
-        return take(dx, geo.inputs)
+        return take(dx, geo.inputs), DY
+
+
+def backward_input_spectral(plan, grad_y, w):
+    geo = geometry(plan)
+    return _dx_spectral(plan, geo, grad_y, w, transform(plan, "x", geo.L, plan.x_shape[:2]))[0]
 
 
 def backward_weight_spectral(plan, grad_y, x):
@@ -483,20 +488,8 @@ def backward_weight_spectral(plan, grad_y, x):
 def backward_both_spectral(plan, grad_y, x, w):
     """``(dx, dw)`` for finite arguments, transforming ``grad_y`` once for both products."""
     geo = geometry(plan)
-    ty = transform(plan, "y", geo.L, plan.output_shape[:2])
     tx = transform(plan, "x", geo.L, plan.x_shape[:2])
-    with phase("pad"):
-        buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
-    with phase("transform_input"):
-        DY = ty.forward(buf)  # ty's output buffer: valid until ty's next forward, which this call never makes
-    with phase("transform_weight"):
-        WD = weight_spectrum(plan, w, "backward", block=block_product(plan, plan.batch, *plan.w_shape[:2]))
-    with phase("product"):
-        DX = channel_product(plan, DY, WD, tx.complex_buffer())
-    with phase("transform_output"):
-        dx = tx.inverse(DX)
-    with phase("unpack"):
-        dx = take(dx, geo.inputs)
+    dx, DY = _dx_spectral(plan, geo, grad_y, w, tx)
     with phase("pad"):
         buf = place(tx.real_buffer(), x, geo.inputs)
     with phase("transform_input"):

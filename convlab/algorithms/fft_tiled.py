@@ -216,33 +216,42 @@ def _dy_spectrum(plan, geo, dy_view, r0, r1):
         return ty.forward(buf)
 
 
-def backward_input_tiled(plan, grad_y, w):
-    from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
-
-    geo = tile_geometry(plan)
-    with phase("pad"):
-        dy_view = _dy_tiles(plan, geo, grad_y)
+def _dx_setup(plan, geo, w):
+    """The weights' spectrum for ``dx`` and a zeroed ``dx`` that :func:`_dx_chunk` adds every chunk into."""
     with phase("transform_weight"):
         WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps,
                              block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[:2]))
     with phase("unpack"):
         dx = np.zeros(plan.x_shape, plan.dtype)
-    dx3 = as_3d(dx)  # a view: dx is contiguous
-    lo = [p[0] for p in plan.padding]
-    span, step, L3 = pad_3d(geo.Bi, 1), pad_3d(geo.Bs, 0), pad_3d(geo.L, 1)
+    return WD, dx
+
+
+def _dx_chunk(plan, geo, DY, WD, dx, r0, r1):
+    """Add the ``dx`` of tile rows ``r0:r1`` (their ``dy`` spectrum ``DY``) into ``dx``, in place."""
+    from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
+
+    rows = r1 - r0
+    tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
+    with phase("product"):
+        DX = channel_product(plan, DY, WD, tx.complex_buffer())
+    with phase("transform_output"):
+        z = tx.inverse(DX)
+    with phase("unpack"):
+        # each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi): added in place
+        lo = [p[0] for p in plan.padding]
+        grid = pad_3d((rows, *geo.T[1:]), 1)
+        origin = pad_3d([r0 * geo.Bs[0] - lo[0], *(-v for v in lo[1:])], 0)
+        kernels.overlap_add(z.reshape(*grid, *plan.x_shape[:2], *pad_3d(geo.L, 1)), as_3d(dx), origin,
+                            pad_3d(geo.Bs, 0), pad_3d(geo.Bi, 1))
+
+
+def backward_input_tiled(plan, grad_y, w):
+    geo = tile_geometry(plan)
+    with phase("pad"):
+        dy_view = _dy_tiles(plan, geo, grad_y)
+    WD, dx = _dx_setup(plan, geo, w)
     for r0, r1 in geo.chunks():
-        rows = r1 - r0
-        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
-        DY = _dy_spectrum(plan, geo, dy_view, r0, r1)
-        with phase("product"):
-            DX = channel_product(plan, DY, WD, tx.complex_buffer())
-        with phase("transform_output"):
-            z = tx.inverse(DX)
-        with phase("unpack"):
-            # each tile's dx lives in its first Bi samples (zero beyond, no wrap as L >= Bi): added in place
-            grid = pad_3d((rows, *geo.T[1:]), 1)
-            origin = pad_3d([r0 * geo.Bs[0] - lo[0], *(-v for v in lo[1:])], 0)
-            kernels.overlap_add(z.reshape(*grid, *plan.x_shape[:2], *L3), dx3, origin, step, span)
+        _dx_chunk(plan, geo, _dy_spectrum(plan, geo, dy_view, r0, r1), WD, dx, r0, r1)
     return dx
 
 
@@ -264,33 +273,15 @@ def backward_weight_tiled(plan, grad_y, x):
 
 def backward_both_tiled(plan, grad_y, x, w):
     """``(dx, dw)``, each chunk of ``dy`` tiles transformed once for both products."""
-    from ..kernels import fft as kernels  # numba: imported on first use, never at import convlab
-
     geo = tile_geometry(plan)
     with phase("pad"):
         dy_view = _dy_tiles(plan, geo, grad_y)
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
-    with phase("transform_weight"):
-        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps,
-                             block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[:2]))
-    with phase("unpack"):
-        dx = np.zeros(plan.x_shape, plan.dtype)
-    dx3 = as_3d(dx)
-    lo = [p[0] for p in plan.padding]
-    span, step, L3 = pad_3d(geo.Bi, 1), pad_3d(geo.Bs, 0), pad_3d(geo.L, 1)
+    WD, dx = _dx_setup(plan, geo, w)
     DW, tw = weight_gradient_buffer(plan, geo.L)
     for i, (r0, r1) in enumerate(geo.chunks()):
-        rows = r1 - r0
-        tx = transform(plan, "x", geo.L, _chunk_batch(geo, rows, plan, plan.in_channels))
         DY = _dy_spectrum(plan, geo, dy_view, r0, r1)  # ty's output buffer, not touched again in this chunk
-        with phase("product"):
-            DX = channel_product(plan, DY, WD, tx.complex_buffer())
-        with phase("transform_output"):
-            z = tx.inverse(DX)
-        with phase("unpack"):
-            grid = pad_3d((rows, *geo.T[1:]), 1)
-            origin = pad_3d([r0 * geo.Bs[0] - lo[0], *(-v for v in lo[1:])], 0)
-            kernels.overlap_add(z.reshape(*grid, *plan.x_shape[:2], *L3), dx3, origin, step, span)
+        _dx_chunk(plan, geo, DY, WD, dx, r0, r1)
         X = _x_spectrum(plan, geo, tiles, r0, r1)
         with phase("product"):
             weight_product(plan, DY, X, DW, accumulate=i > 0)

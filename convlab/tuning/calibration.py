@@ -195,7 +195,7 @@ def _startup_calibration() -> Calibration:
     if measured is None:
         if _busy():  # a busy moment would be measured, not the machine: defaults now, measure another time
             return stored
-        measured = {dtype: measure_quick(dtype) for dtype in ("float32", "float64")}
+        measured = {dtype: _plausible(dtype, measure_quick(dtype)) for dtype in ("float32", "float64")}
         launch = measure_launch()
         if launch is not None:
             for values in measured.values():
@@ -207,6 +207,25 @@ def _startup_calibration() -> Calibration:
             measured = {dtype: dict(values, **{LAUNCH: launch}) for dtype, values in measured.items()}
             save_measured(measured)
     return with_measured(stored, measured, machine_path())
+
+
+#: A quick measurement more than this factor away from the built-in constant is taken as disturbed and
+#: not used (nor stored): on 2 cores, an FFTW call whose second thread waited for a core that OpenBLAS's
+#: threads still spun on after the GEMM probe measured 70x the FFT's time, in about one process of three.
+PLAUSIBLE_FACTOR = 10.0
+
+
+def _plausible(dtype: str, values: dict) -> dict:
+    """``values`` without the constants more than :data:`PLAUSIBLE_FACTOR` from the built-in ones.
+
+    Examples
+    --------
+    >>> sorted(_plausible("float32", {"peak": 2e11, "fft_point": 5e-9}))
+    ['peak']
+    """
+    defaults = DEFAULT_CONSTANTS[np.dtype(dtype).name]
+    return {name: value for name, value in values.items()
+            if 1 / PLAUSIBLE_FACTOR <= value / defaults[name] <= PLAUSIBLE_FACTOR}
 
 
 def _busy() -> bool:
@@ -543,8 +562,10 @@ def _validated_measured(record: dict) -> dict:
     constants = record["constants"]
     if not isinstance(constants, dict):
         raise TypeError(f"constants must be an object, but is {type(constants).__name__}")
+    # a constant may be absent: the launch until a process has numba running, any other when its
+    # measurement was implausible (_plausible); the built-in value then stands in
     return {dt: {k: _positive(f"constants.{dt}.{k}", constants[dt][k])
-                 for k in (*QUICK_CONSTANTS, LAUNCH) if k in QUICK_CONSTANTS or k in constants[dt]}
+                 for k in (*QUICK_CONSTANTS, LAUNCH) if k in constants[dt]}
             for dt in ("float32", "float64")}
 
 
