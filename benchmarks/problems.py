@@ -170,10 +170,13 @@ def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, 
         fn()
     fft_backends.wait_for_plans()  # time the FFT methods on their measured plans, with no planner running
     for name, fn in calls.items():
-        start = time.perf_counter()
-        fn()
-        probes[name] = time.perf_counter() - start
+        probes[name] = _call_seconds(fn)
     fastest = min(probes.values())
+    for name, fn in calls.items():
+        # a slow probe is recorded as the method's time, so it is confirmed: the first call at a new thread
+        # count (the cap follows the machine's load) can compile a kernel's parallel twin inside the probe
+        if probes[name] > slow_s and probes[name] > slow_factor * fastest:
+            probes[name] = min(probes[name], _call_seconds(fn))
     timed = {}
     for name, fn in calls.items():
         if probes[name] > slow_s and probes[name] > slow_factor * fastest:
@@ -186,6 +189,12 @@ def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, 
     seconds = {name: min(t.samples) for name, t in results.items()}
     seconds.update(slow)
     return seconds
+
+
+def _call_seconds(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def ratios_summary(ratios):
