@@ -478,6 +478,11 @@ def backward_weight_spectral(plan, grad_y, x):
         buf = place(ty.real_buffer(), grad_y, geo.outputs, geo.outputs_unique, geo.output_segments)
     with phase("transform_input"):
         DY = ty.forward(buf)
+    return _dw_from_spectra(plan, geo, DY, X)
+
+
+def _dw_from_spectra(plan, geo, DY, X):
+    """``dw`` from the spectra of ``grad_y`` and ``x``: their product per frequency, read at the taps."""
     with phase("product"):
         DW, tw = weight_gradient_buffer(plan, geo.L)
         weight_product(plan, DY, X, DW)
@@ -494,12 +499,7 @@ def backward_both_spectral(plan, grad_y, x, w):
         buf = place(tx.real_buffer(), x, geo.inputs)
     with phase("transform_input"):
         X = tx.forward(buf)
-    with phase("product"):
-        DW, tw = weight_gradient_buffer(plan, geo.L)
-        weight_product(plan, DY, X, DW)
-    with phase("transform_output"):
-        dw = weight_gradient(plan, DW, geo.L, tap_positions(plan, geo.L), tw, geo.taps)
-    return dx, dw
+    return dx, _dw_from_spectra(plan, geo, DY, X)
 
 
 def backward_both_exact_nonfinite(method, plan, grad_y, x, w, fast):
