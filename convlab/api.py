@@ -42,12 +42,34 @@ def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, pad
                 groups=groups, padding_mode=padding_mode, method=method, autotune=autotune)
 
 
+# The plans of the latest calls, keyed by the arguments exactly as given (when hashable) and the global settings
+# a plan depends on: a repeated call finds its plan in one dictionary look-up, without normalising its arguments
+# for the LRU key (a few microseconds of a small convolution). Cleared with the LRU cache, and when full.
+_recent: dict = {}
+
+
 def cached_plan(x_shape, w_shape, dtype, **params) -> ConvPlan:
     """:func:`convlab.plan` through a thread-safe LRU cache keyed by its arguments.
 
     Repeated functional calls with the same shapes and parameters reuse one
     plan (and everything the method precomputed in it).
     """
+    key = (x_shape, w_shape, dtype, *params.items(), get_autotune(), get_workspace_limit(), methods())
+    try:
+        return _recent[key]
+    except KeyError:
+        hashable = True
+    except TypeError:  # unhashable arguments (lists): the normalised route only
+        hashable = False
+    p = _normalised_cached_plan(x_shape, w_shape, dtype, **params)
+    if hashable:
+        if len(_recent) >= _PLAN_CACHE_SIZE:
+            _recent.clear()
+        _recent[key] = p
+    return p
+
+
+def _normalised_cached_plan(x_shape, w_shape, dtype, **params) -> ConvPlan:
     keys = ("stride", "padding", "dilation", "groups", "padding_mode", "method", "autotune")
     defaults = dict(stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", method="auto",
                     autotune=None)
@@ -66,6 +88,7 @@ def cached_plan(x_shape, w_shape, dtype, **params) -> ConvPlan:
 def clear_plan_cache() -> None:
     """Forget the plans functional calls keep, so the next call plans (and, for ``method="auto"``, chooses) anew."""
     _cached_plan.cache_clear()
+    _recent.clear()
 
 
 def _inputs(x, w, bias=None, *, expected_ndim=None, name="conv"):

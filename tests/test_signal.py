@@ -323,3 +323,31 @@ def test_choose_conv_method_names_a_method_convolve_accepts():
     assert best in times and set(times) <= set(cl.methods()) and min(times.values()) == times[best]
     with pytest.raises(ValueError, match="mode"):
         cls.choose_conv_method(np.ones(5), np.ones(2), mode="foo")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_common_call_route_matches_scipy_on_views_and_read_only_inputs(dtype):
+    """Two real arrays of one float dtype take convlab.signal's shortcut past the general route: strided,
+    reversed and read-only inputs, 'valid' swaps and repeated calls (cached routes and plans) match scipy."""
+    rng = np.random.default_rng(13)
+    cases = [((40,), (7,)), ((7,), (40,)), ((9, 12), (4, 3)), ((3, 4), (5, 6)), ((6, 5, 7), (2, 3, 2))]
+    for (s1, s2), mode in itertools.product(cases, MODES):
+        if mode == "valid" and not (all(n >= k for n, k in zip(s1, s2)) or all(k >= n for n, k in zip(s1, s2))):
+            continue
+        big = rng.standard_normal(tuple(2 * n for n in s1)).astype(dtype)
+        a = big[(slice(None, None, -2),) * len(s1)]  # a reversed, strided view
+        b = rng.standard_normal(s2).astype(dtype)
+        b.flags.writeable = False
+        a0, b0 = a.copy(), b.copy()
+        for _ in range(2):
+            for ours, theirs in ((cls.fftconvolve(a, b, mode), scipy.signal.fftconvolve(a, b, mode)),
+                                 (cls.convolve(a, b, mode, "direct"), scipy.signal.convolve(a, b, mode, "direct")),
+                                 (cls.convolve(a, b, mode), scipy.signal.convolve(a, b, mode))):
+                _close(ours, theirs, f"{s1} x {s2} {mode}")
+                assert ours.flags.writeable and ours.flags.c_contiguous
+        np.testing.assert_array_equal(a, a0)
+        np.testing.assert_array_equal(b, b0)
+    with pytest.raises(ValueError, match="mode"):
+        cls.fftconvolve(np.ones(5), np.ones(3), mode="circular")
+    with pytest.raises(ValueError, match="method"):
+        cls.convolve(np.ones(5), np.ones(3), method="nope")
