@@ -38,6 +38,7 @@ code (in the current thread only) with :func:`fft_backend`.
 import atexit
 import contextlib
 import dataclasses
+import importlib.util
 import math
 import os
 import queue
@@ -49,10 +50,32 @@ import scipy.fft
 
 from .checks import check_choice, check_positive_int
 
-try:
-    import pyfftw
-except ImportError:  # pyfftw is optional; scipy.fft is the fallback
-    pyfftw = None
+# pyfftw is optional (scipy.fft is the fallback) and imported on first use, not with convlab: its import
+# brings pyfftw.interfaces, which imports dask.array when dask is installed (0.3 s of a 0.8 s ``import
+# convlab``), and the first FFT calls of a shape run scipy.fft anyway (see _FFTWTransform). It is imported
+# when a plan is first built -- in the background planner for measured plans -- or wisdom is loaded or saved.
+pyfftw = None
+_pyfftw_found = importlib.util.find_spec("pyfftw") is not None
+_pyfftw_lock = threading.Lock()
+
+
+def _pyfftw():
+    """The pyfftw module, imported now if need be; ``ValueError`` when it does not import."""
+    global pyfftw, _pyfftw_found
+    if pyfftw is None:
+        with _pyfftw_lock:
+            if pyfftw is None:
+                try:
+                    import pyfftw as module
+                except ImportError as exc:
+                    _pyfftw_found = False
+                    raise ValueError(f"FFT backend 'pyfftw' is not available: pyfftw does not import ({exc})") \
+                        from None
+                pyfftw = module
+                # atexit runs handlers last-registered first: saving the wisdom must precede pyFFTW's own
+                atexit.unregister(_save_wisdom_at_exit)
+                atexit.register(_save_wisdom_at_exit)
+    return pyfftw
 
 __all__ = ["BACKENDS", "PLANNER_EFFORTS", "UPGRADE_AFTER_CALLS", "PLANNING_TIMELIMIT", "FFTBackend",
            "set_fft_backend", "get_fft_backend", "fft_backend", "available_fft_backends", "save_wisdom", "load_wisdom",
@@ -79,7 +102,7 @@ def available_fft_backends():
     >>> {"scipy", "numpy"} <= set(available_fft_backends())
     True
     """
-    return tuple(name for name in BACKENDS if name != "pyfftw" or pyfftw is not None)
+    return tuple(name for name in BACKENDS if name != "pyfftw" or _pyfftw_found)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +230,7 @@ class _FFTWTransform:
         self._fallback = _ScipyTransform(real_shape, naxes, dtype, backend)
 
     def _build(self, direction, flags, timelimit=None):
+        pyfftw = _pyfftw()
         real = pyfftw.empty_aligned(self.real_shape, self.dtype)
         spectrum = pyfftw.empty_aligned(self.complex_shape, _complex_dtype(self.dtype))
         source, target = (real, spectrum) if direction == "FFTW_FORWARD" else (spectrum, real)
@@ -218,6 +242,8 @@ class _FFTWTransform:
 
     def _from_wisdom(self, direction):
         """The measured plan from FFTW's wisdom, or ``None`` when there is none for this shape."""
+        if pyfftw is None:  # FFTW's wisdom comes through pyfftw (plans, load_wisdom): none before its import
+            return None
         try:
             return self._build(direction, (self.backend.planner_effort, "FFTW_WISDOM_ONLY"))
         except RuntimeError:  # pyFFTW: "No FFTW wisdom is known for this plan."
@@ -391,7 +417,7 @@ def measured_plans_now():
     >>> import numpy as np
     >>> with measured_plans_now():
     ...     kind = FFTBackend("pyfftw", 1, "FFTW_MEASURE").real_transform((2, 24), 1, np.float64).plan_kind()
-    >>> kind if pyfftw is not None else "FFTW_MEASURE"
+    >>> kind if "pyfftw" in available_fft_backends() else "FFTW_MEASURE"
     'FFTW_MEASURE'
     """
     old = getattr(_local, "plan_now", False)
@@ -427,7 +453,7 @@ _wisdom_file = None
 
 def _make(name, threads, planner_effort):
     check_choice("FFT backend", name, BACKENDS)
-    if name == "pyfftw" and pyfftw is None:
+    if name == "pyfftw" and not _pyfftw_found:
         raise ValueError("FFT backend 'pyfftw' is not available: pyfftw does not import (pip install pyfftw)")
     if threads is None:
         threads = os.cpu_count() or 1
@@ -533,10 +559,10 @@ def save_wisdom(path):
     ...     os.path.getsize(path) > 0
     True
     """
-    if pyfftw is None:
+    if not _pyfftw_found:
         raise ValueError("save_wisdom needs pyfftw, which does not import")
     with _fftw_lock:
-        wisdom = pyfftw.export_wisdom()
+        wisdom = _pyfftw().export_wisdom()
     with open(path, "wb") as f:
         f.write(b"\0".join(wisdom))
 
@@ -569,14 +595,15 @@ def load_wisdom(path):
     ...     load_wisdom(path)
     (True, True, True)
     """
-    if pyfftw is None:
+    if not _pyfftw_found:
         raise ValueError("load_wisdom needs pyfftw, which does not import")
     with open(path, "rb") as f:
         parts = f.read().split(b"\0")
     if len(parts) != 3:
         raise ValueError(f"{path!r} is not a convlab FFTW wisdom file (expected 3 parts, found {len(parts)})")
+    module = _pyfftw()  # before the lock: importing pyfftw does not need it
     with _fftw_lock:
-        return pyfftw.import_wisdom(tuple(parts))
+        return module.import_wisdom(tuple(parts))
 
 
 _dirty = False
@@ -587,7 +614,7 @@ def _wisdom_changed():
     _dirty = True
 
 
-@atexit.register  # registered after pyfftw's import, so it runs before pyFFTW's own exit handlers
+@atexit.register  # registered again when pyfftw is imported (_pyfftw), to run before pyFFTW's own exit handlers
 def _save_wisdom_at_exit():
     _planner.close()  # at most one background planning to finish, bounded by PLANNING_TIMELIMIT
     if _wisdom_file is not None and _dirty:
@@ -595,4 +622,4 @@ def _save_wisdom_at_exit():
             save_wisdom(_wisdom_file)
 
 
-_default = _make("pyfftw" if pyfftw is not None else "scipy", None, "FFTW_MEASURE")
+_default = _make("pyfftw" if _pyfftw_found else "scipy", None, "FFTW_MEASURE")

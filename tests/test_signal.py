@@ -351,3 +351,25 @@ def test_common_call_route_matches_scipy_on_views_and_read_only_inputs(dtype):
         cls.fftconvolve(np.ones(5), np.ones(3), mode="circular")
     with pytest.raises(ValueError, match="method"):
         cls.convolve(np.ones(5), np.ones(3), method="nope")
+
+
+def test_import_leaves_pyfftw_to_the_first_plan():
+    """``from convlab import signal`` imports neither pyfftw nor (through pyfftw.interfaces) dask; a first
+    fftconvolve runs without them, and an FFTW plan built on request imports pyfftw then."""
+    pytest.importorskip("pyfftw")
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from convlab import signal\n"
+            "from convlab.fft_backends import FFTBackend\n"
+            "before = 'pyfftw' in sys.modules or 'dask' in sys.modules\n"
+            "y = signal.fftconvolve(np.ones(50), np.ones(5))\n"
+            "assert np.allclose(y, np.convolve(np.ones(50), np.ones(5))), y\n"
+            "after_call = 'pyfftw' in sys.modules\n"
+            "t = FFTBackend('pyfftw', 1, 'FFTW_ESTIMATE').real_transform((24,), 1, np.float64)\n"
+            "print(before, after_call, t.plan_kind(), 'pyfftw' in sys.modules)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's convlab, not another
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.split() == ["False", "False", "FFTW_ESTIMATE", "True"], out.stdout + out.stderr
