@@ -37,7 +37,7 @@ def _freeze(value):
 
 @functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
 def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, padding_mode, method,
-                 autotune, global_limit, registered):
+                 autotune, global_limit, registered, typed_key):
     return plan(x_shape, w_shape, dtype, stride=stride, padding=padding, dilation=dilation,
                 groups=groups, padding_mode=padding_mode, method=method, autotune=autotune)
 
@@ -48,13 +48,22 @@ def _cached_plan(x_shape, w_shape, dtype, stride, padding, dilation, groups, pad
 _recent: dict = {}
 
 
+def _typed(value):
+    """``value`` with the type of every element: ``stride=True`` or ``1.0`` must not find the plan of ``stride=1``
+    (they are equal and hash alike, but the validation layer refuses them)."""
+    if isinstance(value, tuple):
+        return tuple(_typed(v) for v in value)
+    return type(value), value
+
+
 def cached_plan(x_shape, w_shape, dtype, **params) -> ConvPlan:
     """:func:`convlab.plan` through a thread-safe LRU cache keyed by its arguments.
 
     Repeated functional calls with the same shapes and parameters reuse one
     plan (and everything the method precomputed in it).
     """
-    key = (x_shape, w_shape, dtype, *params.items(), get_autotune(), get_workspace_limit(), methods())
+    key = (x_shape, w_shape, dtype, *((name, _typed(value)) for name, value in params.items()), get_autotune(),
+           get_workspace_limit(), methods())
     try:
         return _recent[key]
     except KeyError:
@@ -78,7 +87,7 @@ def _normalised_cached_plan(x_shape, w_shape, dtype, **params) -> ConvPlan:
         values[-1] = get_autotune()  # the global switch is part of the key
     try:
         return _cached_plan(tuple(x_shape), tuple(w_shape), np.dtype(dtype), *values,
-                            get_workspace_limit(), methods())
+                            get_workspace_limit(), methods(), _typed(tuple(values)))
     except TypeError as exc:
         if "unhashable" not in str(exc):
             raise

@@ -127,3 +127,14 @@ def test_plan_is_safe_to_share_between_threads():
             t.join()
     assert not errors, errors
     assert len(results) == 40 * len(cl.methods()) and max(results) < 1e-10
+
+
+@pytest.mark.parametrize("name, good, bad", [("stride", 1, True), ("stride", 1, 1.0), ("padding", (1, 1), (1.0, 1)),
+                                             ("dilation", 2, 2.0), ("groups", 1, True)])
+def test_a_cached_plan_never_answers_a_value_the_validation_refuses(name, good, bad):
+    # True == 1 == 1.0 and they hash alike: a plan cache keyed by value alone would hand the plan of
+    # `good` to `bad` and skip the error
+    x, w = np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3))
+    cl.conv(x, w, **{name: good})
+    with pytest.raises(cl.ConvTypeError, match=name):
+        cl.conv(x, w, **{name: bad})
