@@ -133,7 +133,7 @@ _loader = None
 _loader_lock = threading.Lock()
 
 
-def load_in_background(warm):
+def load_in_background(warm, wait=None):
     """Import numba and run ``warm()`` (a call that loads, or compiles, the kernels it runs) in the background.
 
     The loads run one after another on a single daemon thread (started on the first request): two loads
@@ -141,10 +141,12 @@ def load_in_background(warm):
     Returns a :class:`threading.Event` set when ``warm`` has returned or failed; a failure is logged at
     DEBUG level through the ``convlab.kernels`` logger (the call that needs the kernels then meets it
     in the foreground). A compile over a second is announced as any first compile is (:class:`_Lazy`).
+    ``wait``, when given, is a context manager entered around the whole load (the caller's lock that keeps
+    its other background work, and the load, out of each other's way).
     """
     global _loader
     done = threading.Event()
-    _loads.put((warm, done))
+    _loads.put((warm, wait or contextlib.nullcontext(), done))
     with _loader_lock:
         if _loader is None:
             _loader = threading.Thread(target=_load_forever, name="convlab-kernel-loader", daemon=True)
@@ -154,10 +156,11 @@ def load_in_background(warm):
 
 def _load_forever():
     while True:
-        warm, done = _loads.get()
+        warm, wait, done = _loads.get()
         try:
-            _numba()
-            warm()
+            with wait:
+                _numba()
+                warm()
         except Exception:  # the foreground call will meet (and report) the same failure
             _logger.debug("convlab: loading compiled kernels in the background failed", exc_info=True)
         finally:
