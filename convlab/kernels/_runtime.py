@@ -37,7 +37,7 @@ import time
 import types
 
 __all__ = ["default_threads", "get_threads", "launch", "njit", "set_threads", "call_limit", "loaded",
-           "load_in_background", "load_seconds"]
+           "load_in_background", "load_seconds", "wait_for_loads"]
 
 _logger = logging.getLogger("convlab.kernels")
 _lock = threading.Lock()
@@ -128,9 +128,10 @@ def load_seconds():
     return LOAD_SECONDS + (0.0 if _configured else IMPORT_SECONDS)
 
 
-_loads = queue.SimpleQueue()  # (warm, done event) for the one background loader
+_loads = queue.SimpleQueue()  # (warm, wait, done event) for the one background loader
 _loader = None
 _loader_lock = threading.Lock()
+_pending = []  # the done events of the loads queued or running
 
 
 def load_in_background(warm, wait=None):
@@ -146,6 +147,7 @@ def load_in_background(warm, wait=None):
     """
     global _loader
     done = threading.Event()
+    _pending.append(done)
     _loads.put((warm, wait or contextlib.nullcontext(), done))
     with _loader_lock:
         if _loader is None:
@@ -165,6 +167,23 @@ def _load_forever():
             _logger.debug("convlab: loading compiled kernels in the background failed", exc_info=True)
         finally:
             done.set()
+            _pending.remove(done)
+
+
+def wait_for_loads(timeout=None):
+    """Wait until the loads queued by :func:`load_in_background` so far are done; ``True`` unless
+    ``timeout`` seconds passed first (as :func:`convlab.fft_backends.wait_for_plans` for FFTW's plans).
+
+    Examples
+    --------
+    >>> wait_for_loads(timeout=60)
+    True
+    """
+    deadline = None if timeout is None else time.perf_counter() + timeout
+    for done in list(_pending):
+        if not done.wait(None if deadline is None else max(0.0, deadline - time.perf_counter())):
+            return False
+    return True
 
 
 def _threadsafe_layer(numba):
