@@ -115,17 +115,19 @@ def loaded():
     return _configured
 
 
-#: Seconds a first call waits for compiled kernels it has to load: importing numba (0.26-0.45 s measured
-#: with ``python -X importtime -c "import numba"`` on the 2-core machine), then loading a kernel from
-#: numba's disk cache (tens of milliseconds each). On a cold cache compiling takes seconds more: this is
-#: the least a call would wait, so a first call substitutes only when that is clearly better.
+#: Seconds a first call waits for compiled kernels while numba is not imported: importing it (0.26-0.45 s
+#: measured with ``python -X importtime -c "import numba"`` on the 2-core machine), then loading a kernel
+#: from numba's disk cache (tens of milliseconds each). On a cold cache compiling takes seconds more:
+#: this is the least a call would wait, so a first call substitutes only when that is clearly better.
 IMPORT_SECONDS = 0.25
 LOAD_SECONDS = 0.03
 
 
 def load_seconds():
-    """The seconds a call that needs compiled kernels would wait for them now, at least (see above)."""
-    return LOAD_SECONDS + (0.0 if _configured else IMPORT_SECONDS)
+    """The seconds a call that needs compiled kernels would wait for them now, at least (see above); 0 once
+    numba runs in the process: what is left, loading a kernel from the disk cache once per signature, is
+    not worth running another method and a second pass in the background for."""
+    return 0.0 if _configured else IMPORT_SECONDS + LOAD_SECONDS
 
 
 _loads = queue.SimpleQueue()  # (warm, wait, done event) for the one background loader

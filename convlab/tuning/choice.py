@@ -167,8 +167,8 @@ def first_call_substitute(problem: Any, method: str, pass_: str = "forward",
     """The method to run ``pass_`` of ``problem`` while ``method``'s compiled kernels load, or ``None``.
 
     When ``method`` (the one chosen for the pass) runs compiled kernels
-    (:meth:`Method.needs_compiled_kernels <convlab.algorithms.Method.needs_compiled_kernels>`) that this
-    process has not loaded yet, a call would first wait for them: at least
+    (:meth:`Method.needs_compiled_kernels <convlab.algorithms.Method.needs_compiled_kernels>`) and the
+    process has not loaded numba yet, a call would first wait for them: at least
     :func:`convlab.kernels._runtime.load_seconds` (importing numba, loading each kernel from its disk
     cache; compiling on a cold cache takes seconds more). The substitute is the candidate of
     :func:`predictions` predicted fastest among those that need no compiled kernels for this pass, and only
@@ -180,17 +180,18 @@ def first_call_substitute(problem: Any, method: str, pass_: str = "forward",
     >>> import numpy as np, convlab as cl
     >>> from convlab.tuning import first_call_substitute
     >>> s = cl.spec((8, 64, 28, 28), (64, 64, 3, 3), np.float32, padding=1)
-    >>> first_call_substitute(s, "winograd") in {"direct", "fft", "fft_tiled", "toeplitz"}
+    >>> first_call_substitute(s, "winograd") in {None, "direct", "fft", "fft_tiled", "toeplitz"}  # None: numba runs
     True
     >>> first_call_substitute(s, "toeplitz") is None  # sparse products: nothing compiled to wait for
     True
     """
     spec = as_spec("problem", problem)
     impl = get_method(method)
-    if spec.empty or not impl.needs_compiled_kernels(impl.inner_spec(spec), check_pass(pass_)):
+    wait = load_seconds()
+    if wait <= 0 or spec.empty or not impl.needs_compiled_kernels(impl.inner_spec(spec), check_pass(pass_)):
         return None
     calibration = calibration or get_calibration()
-    deadline = predict_seconds(spec, method, calibration, pass_) + load_seconds()
+    deadline = predict_seconds(spec, method, calibration, pass_) + wait
     for candidate in predictions(spec, calibration, pass_):  # cheapest first
         if candidate.seconds is None or candidate.seconds >= deadline:
             return None
