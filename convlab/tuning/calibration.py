@@ -91,7 +91,7 @@ __all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_pat
            "measure_constants", "measure_quick", "measure_launch", "LAUNCH", "fit_method_factors", "calibrate",
            "load_calibration", "save_calibration", "load_measured", "machine_path", "CALIBRATION_FILE", "MACHINE_FILE",
            "QUICK_CONSTANTS", "FACTOR_PROBLEMS", "ORIGINS", "wait_for_measurement", "in_call", "QUIET_WAIT",
-           "wait_until_quiet", "background_work"]
+           "wait_until_quiet", "background_work", "QUIET_SETTLE"]
 
 CALIBRATION_FILE = "calibration.json"
 MACHINE_FILE = "machine.json"
@@ -276,15 +276,28 @@ def in_call() -> _Running:
     return _in_call
 
 
+#: Seconds without a running pass that make a quiet moment: the call whose choice starts the measurement
+#: enters its pass a few microseconds after the thread starts, and programs call again after short gaps.
+QUIET_SETTLE = 0.02
+
+
 def wait_until_quiet(timeout: float) -> bool:
-    """Wait until no convolution pass of this process runs (:func:`in_call`); ``False`` after ``timeout``
-    seconds without such a moment. For background threads: it polls every 2 ms."""
-    deadline = time.perf_counter() + timeout
-    while _running:
-        if time.perf_counter() > deadline:
+    """Wait until no convolution pass of this process (:func:`in_call`) has run for :data:`QUIET_SETTLE`
+    seconds; ``False`` after ``timeout`` seconds without such a moment. For background threads: it polls
+    every 2 ms."""
+    now = time.perf_counter()
+    deadline, quiet_since = now + timeout, now
+    while True:
+        if _running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.perf_counter()
+        now = time.perf_counter()
+        if quiet_since is not None and now - quiet_since >= QUIET_SETTLE:
+            return True
+        if now > deadline:
             return False
         time.sleep(0.002)
-    return True
 
 
 def background_work() -> threading.Lock:
