@@ -396,14 +396,25 @@ def calibration_path() -> str:
     return os.path.join(cache_dir(), CALIBRATION_FILE)
 
 
+_fingerprint: dict | None = None
+
+
 def fingerprint():
-    """What the constants depend on: CPU, core count, numpy and its BLAS.
+    """What the constants depend on: CPU, core count, numpy and its BLAS (found once per process:
+    threadpoolctl's scan of the loaded libraries takes milliseconds, on the first call's path).
 
     Examples
     --------
     >>> sorted(fingerprint())
     ['blas', 'cpu', 'cpu_count', 'machine', 'numpy']
     """
+    global _fingerprint
+    if _fingerprint is None:
+        _fingerprint = _find_fingerprint()
+    return dict(_fingerprint)
+
+
+def _find_fingerprint():
     try:
         blas = sorted(f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
                       if i.get("user_api") == "blas")
