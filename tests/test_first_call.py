@@ -1,6 +1,10 @@
 """First calls with method="auto": a pass whose chosen method needs compiled kernels not loaded yet runs by
 a kernel-free method while they load in the background; a named method never substitutes."""
 
+import os
+import pathlib
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -15,6 +19,7 @@ from convlab.tuning import Calibration, choice, first_call_substitute, predictio
 
 # a CNN layer that auto runs by a method with compiled kernels (winograd's tiles, im2col's packing), with
 # kernel-free methods (direct's BLAS products, fft) not far behind
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYER = ((2, 16, 20, 20), (16, 16, 3, 3), np.float32, dict(padding=1))
 
 
@@ -140,3 +145,21 @@ def test_a_real_first_call_loads_the_kernels_and_then_runs_the_chosen_method(mon
     assert loading.wait(120)
     assert p._runner("forward").name == p.method
     assert_close(p.forward(x, w), expected, dtype)
+
+
+def test_background_work_never_holds_up_the_interpreters_exit(tmp_path):
+    code = """
+import time, numpy as np, convlab as cl
+from convlab.kernels import _runtime
+from convlab.tuning import calibration
+calibration._busy = lambda: False
+calibration.measure_quick = lambda dtype, budget=0.2: time.sleep(600)
+_runtime.load_in_background(lambda: time.sleep(600))
+cl.conv(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)))
+assert calibration._measurement is not None  # still measuring as the program ends
+print("done")
+"""
+    env = dict(os.environ, CONVLAB_CACHE_DIR=str(tmp_path), CONVLAB_AUTO_MEASURE="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
