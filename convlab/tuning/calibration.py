@@ -36,11 +36,13 @@ daemon thread (never two at once, never holding up the interpreter's exit;
 :func:`wait_for_measurement` waits for it), so that the first call does not
 pay for it: that call, and every choice made before the measurement lands,
 uses the built-in defaults, and a plan keeps the method chosen for it. Its
-figures must describe the machine, not the program's own work: it measures
-only while none of the process's convolution calls runs (:func:`in_call`
-marks them; it never runs alongside the background loading of compiled
-kernels, :func:`background_work`), and gives up for this process when they leave it no quiet moment for
-:data:`QUIET_WAIT` seconds. Each constant is the best of several samples (a
+figures must describe the machine, not the program's own work: it starts
+each dtype's part only after :data:`QUIET_SETTLE` seconds in which none of
+the process's convolution calls ran (:func:`in_call` marks them), never
+alongside the background loading of compiled kernels
+(:func:`background_work`), and gives up for this process when the calls
+leave it no such moment for :data:`QUIET_WAIT` seconds (a call that starts
+during a part only slows some of its samples). Each constant is the best of several samples (a
 loaded machine makes samples slower, never faster), and a constant more than
 :data:`PLAUSIBLE_FACTOR` from the built-in one is taken as disturbed and not
 used. When the load average says other work keeps the cores busy, nothing is
