@@ -70,7 +70,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-from threadpoolctl import threadpool_info
 
 from .. import harness
 from ..algorithms import (
@@ -87,6 +86,7 @@ from ..config import cache_dir, get_auto_measure
 from ..errors import ConvError
 from ..fft_backends import fft_backend, get_fft_backend
 from ..problem import spec as make_spec
+from ..threads import blas_libraries
 from . import store
 
 __all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_path", "fingerprint",
@@ -418,8 +418,7 @@ def fingerprint():
 
 def _find_fingerprint():
     try:
-        blas = sorted(f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
-                      if i.get("user_api") == "blas")
+        blas = sorted(f"{i.get('internal_api')} {i.get('version')}" for i in blas_libraries().info())
     except Exception:  # threadpoolctl is optional at runtime; the fingerprint only gets coarser
         blas = []
     return dict(machine=platform.machine(), cpu=harness.cpu_model(), cpu_count=os.cpu_count(),
