@@ -13,7 +13,12 @@ and times the call only (imports are reported apart). Targets of issue 13:
    later calls in the same process).
 
 Both with ``method="auto"``; case 2 is also shown with ``method="fft"``, whose
-first call used to pay FFTW's measured planning. Every case runs
+first call used to pay FFTW's measured planning. With ``method="auto"`` the
+first call may run by a method that needs no compiled kernels while the chosen
+method's load in the background (docs/auto.md, "The first call"): the line
+shows which method ran it ("by ...") and which was chosen; the steady calls
+start once the background loads and FFTW's measured plans are done, so they
+time the chosen method. Every case runs
 ``--repeats`` fresh processes; the medians count. On a loaded machine the
 figures are noisy: re-run on a quiet one.
 
@@ -41,28 +46,38 @@ w = rng.standard_normal({w_shape}).astype("{dtype}")
 start = time.perf_counter()
 {call}
 first = time.perf_counter() - start
+ran = {ran_expr}
+{settle}
 steady = []
 for _ in range({steady}):
     start = time.perf_counter()
     {call}
     steady.append(time.perf_counter() - start)
 print(json.dumps(dict(imports=t1 - t0, first=first, steady=sorted(steady)[len(steady) // 2] if steady else None,
-                      method={method_expr})))
+                      method={method_expr}, ran=ran)))
 """
+
+# what ran the first call: with method="auto" a method needing compiled kernels not loaded yet is stood in for
+RAN_AUTO = 'cl.api.cached_plan(x.shape, w.shape, x.dtype, {params})._runner("forward").name'
+# the steady calls run the chosen method: its kernels loaded, FFTW's measured plans made
+SETTLE = "from convlab.kernels._runtime import wait_for_loads; wait_for_loads(); cl.fft_backends.wait_for_plans()"
 
 CASES = {
     "image k31, cl.conv auto": dict(
         imports="import convlab as cl", x_shape=(1, 1, 1024, 1024), w_shape=(1, 1, 31, 31), dtype="float64",
-        call='y = cl.conv(x, w, padding="same")', method_expr='cl.plan(x.shape, w.shape, padding="same").method'),
+        call='y = cl.conv(x, w, padding="same")', method_expr='cl.plan(x.shape, w.shape, padding="same").method',
+        ran_expr=RAN_AUTO.format(params='padding="same"'), settle=SETTLE),
     "image k31, scipy fftconvolve": dict(
         imports="import scipy.signal", x_shape=(1024, 1024), w_shape=(31, 31), dtype="float64",
-        call='y = scipy.signal.fftconvolve(x, w[::-1, ::-1], mode="same")', method_expr='"scipy"'),
+        call='y = scipy.signal.fftconvolve(x, w[::-1, ::-1], mode="same")', method_expr='"scipy"',
+        ran_expr='"scipy"', settle=""),
     "CNN layer, cl.conv auto": dict(
         imports="import convlab as cl", x_shape=(16, 64, 56, 56), w_shape=(64, 64, 3, 3), dtype="float32",
-        call="y = cl.conv(x, w, padding=1)", method_expr='cl.plan(x.shape, w.shape, x.dtype, padding=1).method'),
+        call="y = cl.conv(x, w, padding=1)", method_expr='cl.plan(x.shape, w.shape, x.dtype, padding=1).method',
+        ran_expr=RAN_AUTO.format(params="padding=1"), settle=SETTLE),
     "CNN layer, cl.conv fft": dict(
         imports="import convlab as cl", x_shape=(16, 64, 56, 56), w_shape=(64, 64, 3, 3), dtype="float32",
-        call='y = cl.conv(x, w, padding=1, method="fft")', method_expr='"fft"'),
+        call='y = cl.conv(x, w, padding=1, method="fft")', method_expr='"fft"', ran_expr='"fft"', settle=SETTLE),
 }
 
 
@@ -85,7 +100,8 @@ def main(argv=None):
         runs = [run_fresh(case, args.steady) for _ in range(args.repeats)]
         med = {key: float(np.median([r[key] for r in runs])) for key in ("imports", "first", "steady")}
         results[name] = med
-        print(f"{name:<32} {runs[0]['method']:<10} first {1e3 * med['first']:9.1f} ms   steady "
+        ran = "/".join(sorted({r["ran"] for r in runs}))
+        print(f"{name:<32} {runs[0]['method']:<10} first (by {ran}) {1e3 * med['first']:9.1f} ms   steady "
               f"{1e3 * med['steady']:9.1f} ms   (imports {med['imports']:.2f} s)")
     ratio1 = results["image k31, cl.conv auto"]["first"] / results["image k31, scipy fftconvolve"]["first"]
     ratio2 = results["CNN layer, cl.conv auto"]["first"] / results["CNN layer, cl.conv auto"]["steady"]

@@ -10,6 +10,16 @@ backward call (a plan used only for inference never prices or times them). Runni
 the spec and hands them to the method (:meth:`Method.run_forward
 <convlab.algorithms.Method.run_forward>` and its backward twins, which apply
 the padding modes a method does not apply itself).
+
+First calls: a method that runs compiled kernels (numba's, imported and loaded
+on first use: a few tenths of a second, seconds to compile on a cold cache)
+would make the first call of a process wait for them. With ``method="auto"``,
+a pass whose chosen method needs kernels not loaded yet runs by the fastest
+method predicted that needs none (:func:`convlab.tuning.first_call_substitute`,
+only when that is predicted sooner than waiting), while one background thread
+loads the chosen method's kernels by running that pass once on zeros; the
+calls after that use the chosen method. The results agree within the dtype's
+tolerance either way. A named ``method=`` always runs as named.
 """
 
 from __future__ import annotations
@@ -24,9 +34,11 @@ import numpy as np
 from .algorithms import Method, check_pass, get_method, methods
 from .config import get_autotune
 from .errors import ConvError, ConvTypeError
+from .kernels._runtime import load_in_background
 from .problem import ConvSpec, as_array, check_array, check_autotune, is_integral
 from .problem import spec as make_spec
-from .tuning import choose_method, explicit_method, tuned_method
+from .tuning import choose_method, explicit_method, first_call_substitute, tuned_method
+from .tuning.calibration import QUIET_WAIT, background_work, in_call, wait_until_quiet
 
 __all__ = ["ConvPlan", "ConvGrads", "plan"]
 
@@ -75,6 +87,10 @@ class ConvPlan:
     autotune : bool
         Whether ``method="auto"`` measures (:mod:`convlab.tuning.autotune`)
         rather than predicts the backward passes' methods.
+    auto : bool
+        Whether ``method="auto"`` chose the methods: only then may a first call
+        run another method while the chosen one's compiled kernels load (see
+        the module docstring).
 
     Examples
     --------
@@ -99,7 +115,9 @@ class ConvPlan:
     backward_input_method: str | None = None
     backward_weight_method: str | None = None
     autotune: bool = False
+    auto: bool = False
     _chosen: dict = dataclasses.field(default_factory=dict)
+    _ready: dict = dataclasses.field(default_factory=dict)  # {pass: True} once its method can run at once
 
     def __getattr__(self, name: str) -> Any:
         # only called for names the plan itself lacks: the spec's attributes
@@ -129,6 +147,26 @@ class ConvPlan:
             chosen = tuned_method(self.spec, pass_) if self.autotune else choose_method(self.spec, pass_=pass_)
             self._chosen[pass_] = chosen
         return chosen
+
+    def _runner(self, pass_: str) -> Method:
+        """The method that runs this call of ``pass_``: :meth:`method_for`, or while its compiled kernels
+        load in the background, the substitute (see the module docstring)."""
+        method = self.method_for(pass_)
+        if not self.auto or pass_ in self._ready:
+            return get_method(method)
+        # cached on the spec: one substitute and one background load per plan and pass, whatever the thread
+        substitute = self.spec.cached(("convlab.first_call", method, pass_),
+                                      lambda: first_call_substitute(self.spec, method, pass_))
+        if substitute is None:
+            self._ready[pass_] = True
+            return get_method(method)
+        loading = self.spec.cached(("convlab.first_call.loading", method, pass_),
+                                   lambda: load_in_background(lambda: _warm(self.spec, method, pass_),
+                                                              _AfterTheCalls()))
+        if loading.is_set():
+            self._ready[pass_] = True
+            return get_method(method)
+        return get_method(substitute)
 
     def __repr__(self) -> str:
         # backward methods not fixed show what auto chose so far, or "auto" (repr must not choose: it could time)
@@ -180,7 +218,8 @@ class ConvPlan:
         x = check_array("x", x, s.x_shape, s.result_dtype)
         w = check_array("w", w, s.w_shape, s.result_dtype)
         b = None if bias is None else check_array("bias", bias, (s.out_channels,), s.result_dtype)
-        y = self.implementation.run_forward(s, x, w, integral=integral)
+        with in_call():
+            y = self._runner("forward").run_forward(s, x, w, integral=integral)
         if b is not None:
             if integral and y.size and float(np.abs(y).max()) + float(np.abs(b).max()) >= 2.0 ** 53:
                 raise ConvError("integer inputs: y + bias may reach 2**53, beyond the integers float64 holds "
@@ -200,8 +239,9 @@ class ConvPlan:
         integral = is_integral(as_array("grad_y", grad_y), as_array("w", w))
         grad_y = check_array("grad_y", grad_y, s.output_shape, s.result_dtype)
         w = check_array("w", w, s.w_shape, s.result_dtype)
-        method = get_method(self.method_for("backward_input"))
-        return method.run_backward_input(s, grad_y, np.conj(w) if s.is_complex else w, integral=integral)
+        with in_call():
+            return self._runner("backward_input").run_backward_input(s, grad_y, np.conj(w) if s.is_complex else w,
+                                                                     integral=integral)
 
     def backward_weight(self, grad_y: Any, x: Any) -> np.ndarray:
         """``dw``: the gradient of ``sum(grad_y * conv(x, w))`` with respect to ``w``.
@@ -213,8 +253,9 @@ class ConvPlan:
         integral = is_integral(as_array("grad_y", grad_y), as_array("x", x))
         grad_y = check_array("grad_y", grad_y, s.output_shape, s.result_dtype)
         x = check_array("x", x, s.x_shape, s.result_dtype)
-        method = get_method(self.method_for("backward_weight"))
-        return method.run_backward_weight(s, grad_y, np.conj(x) if s.is_complex else x, integral=integral)
+        with in_call():
+            return self._runner("backward_weight").run_backward_weight(s, grad_y, np.conj(x) if s.is_complex else x,
+                                                                       integral=integral)
 
     def backward(self, grad_y: Any, x: Any, w: Any) -> ConvGrads:
         """Gradients of ``sum(grad_y * conv(x, w, b))``.
@@ -230,16 +271,17 @@ class ConvPlan:
         # accumulated in float64: a sum over the batch and positions can cancel to far below its terms
         wide = np.complex128 if s.is_complex else np.float64
         db = g.sum(axis=(0, *range(2, g.ndim)), dtype=wide).astype(s.result_dtype)
-        method = self.method_for("backward_input")
+        method = self._runner("backward_input")
         integral = is_integral(grad_y, as_array("w", w))
-        if method != self.method_for("backward_weight") or integral != is_integral(grad_y, as_array("x", x)):
+        if method is not self._runner("backward_weight") or integral != is_integral(grad_y, as_array("x", x)):
             return ConvGrads(self.backward_input(grad_y, w), self.backward_weight(grad_y, x), db)
         # one method runs both passes: it may share work between them (Method.backward_both)
         x = check_array("x", x, s.x_shape, s.result_dtype)
         w = check_array("w", w, s.w_shape, s.result_dtype)
         if s.is_complex:
             x, w = np.conj(x), np.conj(w)
-        dx, dw = get_method(method).run_backward_both(s, g, x, w, integral=integral)
+        with in_call():
+            dx, dw = method.run_backward_both(s, g, x, w, integral=integral)
         return ConvGrads(dx, dw, db)
 
 
@@ -301,4 +343,32 @@ def plan(x_shape: Any, w_shape: Any, dtype: Any = np.float64, *, stride: Any = 1
         method = explicit_method(spec, method)  # unknown names fail listing the known ones
         return ConvPlan(spec, method, method, method)
     measure = get_autotune() if autotune is None else autotune
-    return ConvPlan(spec, tuned_method(spec) if measure else choose_method(spec), autotune=bool(measure))
+    return ConvPlan(spec, tuned_method(spec) if measure else choose_method(spec), autotune=bool(measure), auto=True)
+
+
+class _AfterTheCalls:
+    """Around a background load: after the other background work, and after the passes running now (the
+    import of numba holds the interpreter lock for most of its few tenths of a second: a pass running
+    alongside would wait for it between its BLAS and FFT calls)."""
+
+    def __enter__(self):
+        background_work().acquire()
+        wait_until_quiet(QUIET_WAIT)  # past it, load anyway: a busy program needs the kernels all the more
+
+    def __exit__(self, *exc):
+        background_work().release()
+
+
+def _warm(spec: ConvSpec, method: str, pass_: str) -> None:
+    """Run ``pass_`` of ``method`` once on zeros of ``spec``'s shapes: numba loads (or compiles) exactly the
+    kernels the pass runs, in the variant (parallel or serial) its calls get. On a copy of the spec, so
+    that nothing it caches (weight transforms of zeros) displaces the plan's own."""
+    twin = dataclasses.replace(spec)
+    dtype = spec.result_dtype
+    impl = get_method(method)
+    if pass_ == "forward":
+        impl.run_forward(twin, np.zeros(spec.x_shape, dtype), np.zeros(spec.w_shape, dtype))
+    elif pass_ == "backward_input":
+        impl.run_backward_input(twin, np.zeros(spec.output_shape, dtype), np.zeros(spec.w_shape, dtype))
+    else:
+        impl.run_backward_weight(twin, np.zeros(spec.output_shape, dtype), np.zeros(spec.x_shape, dtype))

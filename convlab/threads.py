@@ -252,6 +252,15 @@ def blas_threads_for(flops: float) -> "_BlasThreads":
     return _BlasThreads(flops)
 
 
+def blas_libraries() -> ThreadpoolController:
+    """threadpoolctl's controllers of the BLAS libraries loaded in the process, found once (scanning the
+    loaded libraries takes milliseconds, on a first call's path) and shared with the machine fingerprint."""
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
 class _BlasThreads:
     """:func:`blas_threads_for`'s context manager: a class, as it wraps every pass (see ``call_limit``)."""
 
@@ -262,16 +271,13 @@ class _BlasThreads:
         self.lowered: list = []
 
     def __enter__(self) -> int:
-        global _blas
         flops = self.flops
         if flops < TINY_FLOPS:  # OpenBLAS runs products this small in one thread by itself: spare the switching
             wanted = 1
         else:
             wanted = call_threads(flops)
             if threading.current_thread() is threading.main_thread():
-                if _blas is None:
-                    _blas = ThreadpoolController().select(user_api="blas")
-                for lib in _blas.lib_controllers:
+                for lib in blas_libraries().lib_controllers:
                     n = lib.get_num_threads()
                     if n is not None and n > wanted:
                         lib.set_num_threads(wanted)  # threadpoolctl lets one Python thread control OpenBLAS

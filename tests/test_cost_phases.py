@@ -4,6 +4,7 @@ are cached, validated and switchable off; explain shows the phases and where eac
 import json
 import math
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -86,11 +87,58 @@ def measuring(tmp_path, monkeypatch):
     monkeypatch.setattr(calibration, "measure_quick", fake)
     old = calibration.set_calibration(None)
     yield calls
+    assert calibration.wait_for_measurement(timeout=30)  # none left running into another test
     calibration.set_calibration(old)
 
 
+def landed():
+    """The calibration once the background measurement the first choice started has landed."""
+    first = calibration.get_calibration()
+    assert calibration.wait_for_measurement(timeout=30)
+    return first, calibration.get_calibration()
+
+
+def test_the_first_choice_uses_the_defaults_and_the_measurement_lands_in_the_background(measuring, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    fake = calibration.measure_quick
+
+    def slow(dtype, budget=0.2):
+        started.set()
+        assert release.wait(30)
+        return fake(dtype, budget)
+
+    monkeypatch.setattr(calibration, "measure_quick", slow)
+    first = calibration.get_calibration()
+    assert started.wait(30)  # measuring in another thread, while the first choice has its answer already
+    assert first.origin("float32", "peak") == "default" and calibration.get_calibration() is first
+    calibration.set_calibration(None)  # a reload while it measures starts no second measurement
+    assert calibration.get_calibration() is first and not calibration.wait_for_measurement(timeout=0.01)
+    release.set()
+    assert calibration.wait_for_measurement(timeout=30)
+    now = calibration.get_calibration()
+    assert now.origin("float32", "peak") == "measured" and now.constant("float64", "peak") == FAKE["peak"]
+    assert sorted(measuring) == ["float32", "float64"]  # measured once
+
+
+def test_the_measurement_waits_for_the_running_passes(measuring, monkeypatch):
+    monkeypatch.setattr(calibration, "QUIET_WAIT", 30.0)  # a loaded machine must not make it give up here
+    with calibration.in_call():
+        calibration.get_calibration()
+        assert not calibration.wait_for_measurement(timeout=0.2) and not measuring  # a pass runs: it waits
+    assert calibration.wait_for_measurement(timeout=30) and sorted(measuring) == ["float32", "float64"]
+
+
+def test_a_process_that_never_pauses_is_not_measured(measuring, monkeypatch):
+    monkeypatch.setattr(calibration, "QUIET_WAIT", 0.05)
+    with calibration.in_call():
+        calibration.get_calibration()
+        assert calibration.wait_for_measurement(timeout=30)
+    assert not measuring and calibration.get_calibration().origin("float32", "peak") == "default"
+    assert calibration.load_measured() is None
+
+
 def test_the_first_choice_measures_once_and_later_processes_read_the_cache(measuring, tmp_path):
-    cal = calibration.get_calibration()
+    _, cal = landed()
     assert sorted(measuring) == ["float32", "float64"]
     assert cal.constant("float32", "peak") == 2e10 and cal.constant("float64", "call") == 1e-6
     assert {cal.origin("float32", n) for n in QUICK_CONSTANTS} == {"measured"}
@@ -107,7 +155,7 @@ def test_measurement_is_switchable_off(measuring, monkeypatch):
     calibration.set_calibration(None)
     old = cl.config.set_auto_measure(True)  # the setting overrides the environment
     try:
-        assert calibration.get_calibration().origin("float64", "peak") == "measured"
+        assert landed()[1].origin("float64", "peak") == "measured"
     finally:
         cl.config.set_auto_measure(old)
 
@@ -128,8 +176,8 @@ def test_a_corrupt_measurement_record_is_ignored_with_a_warning(measuring, tmp_p
     path.write_text(content)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cal = calibration.get_calibration()  # what the first auto choice of a process asks for
         y = cl.conv(np.ones((1, 1, 8, 8)), np.ones((1, 1, 3, 3)))  # a call is never broken by the cache
+        _, cal = landed()
     assert y.shape == (1, 1, 6, 6) and cal.origin("float32", "peak") == "measured"
     assert any(issubclass(w.category, CacheWarning) and calibration.MACHINE_FILE in str(w.message) for w in caught)
     assert calibration.get_calibration().constant("float64", "peak") == FAKE["peak"]  # measured afresh
@@ -149,6 +197,7 @@ def test_the_real_quick_measurement_is_positive_and_short():
 
 # --------------------------------------------------------------- explain
 def test_explain_shows_phases_and_where_each_constant_came_from(measuring):
+    landed()
     e = cl.explain(cl.plan((2, 8, 16, 16), (8, 8, 3, 3), np.float32, padding=1))
     assert e.predicted_choice in e.phases
     for method, phases in e.phases.items():
@@ -236,14 +285,14 @@ def test_the_launch_cost_is_not_measured_when_it_would_import_numba(monkeypatch)
 
 def test_a_measured_launch_cost_is_stored_and_used(measuring, monkeypatch, tmp_path):
     monkeypatch.setattr(calibration, "measure_launch", lambda: 4e-5)
-    cal = calibration.get_calibration()
+    _, cal = landed()
     assert cal.constant("float32", "launch") == 4e-5 and cal.origin("float64", "launch") == "measured"
     assert calibration.load_measured()["float32"]["launch"] == 4e-5
 
 
 def test_without_a_launch_measurement_the_default_is_used_and_completed_later(measuring, monkeypatch):
     monkeypatch.setattr(calibration, "measure_launch", lambda: None)
-    cal = calibration.get_calibration()
+    _, cal = landed()
     assert cal.origin("float32", "launch") == "default" and "launch" not in calibration.load_measured()["float32"]
     monkeypatch.setattr(calibration, "measure_launch", lambda: 5e-5)  # a later process, with numba running
     calibration.set_calibration(None)

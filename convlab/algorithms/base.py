@@ -236,6 +236,21 @@ class Method(abc.ABC):
         """Predicted seconds of one pass on ``spec``: the sum of :meth:`predict_phases`."""
         return float(sum(self.predict_phases(spec, terms, pass_).values()))
 
+    def needs_compiled_kernels(self, spec: ConvSpec, pass_: str = "forward") -> bool:
+        """Whether ``pass_`` on ``spec`` (already this method's inner spec) runs compiled (numba) kernels
+        for finite inputs; ``False`` unless the method says so. ``method="auto"`` runs the first calls of
+        a pass whose kernels are not loaded in the process yet by a method that needs none, while they load
+        in the background (:meth:`ConvPlan.forward <convlab.ConvPlan.forward>`).
+
+        Examples
+        --------
+        >>> import convlab as cl
+        >>> s = cl.spec((1, 1, 64, 64), (1, 1, 5, 5))
+        >>> cl.get_method("winograd").needs_compiled_kernels(s), cl.get_method("fft").needs_compiled_kernels(s)
+        (True, False)
+        """
+        return False
+
     def error_bound(self, spec: ConvSpec, pass_: str = "forward") -> float | None:
         """A bound on the normwise relative error (:func:`convlab.tolerances.relative_error`) of
         ``pass_`` on ``spec`` (already this method's inner spec), or ``None`` when the method

@@ -76,6 +76,9 @@ class Direct(Method):
     def cost(self, spec, terms, pass_="forward"):
         return predicted_cost(spec, terms, pass_)
 
+    def needs_compiled_kernels(self, spec, pass_="forward"):
+        return _uses_loops(spec)  # else per-offset BLAS products
+
     def workspace_bytes(self, plan):
         if _uses_loops(plan):
             # padding fused and sums accumulated in the output: at most a C-contiguous copy of the input

@@ -223,6 +223,16 @@ def block_product(plan, n, a, b):
     return a <= 32 or 4 <= n <= 16
 
 
+def uses_compiled_product(plan, n, pass_):
+    """Whether the channel products of ``pass_`` for ``n`` rows run compiled kernels: depthwise products, and
+    the transposes of the block path (:func:`block_product`); ``dw``'s other products are BLAS matmuls."""
+    if _depthwise(plan):
+        return True
+    if pass_ == "forward":
+        return block_product(plan, n, *plan.w_shape[1::-1])
+    return pass_ == "backward_input" and block_product(plan, n, *plan.w_shape[:2])
+
+
 def block_workspace_bytes(plan, bins, n):
     """Bytes the block path adds for ``n`` rows at ``bins`` frequencies: the frequency-major copies of
     both spectra and the block weights of both passes (each twice its complex spectrum)."""
@@ -522,6 +532,9 @@ class FFT(Method):
 
     def cost(self, spec, terms, pass_="forward"):
         return predicted_cost(spec, terms, pass_)
+
+    def needs_compiled_kernels(self, spec, pass_="forward"):
+        return uses_compiled_product(spec, spec.batch, pass_)
     native_padding_modes = frozenset({"zeros", "circular"})
 
     def error_bound(self, plan, pass_="forward"):

@@ -36,6 +36,7 @@ from .fft import (
     spectral_cost,
     tap_positions,
     transform,
+    uses_compiled_product,
     weight_gradient,
     weight_gradient_buffer,
     weight_product,
@@ -299,6 +300,12 @@ class FFTTiled(Method):
 
     def cost(self, spec, terms, pass_="forward"):
         return predicted_cost(spec, terms, pass_)
+
+    def needs_compiled_kernels(self, spec, pass_="forward"):
+        if pass_ == "backward_input":
+            return True  # the tiles' dx overlap-add is a compiled pass
+        geo = tile_geometry(spec)
+        return uses_compiled_product(spec, _chunk_batch(geo, geo.rows, spec, 0)[0], pass_)
 
     def error_bound(self, plan, pass_="forward"):
         """The FFT method's bound (:meth:`FFT.error_bound <convlab.algorithms.fft.FFT.error_bound>`) at the

@@ -170,6 +170,9 @@ class Im2col(Method):
     def cost(self, spec, terms, pass_="forward"):
         return predicted_cost(spec, terms, pass_)
 
+    def needs_compiled_kernels(self, spec, pass_="forward"):
+        return not _is_pointwise(spec)  # the column matrix is packed (and folded back) by compiled loops
+
     def workspace_bytes(self, plan):
         return _layout(plan)[0]  # padding is fused into the packing: no padded copy
 

@@ -330,6 +330,9 @@ class Winograd(Method):
     def cost(self, spec, terms, pass_="forward"):
         return predicted_cost(spec, terms, pass_)
 
+    def needs_compiled_kernels(self, spec, pass_="forward"):
+        return True  # every pass tiles and untiles through compiled kernels
+
     def error_bound(self, plan, pass_="forward"):
         """Bound on the normwise relative error of one pass, for inputs of comparable magnitude.
 

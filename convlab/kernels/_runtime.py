@@ -31,11 +31,13 @@ import contextlib
 import functools
 import logging
 import os
+import queue
 import threading
 import time
 import types
 
-__all__ = ["default_threads", "get_threads", "launch", "njit", "set_threads", "call_limit"]
+__all__ = ["default_threads", "get_threads", "launch", "njit", "set_threads", "call_limit", "loaded",
+           "load_in_background", "load_seconds", "wait_for_loads"]
 
 _logger = logging.getLogger("convlab.kernels")
 _lock = threading.Lock()
@@ -100,6 +102,90 @@ def _numba():
             numba.config.THREADING_LAYER = "workqueue"
         _configured = True
     return numba
+
+
+def loaded():
+    """Whether numba is imported and configured in this process (thread-safe: a plain read of a flag set once).
+
+    Examples
+    --------
+    >>> loaded() in (True, False)
+    True
+    """
+    return _configured
+
+
+#: Seconds a first call waits for compiled kernels while numba is not imported: importing it (0.26-0.45 s
+#: measured with ``python -X importtime -c "import numba"`` on the 2-core machine), then loading a kernel
+#: from numba's disk cache (tens of milliseconds each). On a cold cache compiling takes seconds more:
+#: this is the least a call would wait, so a first call substitutes only when that is clearly better.
+IMPORT_SECONDS = 0.25
+LOAD_SECONDS = 0.03
+
+
+def load_seconds():
+    """The seconds a call that needs compiled kernels would wait for them now, at least (see above); 0 once
+    numba runs in the process: what is left, loading a kernel from the disk cache once per signature, is
+    not worth running another method and a second pass in the background for."""
+    return 0.0 if _configured else IMPORT_SECONDS + LOAD_SECONDS
+
+
+_loads = queue.SimpleQueue()  # (warm, wait, done event) for the one background loader
+_loader = None
+_loader_lock = threading.Lock()
+_pending = []  # the done events of the loads queued or running
+
+
+def load_in_background(warm, wait=None):
+    """Import numba and run ``warm()`` (a call that loads, or compiles, the kernels it runs) in the background.
+
+    The loads run one after another on a single daemon thread (started on the first request): two loads
+    would only compete for the same cores, and a daemon thread never holds up the interpreter's exit.
+    Returns a :class:`threading.Event` set when ``warm`` has returned or failed; a failure is logged at
+    DEBUG level through the ``convlab.kernels`` logger (the call that needs the kernels then meets it
+    in the foreground). A compile over a second is announced as any first compile is (:class:`_Lazy`).
+    ``wait``, when given, is a context manager entered around the whole load (the caller's lock that keeps
+    its other background work, and the load, out of each other's way).
+    """
+    global _loader
+    done = threading.Event()
+    _pending.append(done)
+    _loads.put((warm, wait or contextlib.nullcontext(), done))
+    with _loader_lock:
+        if _loader is None:
+            _loader = threading.Thread(target=_load_forever, name="convlab-kernel-loader", daemon=True)
+            _loader.start()
+    return done
+
+
+def _load_forever():
+    while True:
+        warm, wait, done = _loads.get()
+        try:
+            with wait:
+                _numba()
+                warm()
+        except Exception:  # the foreground call will meet (and report) the same failure
+            _logger.debug("convlab: loading compiled kernels in the background failed", exc_info=True)
+        finally:
+            done.set()
+            _pending.remove(done)
+
+
+def wait_for_loads(timeout=None):
+    """Wait until the loads queued by :func:`load_in_background` so far are done; ``True`` unless
+    ``timeout`` seconds passed first (as :func:`convlab.fft_backends.wait_for_plans` for FFTW's plans).
+
+    Examples
+    --------
+    >>> wait_for_loads(timeout=60)
+    True
+    """
+    deadline = None if timeout is None else time.perf_counter() + timeout
+    for done in list(_pending):
+        if not done.wait(None if deadline is None else max(0.0, deadline - time.perf_counter())):
+            return False
+    return True
 
 
 def _threadsafe_layer(numba):

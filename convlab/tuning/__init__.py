@@ -6,11 +6,19 @@ plan (:mod:`convlab.planning`) calls :func:`choose_method` or
 """
 
 from .autotune import PRUNE_FACTOR, autotune_path, clear_autotune_cache, measured_seconds, tuned_method
-from .calibration import Calibration, get_calibration, load_calibration, save_calibration, set_calibration
-from .choice import Prediction, choose_method, explicit_method, predict_seconds, predictions
+from .calibration import (
+    Calibration,
+    get_calibration,
+    load_calibration,
+    save_calibration,
+    set_calibration,
+    wait_for_measurement,
+)
+from .choice import Prediction, choose_method, explicit_method, first_call_substitute, predict_seconds, predictions
 from .explanation import Explanation, explain
 
 __all__ = ["PRUNE_FACTOR", "autotune_path", "clear_autotune_cache", "measured_seconds", "tuned_method",
            "Calibration", "get_calibration", "load_calibration", "save_calibration", "set_calibration",
-           "Prediction", "choose_method", "explicit_method", "predict_seconds", "predictions",
+           "wait_for_measurement", "Prediction", "choose_method", "explicit_method", "first_call_substitute",
+           "predict_seconds", "predictions",
            "Explanation", "explain"]

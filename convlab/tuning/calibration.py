@@ -13,7 +13,7 @@ this order of preference:
     modelled time); stored as ``calibration.json``.
 ``measured``
     The first ``method="auto"`` choice of a process that finds no
-    calibration measures the four constants that differ most between
+    calibration starts measuring, in a background thread, the constants that differ most between
     machines (:data:`QUICK_CONSTANTS`: GEMM peak, copy bandwidth, per-call
     overhead, FFT time per point, and the fixed costs of a BLAS call, an FFT
     execution and a sparse product) with :func:`measure_quick`, and the cost
@@ -27,21 +27,28 @@ this order of preference:
     constants not measured, and for all of them when automatic measurement
     is off (``CONVLAB_AUTO_MEASURE=0``, :func:`convlab.config.set_auto_measure`).
 
-The automatic measurement is synchronous: it takes about 0.1 s on an idle
-2-core machine (GEMM 512², a 16 MB copy, 200 tiny ufunc calls, 8 FFTs
-of 128² with an estimate-mode plan, and 20 tiny FFTs, matrix products and
-sparse products, per dtype; 20 launches of a trivial kernel when numba runs), once per machine and code
-version. A background thread was the alternative; it was not chosen
-because on a machine with few cores it would run alongside the very call
-that wants the constants, slowing that call and disturbing its own
-measurement, and because the choices made before it finished would be
-made with the defaults and kept for the life of their plans, so that the
-same program could choose differently from run to run. Each constant is
-the best of several samples (a loaded machine makes samples slower, never
-faster); when the load average says other work keeps the cores busy, nothing
-is measured and the process uses the defaults (measured under load on 2 cores,
-the FFT and GEMM constants came out 10-100x off, worse than the defaults), and
-a later, quieter process measures.
+The automatic measurement takes about 0.1 s on an idle 2-core machine (GEMM
+512², whose first call also starts BLAS's threads, a 16 MB copy, 200 tiny
+ufunc calls, 8 FFTs of 128² with an estimate-mode plan, and 20 tiny FFTs,
+matrix products and sparse products, per dtype; 20 launches of a trivial
+kernel when numba runs), once per machine and code version. It runs in one
+daemon thread (never two at once, never holding up the interpreter's exit;
+:func:`wait_for_measurement` waits for it), so that the first call does not
+pay for it: that call, and every choice made before the measurement lands,
+uses the built-in defaults, and a plan keeps the method chosen for it. Its
+figures must describe the machine, not the program's own work: it starts
+each dtype's part only after :data:`QUIET_SETTLE` seconds in which none of
+the process's convolution calls ran (:func:`in_call` marks them), never
+alongside the background loading of compiled kernels
+(:func:`background_work`), and gives up for this process when the calls
+leave it no such moment for :data:`QUIET_WAIT` seconds (a call that starts
+during a part only slows some of its samples). Each constant is the best of several samples (a
+loaded machine makes samples slower, never faster), and a constant more than
+:data:`PLAUSIBLE_FACTOR` from the built-in one is taken as disturbed and not
+used. When the load average says other work keeps the cores busy, nothing is
+measured and the process uses the defaults (measured under load on 2 cores,
+the FFT and GEMM constants came out 10-100x off, worse than the defaults),
+and a later, quieter process measures.
 
 Every file carries a fingerprint of the machine and the code (:mod:`.store`);
 a file whose stamp does not match is ignored, and a file that does not
@@ -52,6 +59,7 @@ Neither ever breaks a call.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import platform
@@ -62,7 +70,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-from threadpoolctl import threadpool_info
 
 from .. import harness
 from ..algorithms import (
@@ -79,12 +86,14 @@ from ..config import cache_dir, get_auto_measure
 from ..errors import ConvError
 from ..fft_backends import fft_backend, get_fft_backend
 from ..problem import spec as make_spec
+from ..threads import blas_libraries
 from . import store
 
 __all__ = ["Calibration", "get_calibration", "set_calibration", "calibration_path", "fingerprint",
            "measure_constants", "measure_quick", "measure_launch", "LAUNCH", "fit_method_factors", "calibrate",
            "load_calibration", "save_calibration", "load_measured", "machine_path", "CALIBRATION_FILE", "MACHINE_FILE",
-           "QUICK_CONSTANTS", "FACTOR_PROBLEMS", "ORIGINS"]
+           "QUICK_CONSTANTS", "FACTOR_PROBLEMS", "ORIGINS", "wait_for_measurement", "in_call", "QUIET_WAIT",
+           "wait_until_quiet", "background_work", "QUIET_SETTLE"]
 
 CALIBRATION_FILE = "calibration.json"
 MACHINE_FILE = "machine.json"
@@ -172,14 +181,18 @@ class Calibration:
         return CostTerms(self.constants[np.dtype(dtype).name], dtype)
 
 
+_logger = logging.getLogger("convlab.tuning")
 _active_lock = threading.Lock()
 _active: Calibration | None = None
+_measurement: threading.Thread | None = None  # the background measurement while it runs (one at most)
+_measuring_for: Calibration | None = None  # the calibration it replaces when it lands
 
 
 def get_calibration() -> Calibration:
     """The calibration in use: the one set, else the stored ``convlab calibrate`` result for this machine,
-    else the built-in constants with this machine's measured ones in place (measured now, in a fraction
-    of a second, when none are stored and :func:`convlab.config.get_auto_measure` is on)."""
+    else the built-in constants with this machine's measured ones in place (when none are stored and
+    :func:`convlab.config.get_auto_measure` is on, the built-in ones until a background measurement of a
+    fraction of a second lands: see the module docstring and :func:`wait_for_measurement`)."""
     global _active
     with _active_lock:
         if _active is None:
@@ -187,26 +200,138 @@ def get_calibration() -> Calibration:
         return _active
 
 
+def wait_for_measurement(timeout: float | None = None) -> bool:
+    """Wait until the background measurement of the machine constants, if one runs, has finished (landed,
+    or given up); ``True`` unless ``timeout`` seconds passed first.
+
+    Examples
+    --------
+    >>> wait_for_measurement(timeout=60)
+    True
+    """
+    with _active_lock:
+        thread = _measurement
+    if thread is not None:
+        thread.join(timeout)
+        return not thread.is_alive()
+    return True
+
+
 def _startup_calibration() -> Calibration:
+    """Called with ``_active_lock`` held."""
     stored = load_calibration()
     if stored.source != Calibration.defaults().source or not get_auto_measure():
         return stored
     measured = load_measured()
     if measured is None:
+        if _measurement is not None:  # already measuring: its result replaces this when it lands
+            return _measuring_for
         if _busy():  # a busy moment would be measured, not the machine: defaults now, measure another time
             return stored
-        measured = {dtype: _plausible(dtype, measure_quick(dtype)) for dtype in ("float32", "float64")}
-        launch = measure_launch()
-        if launch is not None:
-            for values in measured.values():
-                values[LAUNCH] = launch
-        save_measured(measured)
+        _start_measurement(stored)
+        return stored
     elif any(LAUNCH not in values for values in measured.values()):
         launch = measure_launch()  # cheap now (numba has launched a kernel): complete the stored record
         if launch is not None:
             measured = {dtype: dict(values, **{LAUNCH: launch}) for dtype, values in measured.items()}
             save_measured(measured)
     return with_measured(stored, measured, machine_path())
+
+
+def _start_measurement(base: Calibration) -> None:
+    """Measure in a daemon thread; ``base`` with the measured constants in place replaces ``base`` as the
+    active calibration when it lands (unless another was set meanwhile). Called with ``_active_lock`` held."""
+    global _measurement, _measuring_for
+    _measuring_for = base
+    _measurement = threading.Thread(target=_measure_in_background, args=(base, machine_path()),
+                                    name="convlab-measure", daemon=True)
+    _measurement.start()
+
+
+#: Seconds the background measurement waits for a moment when none of the process's convolution calls
+#: runs, before each dtype's constants; past it, it gives up for this process (a later one measures).
+QUIET_WAIT = 2.0
+
+_running: list = []  # one entry per convolution pass running now: list.append and list.pop are atomic
+
+
+class _Running:
+    """Marks one convolution pass as running (see :func:`in_call`)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        _running.append(None)
+
+    def __exit__(self, *exc):
+        _running.pop()
+
+
+_in_call = _Running()
+_background = threading.Lock()
+
+
+def in_call() -> _Running:
+    """A context manager around each convolution pass (:class:`~convlab.ConvPlan` wraps them): work in the
+    background (this measurement, the loading of compiled kernels) starts only when none runs
+    (:func:`wait_until_quiet`), so that it neither slows the pass nor times it. Costs two list operations."""
+    return _in_call
+
+
+#: Seconds without a running pass that make a quiet moment: the call whose choice starts the measurement
+#: enters its pass a few microseconds after the thread starts, and programs call again after short gaps.
+QUIET_SETTLE = 0.02
+
+
+def wait_until_quiet(timeout: float) -> bool:
+    """Wait until no convolution pass of this process (:func:`in_call`) has run for :data:`QUIET_SETTLE`
+    seconds; ``False`` after ``timeout`` seconds without such a moment. For background threads: it polls
+    every 2 ms."""
+    now = time.perf_counter()
+    deadline, quiet_since = now + timeout, now
+    while True:
+        if _running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.perf_counter()
+        now = time.perf_counter()
+        if quiet_since is not None and now - quiet_since >= QUIET_SETTLE:
+            return True
+        if now > deadline:
+            return False
+        time.sleep(0.002)
+
+
+def background_work() -> threading.Lock:
+    """The lock that serialises the process's background work (this measurement, the loading of compiled
+    kernels by :class:`~convlab.ConvPlan`): each would disturb the other on a machine with few cores."""
+    return _background
+
+
+def _measure_in_background(base: Calibration, path: str) -> None:
+    global _active, _measurement, _measuring_for
+    try:
+        measured = {}
+        with _background:
+            for dtype in ("float32", "float64"):
+                if not wait_until_quiet(QUIET_WAIT):
+                    _logger.debug("convlab: no quiet moment to measure the machine constants; the defaults stay")
+                    return
+                measured[dtype] = _plausible(dtype, measure_quick(dtype))
+        launch = measure_launch()
+        if launch is not None:
+            for values in measured.values():
+                values[LAUNCH] = launch
+        save_measured(measured, path)
+        calibration = with_measured(base, measured, path)
+        with _active_lock:
+            if _active is base:
+                _active = calibration
+    except Exception:  # a failed measurement leaves the defaults in place; it must never break a call
+        _logger.debug("convlab: measuring the machine constants failed", exc_info=True)
+    finally:
+        with _active_lock:
+            _measurement = _measuring_for = None
 
 
 #: A quick measurement more than this factor away from the built-in constant is taken as disturbed and
@@ -273,17 +398,27 @@ def calibration_path() -> str:
     return os.path.join(cache_dir(), CALIBRATION_FILE)
 
 
+_fingerprint: dict | None = None
+
+
 def fingerprint():
-    """What the constants depend on: CPU, core count, numpy and its BLAS.
+    """What the constants depend on: CPU, core count, numpy and its BLAS (found once per process:
+    threadpoolctl's scan of the loaded libraries takes milliseconds, on the first call's path).
 
     Examples
     --------
     >>> sorted(fingerprint())
     ['blas', 'cpu', 'cpu_count', 'machine', 'numpy']
     """
+    global _fingerprint
+    if _fingerprint is None:
+        _fingerprint = _find_fingerprint()
+    return dict(_fingerprint)
+
+
+def _find_fingerprint():
     try:
-        blas = sorted(f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
-                      if i.get("user_api") == "blas")
+        blas = sorted(f"{i.get('internal_api')} {i.get('version')}" for i in blas_libraries().info())
     except Exception:  # threadpoolctl is optional at runtime; the fingerprint only gets coarser
         blas = []
     return dict(machine=platform.machine(), cpu=harness.cpu_model(), cpu_count=os.cpu_count(),

@@ -32,10 +32,11 @@ from typing import Any
 
 from ..algorithms import check_pass, get_method, runnable, verdicts
 from ..errors import UnsupportedPlanError, WorkspaceLimitError
+from ..kernels._runtime import load_seconds
 from ..problem import ConvSpec, as_spec
 from .calibration import Calibration, get_calibration
 
-__all__ = ["Prediction", "predict_seconds", "predictions", "choose_method"]
+__all__ = ["Prediction", "predict_seconds", "predictions", "choose_method", "first_call_substitute"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +160,45 @@ def choose_method(problem: Any, calibration: Calibration | None = None, pass_: s
         return min(runnable(spec), key=lambda name: get_method(name).error_bound(
             get_method(name).inner_spec(spec), pass_) or 0.0)
     raise _nothing_fits(spec)
+
+
+def first_call_substitute(problem: Any, method: str, pass_: str = "forward",
+                          calibration: Calibration | None = None) -> str | None:
+    """The method to run ``pass_`` of ``problem`` while ``method``'s compiled kernels load, or ``None``.
+
+    When ``method`` (the one chosen for the pass) runs compiled kernels
+    (:meth:`Method.needs_compiled_kernels <convlab.algorithms.Method.needs_compiled_kernels>`) and the
+    process has not loaded numba yet, a call would first wait for them: at least
+    :func:`convlab.kernels._runtime.load_seconds` (importing numba, loading each kernel from its disk
+    cache; compiling on a cold cache takes seconds more). The substitute is the candidate of
+    :func:`predictions` predicted fastest among those that need no compiled kernels for this pass, and only
+    when it is predicted faster than ``method`` plus that wait; ``None`` otherwise (``method`` needs no
+    kernels, or nothing else is predicted to finish sooner).
+
+    Examples
+    --------
+    >>> import numpy as np, convlab as cl
+    >>> from convlab.tuning import first_call_substitute
+    >>> s = cl.spec((8, 64, 28, 28), (64, 64, 3, 3), np.float32, padding=1)
+    >>> first_call_substitute(s, "winograd") in {None, "direct", "fft", "fft_tiled", "toeplitz"}  # None: numba runs
+    True
+    >>> first_call_substitute(s, "toeplitz") is None  # sparse products: nothing compiled to wait for
+    True
+    """
+    spec = as_spec("problem", problem)
+    impl = get_method(method)
+    wait = load_seconds()
+    if wait <= 0 or spec.empty or not impl.needs_compiled_kernels(impl.inner_spec(spec), check_pass(pass_)):
+        return None
+    calibration = calibration or get_calibration()
+    deadline = predict_seconds(spec, method, calibration, pass_) + wait
+    for candidate in predictions(spec, calibration, pass_):  # cheapest first
+        if candidate.seconds is None or candidate.seconds >= deadline:
+            return None
+        other = get_method(candidate.method)
+        if not other.needs_compiled_kernels(other.inner_spec(spec), pass_):
+            return candidate.method
+    return None
 
 
 def _nothing_fits(spec: ConvSpec) -> Exception:
