@@ -16,6 +16,9 @@ sparse product          ``sparse_call + nnz_products · sparse_op``
 compiled kernel         ``launch`` per call of a parallel compiled loop, ``call`` when the pass
                         runs it serially (below ``SMALL_FLOPS`` or at one thread: its work priced
                         apart; a loop nest's arithmetic at ``loop_peak_fraction · peak``)
+threads a loop keeps    ``T / (tasks / ⌈tasks/T⌉)`` times the work's time at all ``T`` threads
+busy                    (``T`` when the pass runs serially): a loop threaded over ``tasks``
+                        equal tasks (a single image plane is one task) leaves threads idle
 ======================  ===========================================================
 
 The fixed costs are priced per call, from each method's own structure: a
@@ -175,6 +178,26 @@ class CostTerms:
         the same rule :func:`convlab.threads.call_threads` applies when the pass runs."""
         serial = flops < SMALL_FLOPS or get_num_threads() <= 1
         return count * (self.call if serial else self.launch)
+
+    def thread_share(self, tasks: int, flops: float = math.inf) -> float:
+        """How many times longer a compiled loop threaded over ``tasks`` equal tasks takes than its work
+        spread over every thread (the peak, the bandwidth and the constants fitted with them describe
+        all :func:`~convlab.threads.get_num_threads` threads at work): ``T / (tasks / ⌈tasks/T⌉)``
+        with ``T`` threads, ``T`` when the pass runs serially (the rule of :meth:`launches`).
+
+        Examples
+        --------
+        >>> import convlab as cl
+        >>> t = CostTerms(DEFAULT_CONSTANTS["float32"], np.float32)
+        >>> with cl.num_threads(2):
+        ...     t.thread_share(1, flops=1e9), t.thread_share(3, flops=1e9), t.thread_share(64, flops=1e9)
+        (2.0, 1.5, 1.0)
+        """
+        threads = get_num_threads()
+        if flops < SMALL_FLOPS or threads <= 1:
+            return float(threads)
+        tasks = max(int(tasks), 1)
+        return threads * (-(-tasks // threads)) / tasks
 
     def pad_copy(self, spec) -> float:
         """The zero-padded copy of the input a spatial method makes, when there is padding."""
