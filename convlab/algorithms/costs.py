@@ -51,14 +51,14 @@ __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEA
 #: ``sparse_call``, ``launch``) are what ``measure_quick`` measures on an idle 2-core AVX2 machine with
 #: OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.98e11, gemm_half=6.32, gemm_call=8.39e-9, bandwidth=2.67e10,
-                    gather_bandwidth=2.27e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
-                    sparse_op=1.22e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    loop_peak_fraction=0.455),
-    "float64": dict(peak=9.8e10, gemm_half=6.32, gemm_call=8.39e-9, bandwidth=4.2e10, gather_bandwidth=2.27e11,
-                    index_point=4.78e-10, call=3.12e-7, fft_point=2.18e-10, sparse_op=1.42e-9,
+    "float32": dict(peak=1.98e11, gemm_half=6.4, gemm_call=6.48e-9, bandwidth=2.67e10,
+                    gather_bandwidth=2.37e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
+                    sparse_op=1.08e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
+                    loop_peak_fraction=0.466),
+    "float64": dict(peak=9.8e10, gemm_half=6.4, gemm_call=6.48e-9, bandwidth=4.2e10, gather_bandwidth=2.37e11,
+                    index_point=4.78e-10, call=3.12e-7, fft_point=2.18e-10, sparse_op=1.26e-9,
                     blas_call=9.33e-7, fft_call=3.49e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    loop_peak_fraction=0.455),
+                    loop_peak_fraction=0.466),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
@@ -66,24 +66,24 @@ CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: factors of the backward passes (fitted separately, the forward's factor when absent).
 #: ``convlab calibrate`` refits the forward factors for the machine it runs on.
 DEFAULT_FACTORS: dict[str, float] = {
-    "direct": 1.274, "direct/backward_input": 1.767, "direct/backward_weight": 2.001,
-    "fft": 2.049, "fft/backward_input": 1.927, "fft/backward_weight": 1.87,
-    "fft_tiled": 2.064, "fft_tiled/backward_input": 2.444, "fft_tiled/backward_weight": 2.252,
-    "im2col": 1.059, "im2col/backward_input": 1.442, "im2col/backward_weight": 1.031,
-    "toeplitz": 0.459, "toeplitz/backward_input": 0.369, "toeplitz/backward_weight": 3.444,
-    "winograd": 2.536, "winograd/backward_input": 2.394, "winograd/backward_weight": 2.953,
+    "direct": 1.285, "direct/backward_input": 1.784, "direct/backward_weight": 2.017,
+    "fft": 2.048, "fft/backward_input": 1.926, "fft/backward_weight": 1.872,
+    "fft_tiled": 2.063, "fft_tiled/backward_input": 2.444, "fft_tiled/backward_weight": 2.254,
+    "im2col": 1.058, "im2col/backward_input": 1.441, "im2col/backward_weight": 1.03,
+    "toeplitz": 0.604, "toeplitz/backward_input": 0.47, "toeplitz/backward_weight": 3.544,
+    "winograd": 2.535, "winograd/backward_input": 2.394, "winograd/backward_weight": 2.956,
 }
 #: Built-in per-method residual fixed seconds per pass (Python dispatch, checks, allocation: what a method
 #: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
 #: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
 #: are those of the backward passes (the forward's when absent).
 DEFAULT_OVERHEADS: dict[str, float] = {
-    "direct": 2.96e-05, "direct/backward_input": 1.83e-05, "direct/backward_weight": 2.68e-05,
-    "fft": 8.37e-05, "fft/backward_input": 6.9e-05, "fft/backward_weight": 0.000111,
-    "fft_tiled": 0.000116, "fft_tiled/backward_input": 6.76e-05, "fft_tiled/backward_weight": 0.000128,
+    "direct": 2.98e-05, "direct/backward_input": 1.83e-05, "direct/backward_weight": 2.69e-05,
+    "fft": 8.39e-05, "fft/backward_input": 6.92e-05, "fft/backward_weight": 0.000111,
+    "fft_tiled": 0.000116, "fft_tiled/backward_input": 6.78e-05, "fft_tiled/backward_weight": 0.000128,
     "im2col": 2.49e-05, "im2col/backward_input": 1.46e-05, "im2col/backward_weight": 2.59e-05,
-    "toeplitz": 1.3e-05, "toeplitz/backward_input": 4.56e-05, "toeplitz/backward_weight": 3.41e-05,
-    "winograd": 0.000161, "winograd/backward_input": 0.00016, "winograd/backward_weight": 0.000235,
+    "toeplitz": 1.28e-05, "toeplitz/backward_input": 4.69e-05, "toeplitz/backward_weight": 3.01e-05,
+    "winograd": 0.000161, "winograd/backward_input": 0.00016, "winograd/backward_weight": 0.000236,
 }
 
 
