@@ -197,7 +197,9 @@ def test_a_small_pass_prices_its_kernels_as_serial_calls_not_launches():
     """Below SMALL_FLOPS the kernels run their serial twins (convlab.threads.call_threads gives one thread)."""
     shape, w_shape = (1, 1, 32, 32), (1, 1, 3, 3)
     assert count("direct", shape, w_shape, "launch", padding=1) == 0
-    assert count("direct", shape, w_shape, "call", padding=1) >= 1
+    assert count("direct", shape, w_shape, "kernel_call", padding=1) == 1
+    assert count("im2col", shape, w_shape, "kernel_call", padding=1) == 1
+    assert count("im2col", shape, (1, 1, 1, 1), "kernel_call") == 0  # pointwise: a plain GEMM, no kernel
 
 
 def test_im2col_pays_a_launch_and_a_blas_call_per_chunk(parallel_passes):

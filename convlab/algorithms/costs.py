@@ -13,9 +13,9 @@ strided gather          ``call + 2E·itemsize / gather_bandwidth``
 ``np.ix_`` gather       ``call + E·index_point``
 real FFTs               ``fft_call + count · P · log2 P · fft_point`` (one plan execution)
 sparse product          ``sparse_call + nnz_products · sparse_op``
-compiled kernel         ``launch`` per call of a parallel compiled loop, ``call`` when the pass
-                        runs it serially (below ``SMALL_FLOPS`` or at one thread: its work priced
-                        apart; a loop nest's arithmetic at ``loop_peak_fraction · peak``)
+compiled kernel         ``launch`` per call of a parallel compiled loop, ``kernel_call`` when the
+                        pass runs it serially (below ``SMALL_FLOPS`` or at one thread: its work
+                        priced apart; a loop nest's arithmetic at ``loop_peak_fraction · peak``)
 threads a loop keeps    ``T / (tasks / ⌈tasks/T⌉)`` times the work's time at all ``T`` threads
 busy                    (``T`` when the pass runs serially): a loop threaded over ``tasks``
                         equal tasks (a single image plane is one task) leaves threads idle
@@ -49,16 +49,19 @@ __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEA
 #: Built-in constants, used until the first ``method="auto"`` choice measures the machine (or without it).
 #: ``peak``, ``bandwidth``, ``call``, ``fft_point`` and the fixed costs per call (``blas_call``, ``fft_call``,
 #: ``sparse_call``, ``launch``) are what ``measure_quick`` measures on an idle 2-core AVX2 machine with
-#: OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
+#: OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``. ``kernel_call`` is
+#: the fixed cost of one serial compiled-kernel call from Python (numba's dispatch on the argument types and
+#: the method's preparation of its views: tens of microseconds, where a ufunc ``call`` is a fraction of one;
+#: priced at ``call``, a 4×8×14² 3×3 im2col layer was predicted at a fifth of its 65 µs).
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.98e11, gemm_half=6.4, gemm_call=6.48e-9, bandwidth=2.67e10,
-                    gather_bandwidth=2.37e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
-                    sparse_op=1.08e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    loop_peak_fraction=0.466),
-    "float64": dict(peak=9.8e10, gemm_half=6.4, gemm_call=6.48e-9, bandwidth=4.2e10, gather_bandwidth=2.37e11,
-                    index_point=4.78e-10, call=3.12e-7, fft_point=2.18e-10, sparse_op=1.26e-9,
+    "float32": dict(peak=1.98e11, gemm_half=6.44, gemm_call=5.36e-9, bandwidth=2.67e10,
+                    gather_bandwidth=2.44e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
+                    sparse_op=1.1e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
+                    kernel_call=7.72e-6, loop_peak_fraction=0.484),
+    "float64": dict(peak=9.8e10, gemm_half=6.44, gemm_call=5.36e-9, bandwidth=4.2e10, gather_bandwidth=2.44e11,
+                    index_point=4.78e-10, call=3.12e-7, fft_point=2.18e-10, sparse_op=1.29e-9,
                     blas_call=9.33e-7, fft_call=3.49e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    loop_peak_fraction=0.466),
+                    kernel_call=7.72e-6, loop_peak_fraction=0.484),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
@@ -66,24 +69,24 @@ CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: factors of the backward passes (fitted separately, the forward's factor when absent).
 #: ``convlab calibrate`` refits the forward factors for the machine it runs on.
 DEFAULT_FACTORS: dict[str, float] = {
-    "direct": 1.285, "direct/backward_input": 1.784, "direct/backward_weight": 2.017,
-    "fft": 2.048, "fft/backward_input": 1.926, "fft/backward_weight": 1.872,
-    "fft_tiled": 2.063, "fft_tiled/backward_input": 2.444, "fft_tiled/backward_weight": 2.254,
-    "im2col": 1.058, "im2col/backward_input": 1.441, "im2col/backward_weight": 1.03,
-    "toeplitz": 0.604, "toeplitz/backward_input": 0.47, "toeplitz/backward_weight": 3.544,
-    "winograd": 2.535, "winograd/backward_input": 2.394, "winograd/backward_weight": 2.956,
+    "direct": 1.312, "direct/backward_input": 1.841, "direct/backward_weight": 2.061,
+    "fft": 2.05, "fft/backward_input": 1.927, "fft/backward_weight": 1.874,
+    "fft_tiled": 2.063, "fft_tiled/backward_input": 2.446, "fft_tiled/backward_weight": 2.256,
+    "im2col": 1.041, "im2col/backward_input": 1.404, "im2col/backward_weight": 1.017,
+    "toeplitz": 0.592, "toeplitz/backward_input": 0.462, "toeplitz/backward_weight": 3.517,
+    "winograd": 2.54, "winograd/backward_input": 2.4, "winograd/backward_weight": 2.963,
 }
 #: Built-in per-method residual fixed seconds per pass (Python dispatch, checks, allocation: what a method
 #: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
 #: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
 #: are those of the backward passes (the forward's when absent).
 DEFAULT_OVERHEADS: dict[str, float] = {
-    "direct": 2.98e-05, "direct/backward_input": 1.83e-05, "direct/backward_weight": 2.69e-05,
-    "fft": 8.39e-05, "fft/backward_input": 6.92e-05, "fft/backward_weight": 0.000111,
-    "fft_tiled": 0.000116, "fft_tiled/backward_input": 6.78e-05, "fft_tiled/backward_weight": 0.000128,
-    "im2col": 2.49e-05, "im2col/backward_input": 1.46e-05, "im2col/backward_weight": 2.59e-05,
-    "toeplitz": 1.28e-05, "toeplitz/backward_input": 4.69e-05, "toeplitz/backward_weight": 3.01e-05,
-    "winograd": 0.000161, "winograd/backward_input": 0.00016, "winograd/backward_weight": 0.000236,
+    "direct": 2.36e-05, "direct/backward_input": 1.22e-05, "direct/backward_weight": 2.13e-05,
+    "fft": 8.4e-05, "fft/backward_input": 6.94e-05, "fft/backward_weight": 0.000111,
+    "fft_tiled": 0.000116, "fft_tiled/backward_input": 6.8e-05, "fft_tiled/backward_weight": 0.000128,
+    "im2col": 2.01e-05, "im2col/backward_input": 1.18e-05, "im2col/backward_weight": 2.1e-05,
+    "toeplitz": 1.29e-05, "toeplitz/backward_input": 4.7e-05, "toeplitz/backward_weight": 3.01e-05,
+    "winograd": 0.000146, "winograd/backward_input": 0.000145, "winograd/backward_weight": 0.000221,
 }
 
 
@@ -110,6 +113,7 @@ class CostTerms:
     fft_call: float
     sparse_call: float
     launch: float
+    kernel_call: float
     loop_peak_fraction: float
 
     def __init__(self, constants: Mapping[str, float], dtype: np.dtype | type | str) -> None:
@@ -126,7 +130,8 @@ class CostTerms:
         Examples
         --------
         >>> t = CostTerms(DEFAULT_CONSTANTS["float64"], np.float64)
-        >>> t.fixed_only().gemm(512, 512, 512) == t.blas_call, t.fixed_only().launches(2, flops=1e3) == 2 * t.call
+        >>> fixed = t.fixed_only()
+        >>> fixed.gemm(512, 512, 512) == t.blas_call, fixed.launches(2, flops=1e3) == 2 * t.kernel_call
         (True, True)
         """
         fixed = object.__new__(CostTerms)
@@ -174,10 +179,11 @@ class CostTerms:
     def launches(self, count: int = 1, flops: float = math.inf) -> float:
         """``count`` calls of a compiled kernel (numba) in a pass of ``flops``: the fixed cost of each
         call, its work priced by the other terms. A pass below :data:`~convlab.threads.SMALL_FLOPS`,
-        or any pass at one thread, runs the kernel's serial twin (no parallel launch, a plain call);
-        the same rule :func:`convlab.threads.call_threads` applies when the pass runs."""
+        or any pass at one thread, runs the kernel's serial twin (no parallel launch: ``kernel_call``,
+        a plain call from Python); the same rule :func:`convlab.threads.call_threads` applies when the
+        pass runs."""
         serial = flops < SMALL_FLOPS or get_num_threads() <= 1
-        return count * (self.call if serial else self.launch)
+        return count * (self.kernel_call if serial else self.launch)
 
     def thread_share(self, tasks: int, flops: float = math.inf) -> float:
         """How many times longer a compiled loop threaded over ``tasks`` equal tasks takes than its work
@@ -190,8 +196,11 @@ class CostTerms:
         >>> import convlab as cl
         >>> t = CostTerms(DEFAULT_CONSTANTS["float32"], np.float32)
         >>> with cl.num_threads(2):
-        ...     t.thread_share(1, flops=1e9), t.thread_share(3, flops=1e9), t.thread_share(64, flops=1e9)
-        (2.0, 1.5, 1.0)
+        ...     t.thread_share(1, flops=1e9), t.thread_share(4, flops=1e9), t.thread_share(64, flops=1e9)
+        (2.0, 1.0, 1.0)
+        >>> with cl.num_threads(2):  # three planes on two threads: two rounds for 1.5 planes' worth each
+        ...     round(t.thread_share(3, flops=1e9), 3)
+        1.333
         """
         threads = get_num_threads()
         if flops < SMALL_FLOPS or threads <= 1:
