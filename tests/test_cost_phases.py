@@ -253,16 +253,22 @@ def test_without_a_launch_measurement_the_default_is_used_and_completed_later(me
 
 
 # --------------------------------------------------------------- the threads a loop nest keeps busy
-def test_direct_prices_one_image_plane_on_one_thread(monkeypatch):
-    """The loop nest is threaded over planes: at 2 threads two planes take as long as one (each its own
-    thread), which a model pricing the work at the peak of all threads would put at 2x."""
-    from convlab.algorithms import costs
+def test_direct_prices_the_threads_its_tasks_keep_busy(monkeypatch):
+    """dx's loop nest is threaded over input planes: at 2 threads two planes take as long as one (each its
+    own thread), which a model pricing the work at the peak of all threads would put at 2x. The forward
+    cuts a lone plane into bands of rows, one per thread: there two images cost twice one."""
+    from convlab.algorithms import costs, direct
 
     monkeypatch.setattr(costs, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(direct, "get_num_threads", lambda: 2)
     terms = CostTerms(DEFAULT_CONSTANTS["float32"], np.float32)
-    one, two = (cl.get_method("direct").predict_phases(cl.spec((n, 1, 512, 512), (1, 1, 15, 15), np.float32,
-                                                                 padding=7), terms)["product"] for n in (1, 2))
-    assert two < 1.2 * one  # the input and output traffic doubles, the arithmetic's time does not
+
+    def product(n, pass_):
+        spec = cl.spec((n, 1, 512, 512), (1, 1, 15, 15), np.float32, padding=7)
+        return cl.get_method("direct").predict_phases(spec, terms, pass_)["product"]
+
+    assert product(2, "backward_input") < 1.2 * product(1, "backward_input")  # traffic doubles, arithmetic not
+    assert product(2, "forward") > 1.8 * product(1, "forward")
     for n, expected in ((1, 2.0), (2, 1.0), (3, 4 / 3), (64, 1.0)):
         assert terms.thread_share(n, flops=1e9) == pytest.approx(expected)
     assert terms.thread_share(64, flops=1e3) == 2.0  # a small pass runs serially
