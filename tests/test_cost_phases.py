@@ -190,7 +190,12 @@ def test_kernel_launches_are_counted_from_the_code_path(parallel_passes, pass_):
     assert count("im2col", (1, 4, 32, 32), (4, 4, 1, 1), "launch", pass_) == 0  # pointwise: a plain GEMM
     assert count("im2col", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 1
     assert count("winograd", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 2
-    assert count("fft", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 0
+    # fft: the block product's two transposes for y and dx (dw's product is a complex matmul), one
+    # compiled pass for a depthwise layer's products, none for a single channel (numpy's multiply)
+    assert count("fft", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == (
+        0 if pass_ == "backward_weight" else 2)
+    assert count("fft", (1, 4, 32, 32), (4, 1, 3, 3), "launch", pass_, padding=1, groups=4) == 1
+    assert count("fft", (1, 1, 32, 32), (1, 1, 3, 3), "launch", pass_, padding=1) == 0
 
 
 def test_a_small_pass_prices_its_kernels_as_serial_calls_not_launches():

@@ -54,14 +54,14 @@ __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEA
 #: the method's preparation of its views: tens of microseconds, where a ufunc ``call`` is a fraction of one;
 #: priced at ``call``, a 4×8×14² 3×3 im2col layer was predicted at a fifth of its 65 µs).
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.98e11, gemm_half=6.44, gemm_call=5.36e-9, bandwidth=2.67e10,
-                    gather_bandwidth=2.44e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
+    "float32": dict(peak=1.98e11, gemm_half=8.03, gemm_call=5.07e-9, bandwidth=2.67e10,
+                    gather_bandwidth=2.38e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
                     sparse_op=1.1e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    kernel_call=7.72e-6, loop_peak_fraction=0.484),
-    "float64": dict(peak=9.8e10, gemm_half=6.44, gemm_call=5.36e-9, bandwidth=4.2e10, gather_bandwidth=2.44e11,
+                    kernel_call=4.81e-6, loop_peak_fraction=0.417),
+    "float64": dict(peak=9.8e10, gemm_half=8.03, gemm_call=5.07e-9, bandwidth=4.2e10, gather_bandwidth=2.38e11,
                     index_point=4.78e-10, call=3.12e-7, fft_point=2.18e-10, sparse_op=1.29e-9,
                     blas_call=9.33e-7, fft_call=3.49e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    kernel_call=7.72e-6, loop_peak_fraction=0.484),
+                    kernel_call=4.81e-6, loop_peak_fraction=0.417),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
@@ -69,24 +69,24 @@ CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: factors of the backward passes (fitted separately, the forward's factor when absent).
 #: ``convlab calibrate`` refits the forward factors for the machine it runs on.
 DEFAULT_FACTORS: dict[str, float] = {
-    "direct": 1.312, "direct/backward_input": 1.841, "direct/backward_weight": 2.061,
-    "fft": 2.05, "fft/backward_input": 1.927, "fft/backward_weight": 1.874,
-    "fft_tiled": 2.063, "fft_tiled/backward_input": 2.446, "fft_tiled/backward_weight": 2.256,
-    "im2col": 1.041, "im2col/backward_input": 1.404, "im2col/backward_weight": 1.017,
-    "toeplitz": 0.592, "toeplitz/backward_input": 0.462, "toeplitz/backward_weight": 3.517,
-    "winograd": 2.54, "winograd/backward_input": 2.4, "winograd/backward_weight": 2.963,
+    "direct": 1.249, "direct/backward_input": 1.66, "direct/backward_weight": 1.86,
+    "fft": 1.814, "fft/backward_input": 1.697, "fft/backward_weight": 1.737,
+    "fft_tiled": 1.842, "fft_tiled/backward_input": 2.196, "fft_tiled/backward_weight": 2.108,
+    "im2col": 1.021, "im2col/backward_input": 1.387, "im2col/backward_weight": 0.997,
+    "toeplitz": 0.59, "toeplitz/backward_input": 0.46, "toeplitz/backward_weight": 3.513,
+    "winograd": 2.451, "winograd/backward_input": 2.308, "winograd/backward_weight": 2.849,
 }
 #: Built-in per-method residual fixed seconds per pass (Python dispatch, checks, allocation: what a method
 #: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
 #: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
 #: are those of the backward passes (the forward's when absent).
 DEFAULT_OVERHEADS: dict[str, float] = {
-    "direct": 2.36e-05, "direct/backward_input": 1.22e-05, "direct/backward_weight": 2.13e-05,
-    "fft": 8.4e-05, "fft/backward_input": 6.94e-05, "fft/backward_weight": 0.000111,
-    "fft_tiled": 0.000116, "fft_tiled/backward_input": 6.8e-05, "fft_tiled/backward_weight": 0.000128,
-    "im2col": 2.01e-05, "im2col/backward_input": 1.18e-05, "im2col/backward_weight": 2.1e-05,
+    "direct": 2.5e-05, "direct/backward_input": 1.45e-05, "direct/backward_weight": 2.32e-05,
+    "fft": 8.59e-05, "fft/backward_input": 7.06e-05, "fft/backward_weight": 0.000111,
+    "fft_tiled": 0.000118, "fft_tiled/backward_input": 6.99e-05, "fft_tiled/backward_weight": 0.000129,
+    "im2col": 2.16e-05, "im2col/backward_input": 1.23e-05, "im2col/backward_weight": 2.25e-05,
     "toeplitz": 1.29e-05, "toeplitz/backward_input": 4.7e-05, "toeplitz/backward_weight": 3.01e-05,
-    "winograd": 0.000146, "winograd/backward_input": 0.000145, "winograd/backward_weight": 0.000221,
+    "winograd": 0.000149, "winograd/backward_input": 0.00015, "winograd/backward_weight": 0.000225,
 }
 
 
