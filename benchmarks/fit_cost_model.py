@@ -27,7 +27,8 @@ What is measured, and what is fitted:
 * fitted on the forward times: the constants that describe the shape of the
   terms (GEMM small-matrix efficiency and per-matrix overhead,
   strided-gather bandwidth, integer-index and sparse cost per point, the
-  compiled loop nests' arithmetic per byte of bandwidth) and,
+  compiled loop nests' arithmetic per byte of bandwidth, the fixed cost of a
+  serial compiled-kernel call) and,
   per method, a factor and a residual fixed cost (predicted = factor ·
   model + residual: the Python-level dispatch no term counts), minimising
   the squared log error, weighted towards the methods within 3x of each
@@ -63,7 +64,8 @@ from convlab.algorithms import DEFAULT_CONSTANTS, DEFAULT_FACTORS, DEFAULT_OVERH
 from convlab.tuning.calibration import LAUNCH, QUICK_CONSTANTS, measure_launch, measure_quick
 from convlab.tuning.choice import scaled
 
-FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op", "loop_peak_fraction")
+FITTED = ("gemm_half", "gemm_call", "gather_bandwidth", "index_point", "sparse_op", "loop_peak_fraction",
+          "kernel_call")
 NEAR_FASTEST = 3.0
 BACKWARD = ("backward_input", "backward_weight")
 OVERHEAD_UNIT = 1e-5  # residuals are fitted as OVERHEAD_UNIT · exp(v)
@@ -284,7 +286,8 @@ def main(argv=None):
                     factors[f"{m}/{pass_}"], overheads[f"{m}/{pass_}"] = fitted
         print(f"{pass_}:")
         for label, group in (("random, fit", fit_random), ("random, held-out", held_random),
-                             ("small, fit", fit_small), ("small, held-out", held_small)):
+                             ("small, fit", fit_small), ("small, held-out", held_small),
+                             ("all, fit", fit_half), ("all, held-out", held_half)):
             report(label + " (before)", group, measured[pass_], modelled_before, DEFAULT_FACTORS,
                    DEFAULT_OVERHEADS, pass_)
             report(label, group, measured[pass_], modelled, factors, overheads, pass_)

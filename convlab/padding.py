@@ -89,6 +89,13 @@ def pad(x, pads, mode):
     pads = tuple(tuple(p) for p in pads)
     if not any(lo or hi for lo, hi in pads):
         return x
+    if mode == "zeros" and all(lo >= 0 and hi >= 0 for lo, hi in pads):
+        # np.pad's set-up in Python costs tens of microseconds whatever the size (63 us against 1 us on a
+        # 1x4x8x8 input, loaded 2-core machine): on small layers that fixed cost decided the method
+        lead = x.ndim - len(pads)
+        out = np.zeros(x.shape[:lead] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[lead:], pads)), x.dtype)
+        out[(Ellipsis, *(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[lead:], pads)))] = x
+        return out
     widths = ((0, 0),) * (x.ndim - len(pads)) + pads
     return np.pad(x, widths, mode=_NUMPY_MODE[mode])
 

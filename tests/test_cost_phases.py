@@ -239,14 +239,21 @@ def test_kernel_launches_are_counted_from_the_code_path(parallel_passes, pass_):
     assert count("im2col", (1, 4, 32, 32), (4, 4, 1, 1), "launch", pass_) == 0  # pointwise: a plain GEMM
     assert count("im2col", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 1
     assert count("winograd", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 2
-    assert count("fft", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == 0
+    # fft: the block product's two transposes for y and dx (dw's product is a complex matmul), one
+    # compiled pass for a depthwise layer's products, none for a single channel (numpy's multiply)
+    assert count("fft", (1, 4, 32, 32), (4, 4, 3, 3), "launch", pass_, padding=1) == (
+        0 if pass_ == "backward_weight" else 2)
+    assert count("fft", (1, 4, 32, 32), (4, 1, 3, 3), "launch", pass_, padding=1, groups=4) == 1
+    assert count("fft", (1, 1, 32, 32), (1, 1, 3, 3), "launch", pass_, padding=1) == 0
 
 
 def test_a_small_pass_prices_its_kernels_as_serial_calls_not_launches():
     """Below SMALL_FLOPS the kernels run their serial twins (convlab.threads.call_threads gives one thread)."""
     shape, w_shape = (1, 1, 32, 32), (1, 1, 3, 3)
     assert count("direct", shape, w_shape, "launch", padding=1) == 0
-    assert count("direct", shape, w_shape, "call", padding=1) >= 1
+    assert count("direct", shape, w_shape, "kernel_call", padding=1) == 1
+    assert count("im2col", shape, w_shape, "kernel_call", padding=1) == 1
+    assert count("im2col", shape, (1, 1, 1, 1), "kernel_call") == 0  # pointwise: a plain GEMM, no kernel
 
 
 def test_im2col_pays_a_launch_and_a_blas_call_per_chunk(parallel_passes):
@@ -297,3 +304,25 @@ def test_without_a_launch_measurement_the_default_is_used_and_completed_later(me
     monkeypatch.setattr(calibration, "measure_launch", lambda: 5e-5)  # a later process, with numba running
     calibration.set_calibration(None)
     assert calibration.get_calibration().constant("float64", "launch") == 5e-5 and len(measuring) == 2
+
+
+# --------------------------------------------------------------- the threads a loop nest keeps busy
+def test_direct_prices_the_threads_its_tasks_keep_busy(monkeypatch):
+    """dx's loop nest is threaded over input planes: at 2 threads two planes take as long as one (each its
+    own thread), which a model pricing the work at the peak of all threads would put at 2x. The forward
+    cuts a lone plane into bands of rows, one per thread: there two images cost twice one."""
+    from convlab.algorithms import costs, direct
+
+    monkeypatch.setattr(costs, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(direct, "get_num_threads", lambda: 2)
+    terms = CostTerms(DEFAULT_CONSTANTS["float32"], np.float32)
+
+    def product(n, pass_):
+        spec = cl.spec((n, 1, 512, 512), (1, 1, 15, 15), np.float32, padding=7)
+        return cl.get_method("direct").predict_phases(spec, terms, pass_)["product"]
+
+    assert product(2, "backward_input") < 1.2 * product(1, "backward_input")  # traffic doubles, arithmetic not
+    assert product(2, "forward") > 1.8 * product(1, "forward")
+    for n, expected in ((1, 2.0), (2, 1.0), (3, 4 / 3), (64, 1.0)):
+        assert terms.thread_share(n, flops=1e9) == pytest.approx(expected)
+    assert terms.thread_share(64, flops=1e3) == 2.0  # a small pass runs serially

@@ -53,3 +53,17 @@ def test_pad_never_writes_to_input():
     g += 1
     pad_adjoint(g, ((1, 1),), "circular")
     np.testing.assert_array_equal(x, copy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int64])
+def test_zero_padding_matches_numpy_and_is_a_new_array(dtype):
+    """Zero padding is built by assignment into zeros (np.pad's fixed cost is tens of µs): same values,
+    dtype and layout as numpy's, on 1 to 3 padded axes, and never a view of the input."""
+    rng = np.random.default_rng(3)
+    cases = (((2, 3, 5, 7), ((1, 2), (0, 3))), ((4, 9), ((3, 0),)), ((1, 2, 3, 4, 5), ((1, 1), (2, 2), (0, 1))))
+    for shape, pads in cases:
+        x = (10 * rng.standard_normal(shape)).astype(dtype)
+        got = pad(x, pads, "zeros")
+        expected = np.pad(x, ((0, 0),) * (x.ndim - len(pads)) + pads)
+        assert got.dtype == expected.dtype and got.flags.c_contiguous and not np.shares_memory(got, x)
+        np.testing.assert_array_equal(got, expected)

@@ -13,9 +13,12 @@ strided gather          ``call + 2E·itemsize / gather_bandwidth``
 ``np.ix_`` gather       ``call + E·index_point``
 real FFTs               ``fft_call + count · P · log2 P · fft_point`` (one plan execution)
 sparse product          ``sparse_call + nnz_products · sparse_op``
-compiled kernel         ``launch`` per call of a parallel compiled loop, ``call`` when the pass
-                        runs it serially (below ``SMALL_FLOPS`` or at one thread: its work priced
-                        apart; a loop nest's arithmetic at ``loop_peak_fraction · peak``)
+compiled kernel         ``launch`` per call of a parallel compiled loop, ``kernel_call`` when the
+                        pass runs it serially (below ``SMALL_FLOPS`` or at one thread: its work
+                        priced apart; a loop nest's arithmetic at ``loop_peak_fraction · peak``)
+threads a loop keeps    ``T / (tasks / ⌈tasks/T⌉)`` times the work's time at all ``T`` threads
+busy                    (``T`` when the pass runs serially): a loop threaded over ``tasks``
+                        equal tasks (a single image plane is one task) leaves threads idle
 ======================  ===========================================================
 
 The fixed costs are priced per call, from each method's own structure: a
@@ -46,16 +49,19 @@ __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEA
 #: Built-in constants, used until the first ``method="auto"`` choice measures the machine (or without it).
 #: ``peak``, ``bandwidth``, ``call``, ``fft_point`` and the fixed costs per call (``blas_call``, ``fft_call``,
 #: ``sparse_call``, ``launch``) are what ``measure_quick`` measures on an idle 2-core AVX2 machine with
-#: OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``.
+#: OpenBLAS; the others are fitted to measured times by ``benchmarks/fit_cost_model.py``. ``kernel_call`` is
+#: the fixed cost of one serial compiled-kernel call from Python (numba's dispatch on the argument types and
+#: the method's preparation of its views: tens of microseconds, where a ufunc ``call`` is a fraction of one;
+#: priced at ``call``, a 4×8×14² 3×3 im2col layer was predicted at a fifth of its 65 µs).
 DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.98e11, gemm_half=5.91, gemm_call=1.21e-8, bandwidth=2.67e10,
-                    gather_bandwidth=2.24e11, index_point=6.63e-10, call=3.07e-7, fft_point=9.31e-11,
-                    sparse_op=1.47e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    loop_peak_fraction=0.282),
-    "float64": dict(peak=9.8e10, gemm_half=5.91, gemm_call=1.21e-8, bandwidth=4.2e10,
-                    gather_bandwidth=2.24e11, index_point=6.63e-10, call=3.12e-7, fft_point=2.18e-10,
-                    sparse_op=1.71e-9, blas_call=9.33e-7, fft_call=3.49e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    loop_peak_fraction=0.282),
+    "float32": dict(peak=1.98e11, gemm_half=8.03, gemm_call=5.07e-9, bandwidth=2.67e10,
+                    gather_bandwidth=2.38e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
+                    sparse_op=1.1e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
+                    kernel_call=4.81e-6, loop_peak_fraction=0.417),
+    "float64": dict(peak=9.8e10, gemm_half=8.03, gemm_call=5.07e-9, bandwidth=4.2e10, gather_bandwidth=2.38e11,
+                    index_point=4.78e-10, call=3.12e-7, fft_point=2.18e-10, sparse_op=1.29e-9,
+                    blas_call=9.33e-7, fft_call=3.49e-7, sparse_call=3.35e-6, launch=8.13e-5,
+                    kernel_call=4.81e-6, loop_peak_fraction=0.417),
 }
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
@@ -63,24 +69,24 @@ CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: factors of the backward passes (fitted separately, the forward's factor when absent).
 #: ``convlab calibrate`` refits the forward factors for the machine it runs on.
 DEFAULT_FACTORS: dict[str, float] = {
-    "direct": 1.479, "direct/backward_input": 1.967, "direct/backward_weight": 2.012,
-    "fft": 2.766, "fft/backward_input": 2.254, "fft/backward_weight": 1.962,
-    "fft_tiled": 2.686, "fft_tiled/backward_input": 2.376, "fft_tiled/backward_weight": 2.202,
-    "im2col": 3.14, "im2col/backward_input": 3.16, "im2col/backward_weight": 2.057,
-    "toeplitz": 0.43, "toeplitz/backward_input": 0.325, "toeplitz/backward_weight": 2.916,
-    "winograd": 3.022, "winograd/backward_input": 2.814, "winograd/backward_weight": 2.692,
+    "direct": 1.249, "direct/backward_input": 1.66, "direct/backward_weight": 1.86,
+    "fft": 1.814, "fft/backward_input": 1.697, "fft/backward_weight": 1.737,
+    "fft_tiled": 1.842, "fft_tiled/backward_input": 2.196, "fft_tiled/backward_weight": 2.108,
+    "im2col": 1.021, "im2col/backward_input": 1.387, "im2col/backward_weight": 0.997,
+    "toeplitz": 0.59, "toeplitz/backward_input": 0.46, "toeplitz/backward_weight": 3.513,
+    "winograd": 2.451, "winograd/backward_input": 2.308, "winograd/backward_weight": 2.849,
 }
 #: Built-in per-method residual fixed seconds per pass (Python dispatch, checks, allocation: what a method
 #: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
 #: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
 #: are those of the backward passes (the forward's when absent).
 DEFAULT_OVERHEADS: dict[str, float] = {
-    "direct": 3.67e-05, "direct/backward_input": 1.85e-05, "direct/backward_weight": 2.83e-05,
-    "fft": 0.000162, "fft/backward_input": 7.19e-05, "fft/backward_weight": 9.98e-05,
-    "fft_tiled": 0.000196, "fft_tiled/backward_input": 7.66e-05, "fft_tiled/backward_weight": 0.000119,
-    "im2col": 2.31e-05, "im2col/backward_input": 1.3e-05, "im2col/backward_weight": 2.45e-05,
-    "toeplitz": 1.83e-05, "toeplitz/backward_input": 5.02e-05, "toeplitz/backward_weight": 2.66e-05,
-    "winograd": 0.000236, "winograd/backward_input": 0.000179, "winograd/backward_weight": 0.000218,
+    "direct": 2.5e-05, "direct/backward_input": 1.45e-05, "direct/backward_weight": 2.32e-05,
+    "fft": 8.59e-05, "fft/backward_input": 7.06e-05, "fft/backward_weight": 0.000111,
+    "fft_tiled": 0.000118, "fft_tiled/backward_input": 6.99e-05, "fft_tiled/backward_weight": 0.000129,
+    "im2col": 2.16e-05, "im2col/backward_input": 1.23e-05, "im2col/backward_weight": 2.25e-05,
+    "toeplitz": 1.29e-05, "toeplitz/backward_input": 4.7e-05, "toeplitz/backward_weight": 3.01e-05,
+    "winograd": 0.000149, "winograd/backward_input": 0.00015, "winograd/backward_weight": 0.000225,
 }
 
 
@@ -107,6 +113,7 @@ class CostTerms:
     fft_call: float
     sparse_call: float
     launch: float
+    kernel_call: float
     loop_peak_fraction: float
 
     def __init__(self, constants: Mapping[str, float], dtype: np.dtype | type | str) -> None:
@@ -123,7 +130,8 @@ class CostTerms:
         Examples
         --------
         >>> t = CostTerms(DEFAULT_CONSTANTS["float64"], np.float64)
-        >>> t.fixed_only().gemm(512, 512, 512) == t.blas_call, t.fixed_only().launches(2, flops=1e3) == 2 * t.call
+        >>> fixed = t.fixed_only()
+        >>> fixed.gemm(512, 512, 512) == t.blas_call, fixed.launches(2, flops=1e3) == 2 * t.kernel_call
         (True, True)
         """
         fixed = object.__new__(CostTerms)
@@ -171,10 +179,34 @@ class CostTerms:
     def launches(self, count: int = 1, flops: float = math.inf) -> float:
         """``count`` calls of a compiled kernel (numba) in a pass of ``flops``: the fixed cost of each
         call, its work priced by the other terms. A pass below :data:`~convlab.threads.SMALL_FLOPS`,
-        or any pass at one thread, runs the kernel's serial twin (no parallel launch, a plain call);
-        the same rule :func:`convlab.threads.call_threads` applies when the pass runs."""
+        or any pass at one thread, runs the kernel's serial twin (no parallel launch: ``kernel_call``,
+        a plain call from Python); the same rule :func:`convlab.threads.call_threads` applies when the
+        pass runs."""
         serial = flops < SMALL_FLOPS or get_num_threads() <= 1
-        return count * (self.call if serial else self.launch)
+        return count * (self.kernel_call if serial else self.launch)
+
+    def thread_share(self, tasks: int, flops: float = math.inf) -> float:
+        """How many times longer a compiled loop threaded over ``tasks`` equal tasks takes than its work
+        spread over every thread (the peak, the bandwidth and the constants fitted with them describe
+        all :func:`~convlab.threads.get_num_threads` threads at work): ``T / (tasks / ⌈tasks/T⌉)``
+        with ``T`` threads, ``T`` when the pass runs serially (the rule of :meth:`launches`).
+
+        Examples
+        --------
+        >>> import convlab as cl
+        >>> t = CostTerms(DEFAULT_CONSTANTS["float32"], np.float32)
+        >>> with cl.num_threads(2):
+        ...     t.thread_share(1, flops=1e9), t.thread_share(4, flops=1e9), t.thread_share(64, flops=1e9)
+        (2.0, 1.0, 1.0)
+        >>> with cl.num_threads(2):  # three planes on two threads: two rounds for 1.5 planes' worth each
+        ...     round(t.thread_share(3, flops=1e9), 3)
+        1.333
+        """
+        threads = get_num_threads()
+        if flops < SMALL_FLOPS or threads <= 1:
+            return float(threads)
+        tasks = max(int(tasks), 1)
+        return threads * (-(-tasks // threads)) / tasks
 
     def pad_copy(self, spec) -> float:
         """The zero-padded copy of the input a spatial method makes, when there is padding."""

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from ..phases import phase
+from ..threads import get_num_threads
 from .base import Method, register
 
 __all__ = ["LOOP_MAX_GROUP_CHANNELS", "Direct"]
@@ -151,11 +152,29 @@ class Direct(Method):
         return dw.reshape(plan.w_shape)
 
 
+def _loop_tasks(spec, pass_):
+    """The parallel tasks of the loop nest's pass (:mod:`convlab.kernels.direct`): input planes ``(n, c)``
+    for ``dx``, ``(o, c)`` pairs for ``dw``; for ``y``, output planes ``(n, o, depth)``, each cut into
+    bands of rows so that every thread gets one when there are fewer planes than threads (the kernel's
+    ``_band``: one huge image runs on every core)."""
+    if pass_ == "backward_input":
+        return spec.batch * spec.in_channels
+    if pass_ == "backward_weight":
+        return spec.out_channels * (spec.in_channels // spec.groups)
+    depth = spec.output_size[0] if spec.ndim == 3 else 1
+    planes = spec.batch * spec.out_channels * depth
+    threads = get_num_threads()
+    rows = spec.output_size[-2] if spec.ndim >= 2 else 1  # 1-D planes are one row
+    return planes if planes >= threads else planes * min(rows, -(-threads // planes))
+
+
 def predicted_cost(spec, terms, pass_="forward"):
     """``{phase: seconds}`` of one pass.
 
     Few channels per group: the compiled loop nest (one kernel launch), one read of its inputs and one
-    write of its output, its arithmetic at ``loop_peak_fraction`` of the GEMM peak, and
+    write of its output, its arithmetic at ``loop_peak_fraction`` of the GEMM peak on the threads its
+    tasks keep busy (:meth:`~convlab.algorithms.CostTerms.thread_share`: ``dx`` of a single image plane
+    runs on one), and
     for ``y`` and ``dw`` the finiteness check of the weights (or ``dy``) that decides whether the
     padding can be skipped (the three passes run the same loop nest with the roles of x, w and y
     exchanged). Otherwise, per kernel offset: a window gather (or, for ``dx``, a scatter-add into the
@@ -169,7 +188,9 @@ def predicted_cost(spec, terms, pass_="forward"):
     y = math.prod(spec.output_shape)
     x = spec.batch * spec.in_channels * math.prod(spec.input_size)
     if _uses_loops(spec):
-        arithmetic = spec.flops / (terms.loop_peak_fraction * terms.peak)
+        # the loop nest is threaded over planes (_loop_tasks): one huge image is one task on one thread
+        share = terms.thread_share(_loop_tasks(spec, pass_), spec.flops)
+        arithmetic = share * spec.flops / (terms.loop_peak_fraction * terms.peak)
         check = {"forward": terms.passes(math.prod(spec.w_shape), 1),
                  "backward_weight": terms.passes(y, 1)}.get(pass_, 0.0)
         return {"product": terms.launches(1, spec.flops) + check + arithmetic + terms.passes(x + y, 1)}

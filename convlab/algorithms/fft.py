@@ -576,11 +576,15 @@ class FFT(Method):
         return backward_both_exact_nonfinite(self, plan, grad_y, x, w, backward_both_spectral)
 
 
-def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward", chunks=1):
+def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward", chunks=1, rows=None):
     """``{phase: seconds}`` of FFT convolution over ``count`` independent blocks of FFT size ``shape``
     each (shared with fft_tiled); ``fancy_outputs`` when the outputs are read back by an
     integer-array index; ``chunks`` when the blocks are processed in that many groups, each with its
-    own FFT plan executions and matmul call (the fixed costs per call, paid ``chunks`` times)."""
+    own FFT plan executions and matmul call (the fixed costs per call, paid ``chunks`` times);
+    ``rows`` the rows of one group's channel product (``N·count / chunks`` when not given), which
+    decide its path as they do in :func:`channel_product`: the real block GEMM (:func:`block_product`)
+    pays two compiled transposes of the spectra per group besides its GEMMs, a depthwise layer one
+    compiled pass (:mod:`convlab.kernels.fft`)."""
     cg, kg = spec.in_channels // spec.groups, spec.out_channels // spec.groups
     n, w = spec.batch, math.prod(spec.w_shape)
     x, y = n * spec.in_channels * math.prod(spec.input_size), math.prod(spec.output_shape)
@@ -595,9 +599,20 @@ def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward
     def inverse_ffts(signals):
         return terms.fft(signals * count, shape) + terms.passes(signals * count * points, 1) + more * terms.fft_call
 
-    def product(m, k, p):  # G complex GEMMs per bin, or a broadcast product per bin when depthwise
+    group_rows = rows if rows is not None else max(1, n * count // chunks)
+
+    def product(m, k, p, channels=True):  # G complex GEMMs per bin, or a broadcast product per bin when depthwise
         if cg == 1 and kg == 1:
-            return terms.passes(n * spec.out_channels * count * 2 * bins, 3) + more * terms.call
+            passes = terms.passes(n * spec.out_channels * count * 2 * bins, 3)
+            if _depthwise(spec):  # one compiled pass per group of blocks
+                return passes + terms.launches(chunks, spec.flops)
+            return passes + more * terms.call
+        if channels and block_product(spec, group_rows, k, m):
+            # per group: A's spectra transposed to frequency-major rows, one real (rows, 2k) @ (2k, 2m) GEMM
+            # per bin, the result transposed back (two compiled passes over complex spectra)
+            spectra = 2 * bins * p * (k + m)  # real values of A's and the output's spectra
+            return (terms.gemm(group_rows, 2 * k, 2 * m, batch=bins) + more * terms.blas_call
+                    + terms.passes(spectra, 2) + 2 * terms.launches(chunks, spec.flops))
         return terms.gemm(m, k, p, batch=bins * spec.groups, complex_=True) + more * terms.blas_call
 
     taken = terms.fancy if fancy_outputs else terms.gather
@@ -611,7 +626,7 @@ def spectral_cost(spec, terms, shape, count, fancy_outputs=False, pass_="forward
     if pass_ == "backward_weight":
         return {"transform_input": terms.passes(x + y, 1) + forward_ffts(n * spec.in_channels)
                 + forward_ffts(n * spec.out_channels),  # x's and dy's transforms: two plan executions
-                "product": product(kg, n * count, cg),
+                "product": product(kg, n * count, cg, channels=False),
                 "transform_output": terms.fft(spec.out_channels * cg, shape) + terms.passes(w, 2),
                 "unpack": terms.fancy(w)}
     return {"transform_input": terms.passes(x + w, 1) + forward_ffts(n * spec.in_channels),

@@ -351,7 +351,8 @@ def predicted_cost(spec, terms, pass_="forward"):
     count = math.prod(tiles)
     padded = spec.batch * spec.in_channels * math.prod(geo.padded)
     whole = spec.batch * spec.out_channels * count * math.prod(outputs)
-    phases = dict(spectral_cost(spec, terms, tuple(shape), count, pass_=pass_, chunks=chunks))
+    phases = dict(spectral_cost(spec, terms, tuple(shape), count, pass_=pass_, chunks=chunks,
+                                rows=_chunk_batch(geo, geo.rows, spec, 0)[0]))
     phases["pad"] = terms.passes(padded, 1) + terms.copy(spec.batch * spec.in_channels * math.prod(spec.input_size))
     phases["pack"] = (terms.gather(spec.batch * spec.in_channels * count * math.prod(inputs))
                       + (chunks - 1) * terms.call)

@@ -246,6 +246,11 @@ class Im2col(Method):
 def predicted_cost(spec, terms, pass_="forward"):
     """``{phase: seconds}`` of one pass: the column matrix, padding fused (gathered for ``y`` and
     ``dw``, scatter-added into ``dx`` by col2im; neither for a pointwise layer) and ``N·G`` GEMMs.
+    The column buffer (up to :data:`CHUNK_TARGET_BYTES`, beyond the per-core cache) is priced as two
+    streaming passes at the copy bandwidth, one by the packing kernel and one by the GEMM (or col2im)
+    on the other side, not at the strided-gather bandwidth fitted for numpy's window copies: priced
+    there, the fitted factor had to absorb the buffer's traffic (3.1) and overpredicted the
+    compute-bound layers 2.5x (a strided 2×128×56² 3×3 layer).
 
     The fixed costs follow the chunks (:func:`chunking`): each chunk makes one launch of the packing
     (or col2im) kernel and one batched matmul call, and when there is more than one chunk, copies
@@ -270,16 +275,16 @@ def predicted_cost(spec, terms, pass_="forward"):
         x = spec.batch * spec.in_channels * math.prod(spec.input_size)
         return {"pack": chunk_copy, "product": terms.gemm(cg * taps, kg, out, batch=nb) + extra_calls,
                 # col2im zeroes dx, then scatter-adds the columns
-                "unpack": terms.passes(x, 1) + terms.gather(columns) + terms.launches(chunks, spec.flops)}
+                "unpack": terms.passes(x, 1) + terms.passes(columns, 2) + terms.launches(chunks, spec.flops)}
     if pass_ == "backward_weight":
         batch_sum = chunks * terms.passes(nb * kg * cg * taps, 2 if chunks > 1 else 1)
         if pointwise:
             return {"product": terms.gemm(cg, out, kg, batch=nb) + batch_sum}
-        return {"pack": terms.gather(columns) + terms.launches(chunks, spec.flops) + chunk_copy,
+        return {"pack": terms.passes(columns, 2) + terms.launches(chunks, spec.flops) + chunk_copy,
                 "product": terms.gemm(cg * taps, out, kg, batch=nb) + extra_calls + batch_sum}
     if pointwise:
         return {"product": terms.gemm(kg, cg, out, batch=nb)}
-    phases = {"pack": terms.gather(columns) + terms.launches(chunks, spec.flops),
+    phases = {"pack": terms.passes(columns, 2) + terms.launches(chunks, spec.flops),
               "product": terms.gemm(kg, cg * taps, out, batch=nb) + extra_calls}
     if chunks > 1:
         phases["unpack"] = chunk_copy

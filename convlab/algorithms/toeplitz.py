@@ -120,21 +120,25 @@ def predicted_cost(spec, terms, pass_="forward"):
     copies in and out (``dw`` instead gathers the input under every entry and bins the products).
 
     The fixed costs are scipy.sparse calls: the padding matrix applied to the input columns (or
-    its transpose to ``dx``'s), ``T`` (or ``Tᵀ``) applied, and for ``y`` and ``dx`` ``T``'s
-    values refilled from ``w`` (an integer-index gather over its stored entries). ``dw`` runs
-    one block of rows per sample, each a gather, a product, a sum and a ``bincount``.
+    its transpose to ``dx``'s), ``T`` (or ``Tᵀ``) applied. The padding matrix is a sparse product
+    too, with one stored entry per input value (priced as such: on a 1×1 kernel it is half the
+    work). For ``y`` and ``dx``, ``T`` is kept per distinct ``w`` (:class:`WeightDerived`), so a
+    call with the weights of the previous one pays a comparison of ``w``, as the FFT and
+    Winograd methods' cached weight transforms do, not the refill of ``T``'s values (an
+    integer-index gather over its stored entries, paid when ``w`` changes). ``dw`` runs one
+    block of rows per sample, each a gather, a product, a sum and a ``bincount``.
     """
     x = spec.batch * spec.in_channels * math.prod(spec.input_size)
     xp = spec.batch * spec.in_channels * math.prod(spec.padded_size)
     y = math.prod(spec.output_shape)
     entries = y * (spec.in_channels // spec.groups) * math.prod(spec.kernel_size)
     stored = entries // max(spec.batch, 1)  # T's entries: one sample's products
-    padding = terms.sparse_call  # the padding matrix's product (its arithmetic is in the copies)
+    padding = terms.sparse(x)  # the padding matrix's product: one stored entry per input value
     if pass_ == "backward_weight":
         steps = -(-math.prod(spec.output_shape[1:]) // _rows_per_step(spec))
         return {"pad": padding + terms.copy(x + xp), "pack": terms.fancy(entries) + (steps - 1) * terms.call,
                 "product": terms.passes(entries, 3) + terms.sparse(stored) + 3 * steps * terms.call}
-    refill = terms.fancy(stored)
+    refill = terms.passes(math.prod(spec.w_shape), 2)  # w compared with the one T was built from
     if pass_ == "backward_input":
         return {"pack": terms.copy(y), "transform_weight": refill, "product": terms.sparse(entries),
                 "unpack": padding + terms.copy(x + xp + x)}

@@ -567,8 +567,9 @@ def measure_constants(dtype):
     launch = measure_launch(compile=True)
     # the compiled loops' share of the GEMM peak is a ratio of two speeds of the same machine: kept as fitted
     loop_peak_fraction = DEFAULT_CONSTANTS[dtype.name]["loop_peak_fraction"]
+    kernel_call = DEFAULT_CONSTANTS[dtype.name]["kernel_call"]  # fitted with the methods' residuals: kept too
     return dict(quick, gemm_half=_gemm_half(peak, *shape, small), gemm_call=gemm_call, launch=launch,
-                loop_peak_fraction=loop_peak_fraction,
+                loop_peak_fraction=loop_peak_fraction, kernel_call=kernel_call,
                 gather_bandwidth=gather_bandwidth, index_point=index_point, sparse_op=sparse_op)
 
 
