@@ -585,16 +585,16 @@ def _signal(in1, in2, mode, method, flip, name, axes=None):
     if flip:
         kernel = kernel[(slice(None, None, -1),) * kernel.ndim]
     # the broadcast axes become the batch and (one group each, the same kernel) the channels
-    x = da.moveaxis(in1, others, list(range(len(others))))
-    if len(others) == 0:
-        return conv(x[None, None], kernel[None, None], padding=padding, method=method)[0, 0]
+    if len(others) == 0:  # no axis moves: an identity transpose would still add a task per block
+        return conv(in1[None, None], kernel[None, None], padding=padding, method=method)[0, 0]
+    x = in1 if others == list(range(len(others))) else da.moveaxis(in1, others, list(range(len(others))))
     if len(others) == 1:
         y = conv(x[:, None], kernel[None, None], padding=padding, method=method)[:, 0]
     else:
         channels = x.shape[1]
         w = np.broadcast_to(kernel, (channels, 1, *kernel.shape))
         y = conv(x, w, padding=padding, groups=channels, method=method)
-    return da.moveaxis(y, list(range(len(others))), others)
+    return y if x is in1 else da.moveaxis(y, list(range(len(others))), others)
 
 
 def correlate(in1, in2, mode="full", method="auto"):
