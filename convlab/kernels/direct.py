@@ -81,13 +81,11 @@ def _u(index):
 @numba.njit(cache=True, inline="always")
 def _fill_padded(buf, src, top, left):
     """``buf[r, c] = src[r − top, c − left]`` where that is inside ``src``, else 0 (``top``/``left`` may be
-    negative: then ``src`` is cropped). Returns whether every copied value is finite."""
+    negative: then ``src`` is cropped, which is how a band of rows is cut out of a plane)."""
     n_r, n_c = buf.shape
     rows, cols = src.shape
     c_lo = min(max(left, 0), n_c)               # buf columns [c_lo, c_hi) come from src
     c_hi = max(min(left + cols, n_c), c_lo)
-    buf[0, 0] = 0
-    check = buf[0, 0]  # a zero of buf's dtype; stays 0 unless a copied value is infinite or NaN
     for r in range(n_r):
         sr = r - top
         if sr < 0 or sr >= rows:
@@ -97,11 +95,18 @@ def _fill_padded(buf, src, top, left):
         for c in range(c_lo):
             buf[r, _u(c)] = 0
         for c in range(c_lo, c_hi):
-            v = src[_u(sr), _u(c - left)]
-            buf[r, _u(c)] = v
-            check += v * 0
+            buf[r, _u(c)] = src[_u(sr), _u(c - left)]
         for c in range(c_hi, n_c):
             buf[r, _u(c)] = 0
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _finite(buf, n):
+    """Whether ``buf[:n]`` is all finite (``0·v`` is 0 unless ``v`` is infinite or NaN; reassociation lets
+    LLVM keep several partial sums, and NaN survives any order of the additions)."""
+    check = buf[0] * 0
+    for q in range(n):
+        check += buf[_u(q)] * 0
     return check == 0
 
 
@@ -110,43 +115,60 @@ def _correlate_plane(dst, d0, dpitch, n_r, n_c, src, row_step, sw, wts, toff, ac
     """``dst[d0 + i·dpitch + j] (+)= Σ_t wts[t] · src[i·row_step + j·sw + toff[t]]``, ``i < n_r``, ``j < n_c``.
 
     ``src`` is a padded plane, flat, large enough that every index is inside it: no bounds, no edges, every
-    loop a plain vectorisable one; up to four taps summed in registers per pass. At stride 1 the callers
-    pass the whole plane as one row (``n_r = 1``) of the source's pitch, into a scratch of that pitch: one
-    long loop per pass instead of a short one per row, whose remainder would run scalar.
+    loop a plain vectorisable one; up to four taps summed in registers per pass, the first pass writing
+    ``dst`` (unless ``accumulate``) instead of adding to it. At stride 1 the callers pass the whole band as
+    one row (``n_r = 1``) of the source's pitch, into a scratch of that pitch: one long loop per pass
+    instead of a short one per row, whose remainder would run scalar.
     """
     taps = toff.shape[0]
     for i in range(n_r):
         drow = d0 + i * dpitch
-        if not accumulate:
-            for j in range(n_c):
-                dst[_u(drow + j)] = 0
         base = i * row_step
         for t in range(0, taps, 4):
+            add = accumulate or t > 0
             k = min(4, taps - t)
             o0 = base + toff[t]
             w0 = wts[t]
             if k == 1:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)]
-                    dst[_u(drow + j)] += v
+                if add:
+                    for j in range(n_c):
+                        v = w0 * src[_u(o0 + sw * j)]
+                        dst[_u(drow + j)] += v
+                else:
+                    for j in range(n_c):
+                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)]
                 continue
             o1, w1 = base + toff[t + 1], wts[t + 1]
             if k == 2:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                    dst[_u(drow + j)] += v
+                if add:
+                    for j in range(n_c):
+                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
+                        dst[_u(drow + j)] += v
+                else:
+                    for j in range(n_c):
+                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
                 continue
             o2, w2 = base + toff[t + 2], wts[t + 2]
             if k == 3:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
-                    dst[_u(drow + j)] += v
+                if add:
+                    for j in range(n_c):
+                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
+                        dst[_u(drow + j)] += v
+                else:
+                    for j in range(n_c):
+                        dst[_u(drow + j)] = (w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
+                                             + w2 * src[_u(o2 + sw * j)])
                 continue
             o3, w3 = base + toff[t + 3], wts[t + 3]
-            for j in range(n_c):
-                v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
-                     + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
-                dst[_u(drow + j)] += v
+            if add:
+                for j in range(n_c):
+                    v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
+                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
+                    dst[_u(drow + j)] += v
+            else:
+                for j in range(n_c):
+                    dst[_u(drow + j)] = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
+                                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
 
 
 @numba.njit(cache=True, inline="always")
@@ -176,8 +198,28 @@ def _scratch(rows, pitch, slack, dtype_of):
     return buf
 
 
+BAND_BYTES = 1 << 17
+"""Target size of a band's scratch rows (half an L2 cache of the machine this was written on)."""
+
+
+@numba.njit(cache=True)
+def _band(out_rows, step, halo, pitch, itemsize, planes, threads):
+    """Output rows per band of a plane: as many as keep the band's input rows (``(r − 1)·step + halo + 1``
+    of ``pitch`` elements) within :data:`BAND_BYTES`, at least ``halo`` (so that the rows copied twice, a
+    band's halo, are at most half of its rows), and few enough that every thread gets a band when there are
+    fewer planes than threads."""
+    rows = max(1, (BAND_BYTES // max(1, pitch * itemsize) - halo - 1) // step + 1)
+    rows = max(rows, halo)
+    if planes < threads:
+        split = (threads + planes - 1) // planes
+        rows = min(rows, (out_rows + split - 1) // split)
+    return max(1, min(rows, out_rows))
+
+
 @njit(parallel=True)
 def _forward(x, w, y, stride, dilation, pad):
+    """One task per band of output rows of an output plane ``(n, o, depth)``: each input channel's band (with
+    its halo) is copied into a padded scratch band, the kernel's taps summed over it into the output."""
     n_batch, c_in, d_in = x.shape[:3]
     c_out, cg, kd, kh, kw = w.shape
     _, _, d_out, h_out, w_out = y.shape
@@ -185,37 +227,48 @@ def _forward(x, w, y, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
-    rows = (h_out - 1) * sh + (kh - 1) * dh + 1
     pitch = (w_out - 1) * sw + (kw - 1) * dw + 1
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     w3 = w.reshape(c_out, cg * kd, kh * kw)
     y2 = y.reshape(-1)
     wide = sh == 1 and sw == 1
-    for task in prange(n_batch * c_out * d_out):
-        n = task // (c_out * d_out)
-        o = (task // d_out) % c_out
-        od = task % d_out
-        c0 = (o // cog) * cg
-        plane = task * h_out * w_out
+    planes = n_batch * c_out * d_out
+    band = _band(h_out, sh, (kh - 1) * dh, pitch, x.itemsize, planes, numba.get_num_threads())
+    bands = (h_out + band - 1) // band
+    tasks = planes * bands
+    # tasks in a few contiguous chunks, each with its own scratch (one allocation per chunk, not per task)
+    chunks = min(tasks, 4 * numba.get_num_threads())
+    for chunk in prange(chunks):
+        rows = (band - 1) * sh + (kh - 1) * dh + 1
         buf = _scratch(rows, pitch, (kw - 1) * dw if wide else 0, x)
-        wide_y = _scratch(h_out if wide else 0, pitch, 0, y)
-        first = True
-        for c in range(cg):
-            for a in range(kd):
-                zd = od * sd - pd + a * dd
-                if zd < 0 or zd >= d_in:
-                    continue
-                _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, c0 + c, zd], ph, pw)
-                if wide:
-                    _correlate_plane(wide_y, 0, 0, 1, h_out * pitch, buf, 0, 1, w3[o, c * kd + a], toff, not first)
-                else:
-                    _correlate_plane(y2, plane, w_out, h_out, w_out, buf, sh * pitch, sw, w3[o, c * kd + a], toff,
-                                     not first)
-                first = False
-        if first:  # every tap along the depth axis is in the padding
-            y[n, o, od] = 0
-        elif wide:
-            _copy_rows(y2, plane, wide_y, pitch, h_out, w_out)
+        acc = _scratch(band if wide else 0, pitch, 0, y)
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            p, r0 = task // bands, (task % bands) * band
+            n = p // (c_out * d_out)
+            o = (p // d_out) % c_out
+            od = p % d_out
+            c0 = (o // cog) * cg
+            nr = min(band, h_out - r0)
+            used = (nr - 1) * sh + (kh - 1) * dh + 1
+            out = p * h_out * w_out + r0 * w_out
+            first = True
+            for c in range(cg):
+                for a in range(kd):
+                    zd = od * sd - pd + a * dd
+                    if zd < 0 or zd >= d_in:
+                        continue
+                    _fill_padded(buf[:used * pitch].reshape(used, pitch), x[n, c0 + c, zd], ph - r0 * sh, pw)
+                    if wide:
+                        _correlate_plane(acc, 0, 0, 1, nr * pitch, buf, 0, 1, w3[o, c * kd + a], toff, not first)
+                    else:
+                        _correlate_plane(y2, out, w_out, nr, w_out, buf, sh * pitch, sw, w3[o, c * kd + a], toff,
+                                         not first)
+                    first = False
+            if first:  # every tap along the depth axis is in the padding
+                for q in range(nr * w_out):
+                    y2[_u(out + q)] = 0
+            elif wide:
+                _copy_rows(y2, out, acc, pitch, nr, w_out)
 
 
 @njit(parallel=True)
@@ -359,7 +412,8 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
                     zd = od * sd - pd + a * dd
                     if zd < 0 or zd >= d_in:
                         continue
-                    finite = _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, ci, zd], ph, pw)
+                    _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, ci, zd], ph, pw)
+                    finite = _finite(buf, rows * pitch)
                     if not finite:
                         for t in range(taps):
                             dw3[task, a, _u(t)] = _dot_rows(dw3[task, a, _u(t)], plane, buf, toff[t], sh * pitch, sw)
