@@ -67,7 +67,7 @@ from numba import prange
 
 from . import as_3d, pad_3d
 from ._ranges import valid_range
-from ._runtime import njit
+from ._runtime import get_threads, njit
 
 __all__ = ["backward_input", "backward_weight", "forward"]
 
@@ -217,7 +217,7 @@ def _band(out_rows, step, halo, pitch, itemsize, planes, threads):
 
 
 @njit(parallel=True)
-def _forward(x, w, y, stride, dilation, pad):
+def _forward(x, w, y, stride, dilation, pad, threads):
     """One task per band of output rows of an output plane ``(n, o, depth)``: each input channel's band (with
     its halo) is copied into a padded scratch band, the kernel's taps summed over it into the output."""
     n_batch, c_in, d_in = x.shape[:3]
@@ -233,11 +233,11 @@ def _forward(x, w, y, stride, dilation, pad):
     y2 = y.reshape(-1)
     wide = sh == 1 and sw == 1
     planes = n_batch * c_out * d_out
-    band = _band(h_out, sh, (kh - 1) * dh, pitch, x.itemsize, planes, numba.get_num_threads())
+    band = _band(h_out, sh, (kh - 1) * dh, pitch, x.itemsize, planes, threads)
     bands = (h_out + band - 1) // band
     tasks = planes * bands
     # tasks in a few contiguous chunks, each with its own scratch (one allocation per chunk, not per task)
-    chunks = min(tasks, 4 * numba.get_num_threads())
+    chunks = min(tasks, 4 * threads)
     for chunk in prange(chunks):
         rows = (band - 1) * sh + (kh - 1) * dh + 1
         buf = _scratch(rows, pitch, (kw - 1) * dw if wide else 0, x)
@@ -272,9 +272,10 @@ def _forward(x, w, y, stride, dilation, pad):
 
 
 @njit(parallel=True)
-def _backward_input(dy, w, dx, stride, dilation, pad):
-    """Stride 1 along the plane (any stride along the depth axis): each ``dy`` plane is padded into a scratch
-    plane and correlated with its kernel reversed, ``dx[j] = Σ_o Σ_k w[o, k] · dy[o, j + p − d·k]``."""
+def _backward_input(dy, w, dx, stride, dilation, pad, threads):
+    """Stride 1 along the plane (any stride along the depth axis): one task per band of rows of a ``dx``
+    plane; each ``dy`` band that reaches it is padded into a scratch band and correlated with its kernel
+    reversed, ``dx[j] = Σ_o Σ_k w[o, k] · dy[o, j + p − d·k]`` (the forward's loop)."""
     n_batch, c_out, d_out = dy.shape[:3]
     _, c_in, d_in, h_in, w_in = dx.shape
     _, cg, kd, kh, kw = w.shape
@@ -282,7 +283,6 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
-    rows = h_in + (kh - 1) * dh
     pitch = w_in + (kw - 1) * dw
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     taps = kh * kw
@@ -293,29 +293,39 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
             for t in range(taps):
                 flipped[o, r, t] = w3[o, r, taps - 1 - t]
     dx2 = dx.reshape(-1)
-    for task in prange(n_batch * c_in):
-        n = task // c_in
-        ci = task % c_in
-        g, c = ci // cg, ci % cg
-        buf = _scratch(rows, pitch, (kw - 1) * dw, dy)
-        wide_dx = _scratch(d_in * h_in, pitch, 0, dx)   # dx's planes in rows of the source's pitch
-        for q in range(d_in * h_in * pitch):
-            wide_dx[_u(q)] = 0
-        for o in range(g * cog, (g + 1) * cog):
-            for od in range(d_out):
-                filled = False
-                for a in range(kd):
-                    zd = od * sd - pd + a * dd
-                    if zd < 0 or zd >= d_in:
-                        continue
-                    if not filled:
-                        _fill_padded(buf[:rows * pitch].reshape(rows, pitch), dy[n, o, od], (kh - 1) * dh - ph,
-                                     (kw - 1) * dw - pw)
-                        filled = True
-                    _correlate_plane(wide_dx, zd * h_in * pitch, 0, 1, h_in * pitch, buf, 0, 1,
-                                     flipped[o, c * kd + a], toff, True)
-        for zd in range(d_in):
-            _copy_rows(dx2, (task * d_in + zd) * h_in * w_in, wide_dx[zd * h_in * pitch:], pitch, h_in, w_in)
+    planes = n_batch * c_in * d_in
+    band = _band(h_in, 1, (kh - 1) * dh, pitch, dy.itemsize, planes, threads)
+    bands = (h_in + band - 1) // band
+    tasks = planes * bands
+    chunks = min(tasks, 4 * threads)
+    for chunk in prange(chunks):
+        buf = _scratch(band + (kh - 1) * dh, pitch, (kw - 1) * dw, dy)
+        acc = _scratch(band, pitch, 0, dx)
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            p, r0 = task // bands, (task % bands) * band
+            n = p // (c_in * d_in)
+            ci = (p // d_in) % c_in
+            zd = p % d_in
+            g, c = ci // cg, ci % cg
+            nr = min(band, h_in - r0)
+            used = nr + (kh - 1) * dh
+            out = p * h_in * w_in + r0 * w_in
+            first = True
+            for a in range(kd):
+                od = zd + pd - a * dd      # = od·sd for the output planes that read this input plane
+                if od < 0 or od % sd != 0 or od // sd >= d_out:
+                    continue
+                od //= sd
+                for o in range(g * cog, (g + 1) * cog):
+                    _fill_padded(buf[:used * pitch].reshape(used, pitch), dy[n, o, od], (kh - 1) * dh - ph - r0,
+                                 (kw - 1) * dw - pw)
+                    _correlate_plane(acc, 0, 0, 1, nr * pitch, buf, 0, 1, flipped[o, c * kd + a], toff, not first)
+                    first = False
+            if first:  # no output plane reads this input plane
+                for q in range(nr * w_in):
+                    dx2[_u(out + q)] = 0
+            else:
+                _copy_rows(dx2, out, acc, pitch, nr, w_in)
 
 
 @njit(parallel=True)
@@ -484,7 +494,7 @@ def forward(x, w, output_size, stride, dilation, pad_lo):
     Returns ``y`` of shape ``(N, C_out, *output_size)`` in ``x``'s dtype.
     """
     y = np.empty((x.shape[0], w.shape[0], *output_size), x.dtype)
-    _forward(as_3d(x), as_3d(w), as_3d(y), *_geometry(stride, dilation, pad_lo))
+    _forward(as_3d(x), as_3d(w), as_3d(y), *_geometry(stride, dilation, pad_lo), get_threads())
     return y
 
 
@@ -494,8 +504,10 @@ def backward_input(grad_y, w, input_size, groups, stride, dilation, pad_lo):
     geometry = _geometry(stride, dilation, pad_lo)
     # the gather form adds padded zeros times weights: the same sums only if every weight is finite
     gather = geometry[0][1:] == (1, 1) and np.isfinite(w).all()
-    kernel = _backward_input if gather else _backward_input_strided
-    kernel(as_3d(grad_y), as_3d(w), as_3d(dx), *geometry)
+    if gather:
+        _backward_input(as_3d(grad_y), as_3d(w), as_3d(dx), *geometry, get_threads())
+    else:
+        _backward_input_strided(as_3d(grad_y), as_3d(w), as_3d(dx), *geometry)
     return dx
 
 
