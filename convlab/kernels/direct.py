@@ -371,9 +371,10 @@ def _backward_input_strided(dy, w, dx, stride, dilation, pad):
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"})
-def _backward_weight(dy, x, dw_out, stride, dilation, pad):
-    """One ``(output, input channel)`` pair per task, its input planes padded into a scratch plane, each tap's
-    sum kept in registers (several partial sums, :func:`_dot_flat`) over whole planes."""
+def _backward_weight(dy, x, dw_out, stride, dilation, pad, threads):
+    """One task per ``(output, input channel)`` pair and band of output rows, its input bands padded into a
+    scratch band, each tap's sum kept in registers (several partial sums, :func:`_dot_flat`) over whole
+    bands; the bands' partial sums are added in band order afterwards."""
     n_batch, c_out, d_out, h_out, w_out = dy.shape
     _, c_in, d_in = x.shape[:3]
     _, cg, kd, kh, kw = dw_out.shape
@@ -381,20 +382,24 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
-    rows = (h_out - 1) * sh + (kh - 1) * dh + 1
     pitch = (w_out - 1) * sw + (kw - 1) * dw + 1
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     taps = kh * kw
     dw3 = dw_out.reshape(c_out * cg, kd, taps)
-    # Each tap's sum is one flat dot product over a plane: dy is copied into rows of pitch ``pcol`` with zeros
-    # after each row, and x into ``sh·sw`` phase planes of that pitch (the padded plane's rows and columns
-    # split by their residue modulo the stride; at stride 1 the padded plane itself), so that tap (b, e)
+    # Each tap's sum is one flat dot product over a band: dy is copied into rows of pitch ``pcol`` with zeros
+    # after each row, and x into ``sh·sw`` phase planes of that pitch (the padded band's rows and columns
+    # split by their residue modulo the stride; at stride 1 the padded band itself), so that tap (b, e)
     # reads phase (b·dh mod sh, e·dw mod sw) from (b·dh // sh, e·dw // sw) on, contiguously. The zeros of dy
-    # meet values of x that no output reads: exact when the padded x plane is finite (0 · x = 0), else the
-    # sums run row by row over the padded plane.
+    # meet values of x that no output reads: exact when the padded x band is finite (0 · x = 0), else the
+    # sums run row by row over the padded band.
     unit = sh == 1 and sw == 1
+    pairs = c_out * cg
+    band = _band(h_out, sh, (kh - 1) * dh, pitch, x.itemsize, pairs, threads)
+    bands = (h_out + band - 1) // band
+    rows = (band - 1) * sh + (kh - 1) * dh + 1
+    slack = (kw - 1) * dw
     pcol = (pitch + sw - 1) // sw
-    prow = h_out + (kh - 1) * dh // sh
+    prow = band + (kh - 1) * dh // sh
     plen = prow * pcol + (kw - 1) * dw // sw
     # only the residues the taps reach (a stride beyond the kernel's extent has residues no tap reads)
     n_pr, n_pc = min(sh, (kh - 1) * dh + 1), min(sw, (kw - 1) * dw + 1)
@@ -404,40 +409,52 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
         for e in range(kw):
             phase[b * kw + e] = (b * dh % sh) * n_pc + e * dw % sw
             poff[b * kw + e] = (b * dh // sh) * pcol + e * dw // sw
-    for task in prange(c_out * cg):
-        o, c = task // cg, task % cg
-        ci = (o // cog) * cg + c
-        buf = _scratch(rows, pitch, (kw - 1) * dw, x)
+    tasks = pairs * bands
+    partial = np.zeros((tasks, kd, taps), dw_out.dtype)
+    chunks = min(tasks, 4 * threads)
+    for chunk in prange(chunks):
+        buf = _scratch(rows, pitch, slack, x)
         phases = buf.reshape(1, -1) if unit else _scratch(n_pr * n_pc, plen, 0, x).reshape(n_pr * n_pc, plen)
-        dyp = _scratch(h_out, pcol, 0, dy)
-        for r in range(h_out):
+        dyp = _scratch(band, pcol, 0, dy)
+        for r in range(band):
             for j in range(w_out, pcol):
                 dyp[_u(r * pcol + j)] = 0
-        dw3[task] = 0
-        for n in range(n_batch):
-            for od in range(d_out):
-                plane = dy[n, o, od]
-                copied = False
-                for a in range(kd):
-                    zd = od * sd - pd + a * dd
-                    if zd < 0 or zd >= d_in:
-                        continue
-                    _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, ci, zd], ph, pw)
-                    finite = _finite(buf, rows * pitch)
-                    if not finite:
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            pair, r0 = task // bands, (task % bands) * band
+            o, c = pair // cg, pair % cg
+            ci = (o // cog) * cg + c
+            nr = min(band, h_out - r0)
+            used = (nr - 1) * sh + (kh - 1) * dh + 1
+            for q in range(used * pitch, used * pitch + slack):  # read by the zero columns of dy
+                buf[_u(q)] = 0
+            for n in range(n_batch):
+                for od in range(d_out):
+                    rows_dy = dy[n, o, od, r0:r0 + nr]
+                    copied = False
+                    for a in range(kd):
+                        zd = od * sd - pd + a * dd
+                        if zd < 0 or zd >= d_in:
+                            continue
+                        _fill_padded(buf[:used * pitch].reshape(used, pitch), x[n, ci, zd], ph - r0 * sh, pw)
+                        if not _finite(buf, used * pitch):
+                            for t in range(taps):
+                                partial[task, a, _u(t)] = _dot_rows(partial[task, a, _u(t)], rows_dy, buf, toff[t],
+                                                                    sh * pitch, sw)
+                            continue
+                        if not copied:
+                            for i in range(nr):
+                                for j in range(w_out):
+                                    dyp[_u(i * pcol + j)] = rows_dy[_u(i), _u(j)]
+                            copied = True
+                        if not unit:
+                            _split_phases(phases, buf, used, pitch, sh, sw, n_pr, n_pc, pcol)
                         for t in range(taps):
-                            dw3[task, a, _u(t)] = _dot_rows(dw3[task, a, _u(t)], plane, buf, toff[t], sh * pitch, sw)
-                        continue
-                    if not copied:
-                        for i in range(h_out):
-                            for j in range(w_out):
-                                dyp[_u(i * pcol + j)] = plane[_u(i), _u(j)]
-                        copied = True
-                    if not unit:
-                        _split_phases(phases, buf, rows, pitch, sh, sw, n_pr, n_pc, pcol)
-                    for t in range(taps):
-                        dw3[task, a, _u(t)] = _dot_flat(dw3[task, a, _u(t)], dyp, phases[phase[t]], poff[t],
-                                                        h_out * pcol)
+                            partial[task, a, _u(t)] = _dot_flat(partial[task, a, _u(t)], dyp, phases[phase[t]],
+                                                                poff[t], nr * pcol)
+    for pair in prange(pairs):
+        dw3[pair] = partial[pair * bands]
+        for b in range(1, bands):
+            dw3[pair] += partial[pair * bands + b]
 
 
 @numba.njit(cache=True)
@@ -514,5 +531,5 @@ def backward_input(grad_y, w, input_size, groups, stride, dilation, pad_lo):
 def backward_weight(grad_y, x, kernel_size, groups, stride, dilation, pad_lo):
     """``dw`` ``(C_out, C_in/G, *kernel_size)``: the adjoint of :func:`forward` in ``w``."""
     dw = np.empty((grad_y.shape[1], x.shape[1] // groups, *kernel_size), x.dtype)
-    _backward_weight(as_3d(grad_y), as_3d(x), as_3d(dw), *_geometry(stride, dilation, pad_lo))
+    _backward_weight(as_3d(grad_y), as_3d(x), as_3d(dw), *_geometry(stride, dilation, pad_lo), get_threads())
     return dw
