@@ -1,26 +1,34 @@
 """The direct method's loops: the literal sliding window over ``(N, C, D, H, W)``, plane by plane.
 
 ``y[n, o, i] = Σ_c Σ_k w[o, c, k] · x[n, g(o)·Cg + c, s·i − p + d·k]``. Work is
-threaded over output planes ``(n, o, depth)``. For each input channel and
-kernel slice along the depth axis, a task copies the input plane into a
-scratch plane with its zero padding around it (a few KB, in L1/L2: the padding
-is fused per plane, never a padded copy of the whole input), and then every
-output of the plane is a plain sum over the kernel's taps of the scratch at
-fixed offsets (:func:`_correlate_plane`): no bounds test, no edge case, a loop
-LLVM vectorises along the output row, four taps summed in registers per pass.
+split into bands of output rows of each output plane ``(n, o, depth)``
+(:func:`_band`: as many rows as keep a band's input rows, halo included, in
+:data:`BAND_BYTES`, and more bands than planes when there are fewer planes than
+threads, so that one large image still uses every thread). For each input
+channel and kernel slice along the depth axis, a task copies the band's input
+rows into a scratch band with its zero padding around it (the padding is fused
+per band, never a padded copy of the whole input, and the scratch is a band,
+not a plane: a 8192² image's was 256 MB), and then every output of the band is
+a plain sum over the kernel's taps of the scratch at fixed offsets
+(:func:`_correlate_plane`): no bounds test, no edge case, a loop LLVM
+vectorises along the output row, four taps summed in registers per pass, the
+first pass writing the output instead of adding to zeros. Tasks run in a few
+contiguous chunks per thread, each chunk with its own scratch (an allocation per
+task cost more than the copy on a 56² plane).
 
 The backward passes are the same loop nest read the other way:
 
-* ``dx[n, c, s·i − p + d·k] += w[o, c, k] · dy[n, o, i]``, one input plane per
-  parallel task (no two tasks write the same plane). At stride 1 along the
+* ``dx[n, c, s·i − p + d·k] += w[o, c, k] · dy[n, o, i]``, one band of an input
+  plane per parallel task (no two tasks write the same rows). At stride 1 along the
   plane this is a correlation of the padded ``dy`` plane with the kernel
   reversed and runs through the same plane loop; at a larger stride each tap
   scatters a ``dy`` row into every ``s``-th element of a ``dx`` row
   (:func:`_backward_input_strided`, also used when a weight is not finite: the
   gather form would multiply it by padded zeros).
 * ``dw[o, c, k] = Σ_n Σ_i dy[n, o, i] · x[n, c, s·i − p + d·k]``, one
-  ``(o, c)`` pair per parallel task, each tap's sum one dot product over the
-  whole plane kept in registers (:func:`_dot_flat`): no per-sample temporary.
+  ``(o, c)`` pair and band of rows per parallel task, each tap's sum one dot
+  product over the band kept in registers (:func:`_dot_flat`): no per-sample
+  temporary; the bands' sums are added in band order at the end.
 
 Depthwise and grouped layers need no separate path: the input channels of
 output ``o`` are those of its group, and with one channel per group the loop
@@ -29,11 +37,18 @@ axis is the outer loop).
 
 Measured on one thread of the 2-core machine this was written on (minimum
 CPU time of 30 runs while other jobs loaded it, float32), the previous version
-of these loops (row by row, a slice per row and tap) against this one:
-depthwise 3×3 8×64×56² forward / dx / dw 3.7 / 4.2 / 3.7 ms → 1.7 / 1.3 /
+of these loops (row by row, a slice per row and tap) against the plane-based
+one: depthwise 3×3 8×64×56² forward / dx / dw 3.7 / 4.2 / 3.7 ms → 1.7 / 1.3 /
 2.1 ms; depthwise 13×13 8×32×64² 35 / 39 / 34 ms → 8.7 / 8.8 / 16 ms;
 depthwise 3×3 stride 2 5.0 / 3.4 / 4.9 → 1.9 / 2.9 / 2.2 ms; three channels
 per group, 5×5 dilation 2, 8×6×32² 2.4 / 2.8 / 2.3 → 0.47 / 0.45 / 0.75 ms.
+Bands instead of whole planes (``benchmarks/bench_direct.py --baseline REV``,
+minima of 15–20 runs, one thread, the machine heavily loaded, so ratios only):
+one 2048² plane, 3×3, forward / dx / dw 64 / 58–63 / 39–71 ms → 3.7–4.2 /
+3.7–7.5 / 5.6 ms; depthwise 3×3 8×64×56² forward 1.6–2.0 → 1.3–1.6 ms (the
+chunked scratch and the first pass writing), dx and dw unchanged; depthwise
+13×13 dx 8.7–17 → 8.7–13 ms, forward and dw unchanged (a 64² plane is one band
+already: the taps, four per pass over the plane, are what remains there).
 
 numba details the speed depends on (the lessons of
 :mod:`convlab.kernels.winograd`):
