@@ -195,3 +195,25 @@ def test_slow_first_compile_is_announced_once(caplog, monkeypatch):
         assert twice(np.int64(4)) == 8        # same signature: no compile, no message
     messages = [r.getMessage() for r in caplog.records if r.name == "convlab.kernels"]
     assert len(messages) == 1 and "twice" in messages[0] and "2.5 s" in messages[0]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
+def test_direct_kernels_split_a_wide_plane_into_bands(threads, stride):
+    # rows of 3000 float64 make a band a few rows (convlab.kernels.direct.BAND_BYTES), so the one plane runs
+    # as several bands with their halos, split across threads; an infinity sits in the halo two bands share
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((1, 1, 29, 3000)), rng.standard_normal((1, 1, 3, 4))
+    p = _plan(x.shape, w.shape, stride, (2, 1), (2, 1), 1, "float64")
+    assert p.input_size[1] * 8 * 8 > kernels.BAND_BYTES  # more than eight rows would not fit one band
+    x[0, 0, 12, 7] = np.inf
+    gy = rng.standard_normal(p.output_shape)
+    with cl.num_threads(threads):
+        got = (kernels.forward(x, w, p.output_size, p.stride, p.dilation, (2, 1)),
+               kernels.backward_input(gy, w, p.input_size, 1, p.stride, p.dilation, (2, 1)),
+               kernels.backward_weight(gy, x, p.kernel_size, 1, p.stride, p.dilation, (2, 1)))
+    for name, a, e in zip(("y", "dx", "dw"), got, _torch_all(x, w, gy, p)):
+        assert np.array_equal(np.isnan(a), np.isnan(e)) and np.array_equal(np.isinf(a), np.isinf(e)), name
+        finite = np.isfinite(e)
+        assert finite.sum() > 0.9 * e.size or name == "dw", name
+        assert_close(a[finite], e[finite], np.float64, what=f"banded kernel {name} vs torch")

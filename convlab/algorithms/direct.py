@@ -13,7 +13,7 @@ With few input channels per group (depthwise and thin grouped layers, ``C_in/G
 < LOOP_MAX_GROUP_CHANNELS``) that contraction is too small for BLAS, and the
 method runs the literal loop nest of :mod:`convlab.kernels.direct` instead:
 padding fused (no padded copy), vectorised along the contiguous output axis,
-threaded over output planes (8×64×56² depthwise 3×3, float32, 2 threads:
+threaded over bands of rows of the output planes (8×64×56² depthwise 3×3, float32, 2 threads:
 about 6 ms forward as numpy passes, under 1 ms compiled on an idle machine).
 With more channels per group the contraction *is* a matrix product, and
 hand-written loops lose to BLAS (16→32 channels, 32² 3×3: 24 ms against 2.3;

@@ -1,26 +1,34 @@
 """The direct method's loops: the literal sliding window over ``(N, C, D, H, W)``, plane by plane.
 
 ``y[n, o, i] = Σ_c Σ_k w[o, c, k] · x[n, g(o)·Cg + c, s·i − p + d·k]``. Work is
-threaded over output planes ``(n, o, depth)``. For each input channel and
-kernel slice along the depth axis, a task copies the input plane into a
-scratch plane with its zero padding around it (a few KB, in L1/L2: the padding
-is fused per plane, never a padded copy of the whole input), and then every
-output of the plane is a plain sum over the kernel's taps of the scratch at
-fixed offsets (:func:`_correlate_plane`): no bounds test, no edge case, a loop
-LLVM vectorises along the output row, four taps summed in registers per pass.
+split into bands of output rows of each output plane ``(n, o, depth)``
+(:func:`_band`: as many rows as keep a band's input rows, halo included, in
+:data:`BAND_BYTES`, and more bands than planes when there are fewer planes than
+threads, so that one large image still uses every thread). For each input
+channel and kernel slice along the depth axis, a task copies the band's input
+rows into a scratch band with its zero padding around it (the padding is fused
+per band, never a padded copy of the whole input, and the scratch is a band,
+not a plane: a 8192² image's was 256 MB), and then every output of the band is
+a plain sum over the kernel's taps of the scratch at fixed offsets
+(:func:`_correlate_plane`): no bounds test, no edge case, a loop LLVM
+vectorises along the output row, four taps summed in registers per pass, the
+first pass writing the output instead of adding to zeros. Tasks run in a few
+contiguous chunks per thread, each chunk with its own scratch (an allocation per
+task cost more than the copy on a 56² plane).
 
 The backward passes are the same loop nest read the other way:
 
-* ``dx[n, c, s·i − p + d·k] += w[o, c, k] · dy[n, o, i]``, one input plane per
-  parallel task (no two tasks write the same plane). At stride 1 along the
+* ``dx[n, c, s·i − p + d·k] += w[o, c, k] · dy[n, o, i]``, one band of an input
+  plane per parallel task (no two tasks write the same rows). At stride 1 along the
   plane this is a correlation of the padded ``dy`` plane with the kernel
   reversed and runs through the same plane loop; at a larger stride each tap
   scatters a ``dy`` row into every ``s``-th element of a ``dx`` row
   (:func:`_backward_input_strided`, also used when a weight is not finite: the
   gather form would multiply it by padded zeros).
 * ``dw[o, c, k] = Σ_n Σ_i dy[n, o, i] · x[n, c, s·i − p + d·k]``, one
-  ``(o, c)`` pair per parallel task, each tap's sum one dot product over the
-  whole plane kept in registers (:func:`_dot_flat`): no per-sample temporary.
+  ``(o, c)`` pair and band of rows per parallel task, each tap's sum one dot
+  product over the band kept in registers (:func:`_dot_flat`): no per-sample
+  temporary; the bands' sums are added in band order at the end.
 
 Depthwise and grouped layers need no separate path: the input channels of
 output ``o`` are those of its group, and with one channel per group the loop
@@ -29,11 +37,18 @@ axis is the outer loop).
 
 Measured on one thread of the 2-core machine this was written on (minimum
 CPU time of 30 runs while other jobs loaded it, float32), the previous version
-of these loops (row by row, a slice per row and tap) against this one:
-depthwise 3×3 8×64×56² forward / dx / dw 3.7 / 4.2 / 3.7 ms → 1.7 / 1.3 /
+of these loops (row by row, a slice per row and tap) against the plane-based
+one: depthwise 3×3 8×64×56² forward / dx / dw 3.7 / 4.2 / 3.7 ms → 1.7 / 1.3 /
 2.1 ms; depthwise 13×13 8×32×64² 35 / 39 / 34 ms → 8.7 / 8.8 / 16 ms;
 depthwise 3×3 stride 2 5.0 / 3.4 / 4.9 → 1.9 / 2.9 / 2.2 ms; three channels
 per group, 5×5 dilation 2, 8×6×32² 2.4 / 2.8 / 2.3 → 0.47 / 0.45 / 0.75 ms.
+Bands instead of whole planes (``benchmarks/bench_direct.py --baseline REV``,
+minima of 15–20 runs, one thread, the machine heavily loaded, so ratios only):
+one 2048² plane, 3×3, forward / dx / dw 64 / 58–63 / 39–71 ms → 3.7–4.2 /
+3.7–7.5 / 5.6 ms; depthwise 3×3 8×64×56² forward 1.6–2.0 → 1.3–1.6 ms (the
+chunked scratch and the first pass writing), dx and dw unchanged; depthwise
+13×13 dx 8.7–17 → 8.7–13 ms, forward and dw unchanged (a 64² plane is one band
+already: the taps, four per pass over the plane, are what remains there).
 
 numba details the speed depends on (the lessons of
 :mod:`convlab.kernels.winograd`):
@@ -67,7 +82,7 @@ from numba import prange
 
 from . import as_3d, pad_3d
 from ._ranges import valid_range
-from ._runtime import njit
+from ._runtime import get_threads, njit
 
 __all__ = ["backward_input", "backward_weight", "forward"]
 
@@ -81,13 +96,11 @@ def _u(index):
 @numba.njit(cache=True, inline="always")
 def _fill_padded(buf, src, top, left):
     """``buf[r, c] = src[r − top, c − left]`` where that is inside ``src``, else 0 (``top``/``left`` may be
-    negative: then ``src`` is cropped). Returns whether every copied value is finite."""
+    negative: then ``src`` is cropped, which is how a band of rows is cut out of a plane)."""
     n_r, n_c = buf.shape
     rows, cols = src.shape
     c_lo = min(max(left, 0), n_c)               # buf columns [c_lo, c_hi) come from src
     c_hi = max(min(left + cols, n_c), c_lo)
-    buf[0, 0] = 0
-    check = buf[0, 0]  # a zero of buf's dtype; stays 0 unless a copied value is infinite or NaN
     for r in range(n_r):
         sr = r - top
         if sr < 0 or sr >= rows:
@@ -97,11 +110,18 @@ def _fill_padded(buf, src, top, left):
         for c in range(c_lo):
             buf[r, _u(c)] = 0
         for c in range(c_lo, c_hi):
-            v = src[_u(sr), _u(c - left)]
-            buf[r, _u(c)] = v
-            check += v * 0
+            buf[r, _u(c)] = src[_u(sr), _u(c - left)]
         for c in range(c_hi, n_c):
             buf[r, _u(c)] = 0
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _finite(buf, n):
+    """Whether ``buf[:n]`` is all finite (``0·v`` is 0 unless ``v`` is infinite or NaN; reassociation lets
+    LLVM keep several partial sums, and NaN survives any order of the additions)."""
+    check = buf[0] * 0
+    for q in range(n):
+        check += buf[_u(q)] * 0
     return check == 0
 
 
@@ -110,43 +130,60 @@ def _correlate_plane(dst, d0, dpitch, n_r, n_c, src, row_step, sw, wts, toff, ac
     """``dst[d0 + i·dpitch + j] (+)= Σ_t wts[t] · src[i·row_step + j·sw + toff[t]]``, ``i < n_r``, ``j < n_c``.
 
     ``src`` is a padded plane, flat, large enough that every index is inside it: no bounds, no edges, every
-    loop a plain vectorisable one; up to four taps summed in registers per pass. At stride 1 the callers
-    pass the whole plane as one row (``n_r = 1``) of the source's pitch, into a scratch of that pitch: one
-    long loop per pass instead of a short one per row, whose remainder would run scalar.
+    loop a plain vectorisable one; up to four taps summed in registers per pass, the first pass writing
+    ``dst`` (unless ``accumulate``) instead of adding to it. At stride 1 the callers pass the whole band as
+    one row (``n_r = 1``) of the source's pitch, into a scratch of that pitch: one long loop per pass
+    instead of a short one per row, whose remainder would run scalar.
     """
     taps = toff.shape[0]
     for i in range(n_r):
         drow = d0 + i * dpitch
-        if not accumulate:
-            for j in range(n_c):
-                dst[_u(drow + j)] = 0
         base = i * row_step
         for t in range(0, taps, 4):
+            add = accumulate or t > 0
             k = min(4, taps - t)
             o0 = base + toff[t]
             w0 = wts[t]
             if k == 1:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)]
-                    dst[_u(drow + j)] += v
+                if add:
+                    for j in range(n_c):
+                        v = w0 * src[_u(o0 + sw * j)]
+                        dst[_u(drow + j)] += v
+                else:
+                    for j in range(n_c):
+                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)]
                 continue
             o1, w1 = base + toff[t + 1], wts[t + 1]
             if k == 2:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                    dst[_u(drow + j)] += v
+                if add:
+                    for j in range(n_c):
+                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
+                        dst[_u(drow + j)] += v
+                else:
+                    for j in range(n_c):
+                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
                 continue
             o2, w2 = base + toff[t + 2], wts[t + 2]
             if k == 3:
-                for j in range(n_c):
-                    v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
-                    dst[_u(drow + j)] += v
+                if add:
+                    for j in range(n_c):
+                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
+                        dst[_u(drow + j)] += v
+                else:
+                    for j in range(n_c):
+                        dst[_u(drow + j)] = (w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
+                                             + w2 * src[_u(o2 + sw * j)])
                 continue
             o3, w3 = base + toff[t + 3], wts[t + 3]
-            for j in range(n_c):
-                v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
-                     + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
-                dst[_u(drow + j)] += v
+            if add:
+                for j in range(n_c):
+                    v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
+                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
+                    dst[_u(drow + j)] += v
+            else:
+                for j in range(n_c):
+                    dst[_u(drow + j)] = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
+                                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
 
 
 @numba.njit(cache=True, inline="always")
@@ -176,8 +213,28 @@ def _scratch(rows, pitch, slack, dtype_of):
     return buf
 
 
+BAND_BYTES = 1 << 17
+"""Target size of a band's scratch rows (half an L2 cache of the machine this was written on)."""
+
+
+@numba.njit(cache=True)
+def _band(out_rows, step, halo, pitch, itemsize, planes, threads):
+    """Output rows per band of a plane: as many as keep the band's input rows (``(r − 1)·step + halo + 1``
+    of ``pitch`` elements) within :data:`BAND_BYTES`, at least ``halo`` (so that the rows copied twice, a
+    band's halo, are at most half of its rows), and few enough that every thread gets a band when there are
+    fewer planes than threads."""
+    rows = max(1, (BAND_BYTES // max(1, pitch * itemsize) - halo - 1) // step + 1)
+    rows = max(rows, halo)
+    if planes < threads:
+        split = (threads + planes - 1) // planes
+        rows = min(rows, (out_rows + split - 1) // split)
+    return max(1, min(rows, out_rows))
+
+
 @njit(parallel=True)
-def _forward(x, w, y, stride, dilation, pad):
+def _forward(x, w, y, stride, dilation, pad, threads):
+    """One task per band of output rows of an output plane ``(n, o, depth)``: each input channel's band (with
+    its halo) is copied into a padded scratch band, the kernel's taps summed over it into the output."""
     n_batch, c_in, d_in = x.shape[:3]
     c_out, cg, kd, kh, kw = w.shape
     _, _, d_out, h_out, w_out = y.shape
@@ -185,43 +242,55 @@ def _forward(x, w, y, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
-    rows = (h_out - 1) * sh + (kh - 1) * dh + 1
     pitch = (w_out - 1) * sw + (kw - 1) * dw + 1
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     w3 = w.reshape(c_out, cg * kd, kh * kw)
     y2 = y.reshape(-1)
     wide = sh == 1 and sw == 1
-    for task in prange(n_batch * c_out * d_out):
-        n = task // (c_out * d_out)
-        o = (task // d_out) % c_out
-        od = task % d_out
-        c0 = (o // cog) * cg
-        plane = task * h_out * w_out
+    planes = n_batch * c_out * d_out
+    band = _band(h_out, sh, (kh - 1) * dh, pitch, x.itemsize, planes, threads)
+    bands = (h_out + band - 1) // band
+    tasks = planes * bands
+    # tasks in a few contiguous chunks, each with its own scratch (one allocation per chunk, not per task)
+    chunks = min(tasks, 4 * threads)
+    for chunk in prange(chunks):
+        rows = (band - 1) * sh + (kh - 1) * dh + 1
         buf = _scratch(rows, pitch, (kw - 1) * dw if wide else 0, x)
-        wide_y = _scratch(h_out if wide else 0, pitch, 0, y)
-        first = True
-        for c in range(cg):
-            for a in range(kd):
-                zd = od * sd - pd + a * dd
-                if zd < 0 or zd >= d_in:
-                    continue
-                _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, c0 + c, zd], ph, pw)
-                if wide:
-                    _correlate_plane(wide_y, 0, 0, 1, h_out * pitch, buf, 0, 1, w3[o, c * kd + a], toff, not first)
-                else:
-                    _correlate_plane(y2, plane, w_out, h_out, w_out, buf, sh * pitch, sw, w3[o, c * kd + a], toff,
-                                     not first)
-                first = False
-        if first:  # every tap along the depth axis is in the padding
-            y[n, o, od] = 0
-        elif wide:
-            _copy_rows(y2, plane, wide_y, pitch, h_out, w_out)
+        acc = _scratch(band if wide else 0, pitch, 0, y)
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            p, r0 = task // bands, (task % bands) * band
+            n = p // (c_out * d_out)
+            o = (p // d_out) % c_out
+            od = p % d_out
+            c0 = (o // cog) * cg
+            nr = min(band, h_out - r0)
+            used = (nr - 1) * sh + (kh - 1) * dh + 1
+            out = p * h_out * w_out + r0 * w_out
+            first = True
+            for c in range(cg):
+                for a in range(kd):
+                    zd = od * sd - pd + a * dd
+                    if zd < 0 or zd >= d_in:
+                        continue
+                    _fill_padded(buf[:used * pitch].reshape(used, pitch), x[n, c0 + c, zd], ph - r0 * sh, pw)
+                    if wide:
+                        _correlate_plane(acc, 0, 0, 1, nr * pitch, buf, 0, 1, w3[o, c * kd + a], toff, not first)
+                    else:
+                        _correlate_plane(y2, out, w_out, nr, w_out, buf, sh * pitch, sw, w3[o, c * kd + a], toff,
+                                         not first)
+                    first = False
+            if first:  # every tap along the depth axis is in the padding
+                for q in range(nr * w_out):
+                    y2[_u(out + q)] = 0
+            elif wide:
+                _copy_rows(y2, out, acc, pitch, nr, w_out)
 
 
 @njit(parallel=True)
-def _backward_input(dy, w, dx, stride, dilation, pad):
-    """Stride 1 along the plane (any stride along the depth axis): each ``dy`` plane is padded into a scratch
-    plane and correlated with its kernel reversed, ``dx[j] = Σ_o Σ_k w[o, k] · dy[o, j + p − d·k]``."""
+def _backward_input(dy, w, dx, stride, dilation, pad, threads):
+    """Stride 1 along the plane (any stride along the depth axis): one task per band of rows of a ``dx``
+    plane; each ``dy`` band that reaches it is padded into a scratch band and correlated with its kernel
+    reversed, ``dx[j] = Σ_o Σ_k w[o, k] · dy[o, j + p − d·k]`` (the forward's loop)."""
     n_batch, c_out, d_out = dy.shape[:3]
     _, c_in, d_in, h_in, w_in = dx.shape
     _, cg, kd, kh, kw = w.shape
@@ -229,7 +298,6 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
-    rows = h_in + (kh - 1) * dh
     pitch = w_in + (kw - 1) * dw
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     taps = kh * kw
@@ -240,29 +308,39 @@ def _backward_input(dy, w, dx, stride, dilation, pad):
             for t in range(taps):
                 flipped[o, r, t] = w3[o, r, taps - 1 - t]
     dx2 = dx.reshape(-1)
-    for task in prange(n_batch * c_in):
-        n = task // c_in
-        ci = task % c_in
-        g, c = ci // cg, ci % cg
-        buf = _scratch(rows, pitch, (kw - 1) * dw, dy)
-        wide_dx = _scratch(d_in * h_in, pitch, 0, dx)   # dx's planes in rows of the source's pitch
-        for q in range(d_in * h_in * pitch):
-            wide_dx[_u(q)] = 0
-        for o in range(g * cog, (g + 1) * cog):
-            for od in range(d_out):
-                filled = False
-                for a in range(kd):
-                    zd = od * sd - pd + a * dd
-                    if zd < 0 or zd >= d_in:
-                        continue
-                    if not filled:
-                        _fill_padded(buf[:rows * pitch].reshape(rows, pitch), dy[n, o, od], (kh - 1) * dh - ph,
-                                     (kw - 1) * dw - pw)
-                        filled = True
-                    _correlate_plane(wide_dx, zd * h_in * pitch, 0, 1, h_in * pitch, buf, 0, 1,
-                                     flipped[o, c * kd + a], toff, True)
-        for zd in range(d_in):
-            _copy_rows(dx2, (task * d_in + zd) * h_in * w_in, wide_dx[zd * h_in * pitch:], pitch, h_in, w_in)
+    planes = n_batch * c_in * d_in
+    band = _band(h_in, 1, (kh - 1) * dh, pitch, dy.itemsize, planes, threads)
+    bands = (h_in + band - 1) // band
+    tasks = planes * bands
+    chunks = min(tasks, 4 * threads)
+    for chunk in prange(chunks):
+        buf = _scratch(band + (kh - 1) * dh, pitch, (kw - 1) * dw, dy)
+        acc = _scratch(band, pitch, 0, dx)
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            p, r0 = task // bands, (task % bands) * band
+            n = p // (c_in * d_in)
+            ci = (p // d_in) % c_in
+            zd = p % d_in
+            g, c = ci // cg, ci % cg
+            nr = min(band, h_in - r0)
+            used = nr + (kh - 1) * dh
+            out = p * h_in * w_in + r0 * w_in
+            first = True
+            for a in range(kd):
+                od = zd + pd - a * dd      # = od·sd for the output planes that read this input plane
+                if od < 0 or od % sd != 0 or od // sd >= d_out:
+                    continue
+                od //= sd
+                for o in range(g * cog, (g + 1) * cog):
+                    _fill_padded(buf[:used * pitch].reshape(used, pitch), dy[n, o, od], (kh - 1) * dh - ph - r0,
+                                 (kw - 1) * dw - pw)
+                    _correlate_plane(acc, 0, 0, 1, nr * pitch, buf, 0, 1, flipped[o, c * kd + a], toff, not first)
+                    first = False
+            if first:  # no output plane reads this input plane
+                for q in range(nr * w_in):
+                    dx2[_u(out + q)] = 0
+            else:
+                _copy_rows(dx2, out, acc, pitch, nr, w_in)
 
 
 @njit(parallel=True)
@@ -308,9 +386,10 @@ def _backward_input_strided(dy, w, dx, stride, dilation, pad):
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"})
-def _backward_weight(dy, x, dw_out, stride, dilation, pad):
-    """One ``(output, input channel)`` pair per task, its input planes padded into a scratch plane, each tap's
-    sum kept in registers (several partial sums, :func:`_dot_flat`) over whole planes."""
+def _backward_weight(dy, x, dw_out, stride, dilation, pad, threads):
+    """One task per ``(output, input channel)`` pair and band of output rows, its input bands padded into a
+    scratch band, each tap's sum kept in registers (several partial sums, :func:`_dot_flat`) over whole
+    bands; the bands' partial sums are added in band order afterwards."""
     n_batch, c_out, d_out, h_out, w_out = dy.shape
     _, c_in, d_in = x.shape[:3]
     _, cg, kd, kh, kw = dw_out.shape
@@ -318,20 +397,24 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
     dd, dh, dw = dilation
     pd, ph, pw = pad
     cog = c_out // (c_in // cg)
-    rows = (h_out - 1) * sh + (kh - 1) * dh + 1
     pitch = (w_out - 1) * sw + (kw - 1) * dw + 1
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     taps = kh * kw
     dw3 = dw_out.reshape(c_out * cg, kd, taps)
-    # Each tap's sum is one flat dot product over a plane: dy is copied into rows of pitch ``pcol`` with zeros
-    # after each row, and x into ``sh·sw`` phase planes of that pitch (the padded plane's rows and columns
-    # split by their residue modulo the stride; at stride 1 the padded plane itself), so that tap (b, e)
+    # Each tap's sum is one flat dot product over a band: dy is copied into rows of pitch ``pcol`` with zeros
+    # after each row, and x into ``sh·sw`` phase planes of that pitch (the padded band's rows and columns
+    # split by their residue modulo the stride; at stride 1 the padded band itself), so that tap (b, e)
     # reads phase (b·dh mod sh, e·dw mod sw) from (b·dh // sh, e·dw // sw) on, contiguously. The zeros of dy
-    # meet values of x that no output reads: exact when the padded x plane is finite (0 · x = 0), else the
-    # sums run row by row over the padded plane.
+    # meet values of x that no output reads: exact when the padded x band is finite (0 · x = 0), else the
+    # sums run row by row over the padded band.
     unit = sh == 1 and sw == 1
+    pairs = c_out * cg
+    band = _band(h_out, sh, (kh - 1) * dh, pitch, x.itemsize, pairs, threads)
+    bands = (h_out + band - 1) // band
+    rows = (band - 1) * sh + (kh - 1) * dh + 1
+    slack = (kw - 1) * dw
     pcol = (pitch + sw - 1) // sw
-    prow = h_out + (kh - 1) * dh // sh
+    prow = band + (kh - 1) * dh // sh
     plen = prow * pcol + (kw - 1) * dw // sw
     # only the residues the taps reach (a stride beyond the kernel's extent has residues no tap reads)
     n_pr, n_pc = min(sh, (kh - 1) * dh + 1), min(sw, (kw - 1) * dw + 1)
@@ -341,39 +424,52 @@ def _backward_weight(dy, x, dw_out, stride, dilation, pad):
         for e in range(kw):
             phase[b * kw + e] = (b * dh % sh) * n_pc + e * dw % sw
             poff[b * kw + e] = (b * dh // sh) * pcol + e * dw // sw
-    for task in prange(c_out * cg):
-        o, c = task // cg, task % cg
-        ci = (o // cog) * cg + c
-        buf = _scratch(rows, pitch, (kw - 1) * dw, x)
+    tasks = pairs * bands
+    partial = np.zeros((tasks, kd, taps), dw_out.dtype)
+    chunks = min(tasks, 4 * threads)
+    for chunk in prange(chunks):
+        buf = _scratch(rows, pitch, slack, x)
         phases = buf.reshape(1, -1) if unit else _scratch(n_pr * n_pc, plen, 0, x).reshape(n_pr * n_pc, plen)
-        dyp = _scratch(h_out, pcol, 0, dy)
-        for r in range(h_out):
+        dyp = _scratch(band, pcol, 0, dy)
+        for r in range(band):
             for j in range(w_out, pcol):
                 dyp[_u(r * pcol + j)] = 0
-        dw3[task] = 0
-        for n in range(n_batch):
-            for od in range(d_out):
-                plane = dy[n, o, od]
-                copied = False
-                for a in range(kd):
-                    zd = od * sd - pd + a * dd
-                    if zd < 0 or zd >= d_in:
-                        continue
-                    finite = _fill_padded(buf[:rows * pitch].reshape(rows, pitch), x[n, ci, zd], ph, pw)
-                    if not finite:
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            pair, r0 = task // bands, (task % bands) * band
+            o, c = pair // cg, pair % cg
+            ci = (o // cog) * cg + c
+            nr = min(band, h_out - r0)
+            used = (nr - 1) * sh + (kh - 1) * dh + 1
+            for q in range(used * pitch, used * pitch + slack):  # read by the zero columns of dy
+                buf[_u(q)] = 0
+            for n in range(n_batch):
+                for od in range(d_out):
+                    rows_dy = dy[n, o, od, r0:r0 + nr]
+                    copied = False
+                    for a in range(kd):
+                        zd = od * sd - pd + a * dd
+                        if zd < 0 or zd >= d_in:
+                            continue
+                        _fill_padded(buf[:used * pitch].reshape(used, pitch), x[n, ci, zd], ph - r0 * sh, pw)
+                        if not _finite(buf, used * pitch):
+                            for t in range(taps):
+                                partial[task, a, _u(t)] = _dot_rows(partial[task, a, _u(t)], rows_dy, buf, toff[t],
+                                                                    sh * pitch, sw)
+                            continue
+                        if not copied:
+                            for i in range(nr):
+                                for j in range(w_out):
+                                    dyp[_u(i * pcol + j)] = rows_dy[_u(i), _u(j)]
+                            copied = True
+                        if not unit:
+                            _split_phases(phases, buf, used, pitch, sh, sw, n_pr, n_pc, pcol)
                         for t in range(taps):
-                            dw3[task, a, _u(t)] = _dot_rows(dw3[task, a, _u(t)], plane, buf, toff[t], sh * pitch, sw)
-                        continue
-                    if not copied:
-                        for i in range(h_out):
-                            for j in range(w_out):
-                                dyp[_u(i * pcol + j)] = plane[_u(i), _u(j)]
-                        copied = True
-                    if not unit:
-                        _split_phases(phases, buf, rows, pitch, sh, sw, n_pr, n_pc, pcol)
-                    for t in range(taps):
-                        dw3[task, a, _u(t)] = _dot_flat(dw3[task, a, _u(t)], dyp, phases[phase[t]], poff[t],
-                                                        h_out * pcol)
+                            partial[task, a, _u(t)] = _dot_flat(partial[task, a, _u(t)], dyp, phases[phase[t]],
+                                                                poff[t], nr * pcol)
+    for pair in prange(pairs):
+        dw3[pair] = partial[pair * bands]
+        for b in range(1, bands):
+            dw3[pair] += partial[pair * bands + b]
 
 
 @numba.njit(cache=True)
@@ -430,7 +526,7 @@ def forward(x, w, output_size, stride, dilation, pad_lo):
     Returns ``y`` of shape ``(N, C_out, *output_size)`` in ``x``'s dtype.
     """
     y = np.empty((x.shape[0], w.shape[0], *output_size), x.dtype)
-    _forward(as_3d(x), as_3d(w), as_3d(y), *_geometry(stride, dilation, pad_lo))
+    _forward(as_3d(x), as_3d(w), as_3d(y), *_geometry(stride, dilation, pad_lo), get_threads())
     return y
 
 
@@ -440,13 +536,15 @@ def backward_input(grad_y, w, input_size, groups, stride, dilation, pad_lo):
     geometry = _geometry(stride, dilation, pad_lo)
     # the gather form adds padded zeros times weights: the same sums only if every weight is finite
     gather = geometry[0][1:] == (1, 1) and np.isfinite(w).all()
-    kernel = _backward_input if gather else _backward_input_strided
-    kernel(as_3d(grad_y), as_3d(w), as_3d(dx), *geometry)
+    if gather:
+        _backward_input(as_3d(grad_y), as_3d(w), as_3d(dx), *geometry, get_threads())
+    else:
+        _backward_input_strided(as_3d(grad_y), as_3d(w), as_3d(dx), *geometry)
     return dx
 
 
 def backward_weight(grad_y, x, kernel_size, groups, stride, dilation, pad_lo):
     """``dw`` ``(C_out, C_in/G, *kernel_size)``: the adjoint of :func:`forward` in ``w``."""
     dw = np.empty((grad_y.shape[1], x.shape[1] // groups, *kernel_size), x.dtype)
-    _backward_weight(as_3d(grad_y), as_3d(x), as_3d(dw), *_geometry(stride, dilation, pad_lo))
+    _backward_weight(as_3d(grad_y), as_3d(x), as_3d(dw), *_geometry(stride, dilation, pad_lo), get_threads())
     return dw
