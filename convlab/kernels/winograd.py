@@ -26,9 +26,24 @@ indices (numba tests each for wrap-around, which keeps LLVM from vectorising);
 and a transformed row is summed in registers and stored once, not accumulated
 in memory one matrix entry at a time.
 
+Where the time goes (``python benchmarks/bench_winograd_phases.py --floor --threads 1``, one 64-channel
+56² sample, single-thread minima on a loaded 2-core machine): :func:`tiles` 0.50 ms (1.1 ns per
+transformed value), :func:`untiles` 0.29 ms, while a kernel that only stores the same ``(α, C, N·T)``
+layout takes 0.026 ms, no more than a contiguous store: the scattered layout is not what costs.
+Split by stage, the gather takes 0.41 of the 0.46 ms and the two row passes 0.08 and 0.09: the cost is
+the gather's strided reads and its runs of one tile row (14 tiles), which run scalar at about 1 ns an
+element, where a pass over long contiguous rows runs at 0.05 ns. A rewrite that splits the framed plane
+by column phase (contiguous, vectorised: 0.02 ms) and applies the last axis over whole rows (0.06 ms)
+but then applies the leading axes in runs of a tile row straight into this layout was slower (0.9 ms):
+the runs, not the arithmetic, set the speed. Closing that gap needs every pass over long rows, i.e. a
+layout with a tile row's reach as padding columns (``tw + (s_w - 1) // k_w`` tiles per row, 7% more
+GEMM columns on 56²), not done yet.
+
 Every kernel works on ``(N, C, D, H, W)`` (see :func:`convlab.kernels.as_3d`);
 an axis the problem does not have takes the 1×1 identity as its matrix.
 """
+
+import math
 
 import numba
 import numpy as np
@@ -36,7 +51,7 @@ from numba import prange
 
 from ._runtime import njit
 
-__all__ = ["tiles", "untiles"]
+__all__ = ["columns", "reach", "tiles", "untiles"]
 
 
 @numba.njit(cache=True, inline="always")
@@ -47,127 +62,190 @@ def _u(index):
 
 
 @numba.njit(cache=True)
-def _apply(dst, mat, src, outer, inner, rows_at, n):
-    """``dst[(o·R + i)·inner + e] = Σ_b mat[i, b] src[(o·B + b)·inner + e]`` on rows of ``n`` tiles.
+def _terms(mat, i, at, coefs):
+    """The nonzero entries of row ``i`` of ``mat``: their column numbers into ``at``, the values into
+    ``coefs``; returns how many."""
+    count = 0
+    for b in range(mat.shape[1]):
+        if mat[i, b] != 0:
+            at[count], coefs[count] = b, mat[i, b]
+            count += 1
+    return count
 
-    ``mat`` is ``R × B``; ``rows_at = (dst stride, dst first, dst column, src stride, src first, src
-    column)`` places row ``ρ`` of each side at ``stride·ρ + first`` of its 2-D array, from ``column`` on,
-    so that the rows of one channel of the GEMM layout are addressed in place. Zero coefficients are
-    skipped and each output row is written once (no zero fill, no read-modify-write in the common case).
+
+@numba.njit(cache=True)
+def _combine(dst, d0, src, at, coefs, count, n):
+    """``dst[d0 + t] = Σ_e coefs[e] src[at[e] + t]`` for ``t < n`` (flat arrays).
+
+    Up to four terms are summed in registers and stored once (the same left-to-right sum as a loop
+    of ``+=``, so the same rounding); the rare further terms are added a row at a time.
     """
-    ds, d0, dc, ss, s0, sc = rows_at
-    n_r, n_b = mat.shape
-    rows = np.empty(n_b, np.uintp)      # source rows of the nonzero coefficients of one output row
-    coefs = np.empty(n_b, mat.dtype)
-    for o in range(outer):
-        for i in range(n_r):
-            for e in range(inner):
-                out = _u(((o * n_r + i) * inner + e) * ds + d0)
-                count = 0
-                for b in range(n_b):
-                    if mat[i, b] != 0:
-                        rows[count], coefs[count] = _u(((o * n_b + b) * inner + e) * ss + s0), mat[i, b]
-                        count += 1
-                # up to four terms summed in registers and stored once (the same left-to-right sum as a
-                # loop of +=, so the same rounding); the rare further terms added one row at a time
-                if count == 0:
-                    for t in range(n):
-                        dst[out, _u(dc + t)] = 0
-                elif count == 1:
-                    r0, c0 = rows[0], coefs[0]
-                    for t in range(n):
-                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)]
-                elif count == 2:
-                    r0, c0, r1, c1 = rows[0], coefs[0], rows[1], coefs[1]
-                    for t in range(n):
-                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
-                elif count == 3:
-                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
-                    for t in range(n):
-                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
-                                                + c2 * src[r2, _u(sc + t)])
-                else:
-                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
-                    r3, c3 = rows[3], coefs[3]
-                    for t in range(n):
-                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
-                                                + c2 * src[r2, _u(sc + t)] + c3 * src[r3, _u(sc + t)])
-                    for j in range(4, count):
-                        rj, cj = rows[j], coefs[j]
-                        for t in range(n):
-                            dst[out, _u(dc + t)] += cj * src[rj, _u(sc + t)]
+    d0 = _u(d0)
+    if count == 0:
+        for t in range(n):
+            dst[d0 + _u(t)] = 0
+        return
+    a0, c0 = _u(at[0]), coefs[0]
+    if count == 1:
+        for t in range(n):
+            dst[d0 + _u(t)] = c0 * src[a0 + _u(t)]
+    elif count == 2:
+        a1, c1 = _u(at[1]), coefs[1]
+        for t in range(n):
+            dst[d0 + _u(t)] = c0 * src[a0 + _u(t)] + c1 * src[a1 + _u(t)]
+    elif count == 3:
+        a1, c1, a2, c2 = _u(at[1]), coefs[1], _u(at[2]), coefs[2]
+        for t in range(n):
+            dst[d0 + _u(t)] = c0 * src[a0 + _u(t)] + c1 * src[a1 + _u(t)] + c2 * src[a2 + _u(t)]
+    else:
+        a1, c1, a2, c2, a3, c3 = _u(at[1]), coefs[1], _u(at[2]), coefs[2], _u(at[3]), coefs[3]
+        for t in range(n):
+            dst[d0 + _u(t)] = (c0 * src[a0 + _u(t)] + c1 * src[a1 + _u(t)] + c2 * src[a2 + _u(t)]
+                               + c3 * src[a3 + _u(t)])
+        for e in range(4, count):
+            ae, ce = _u(at[e]), coefs[e]
+            for t in range(n):
+                dst[d0 + _u(t)] += ce * src[ae + _u(t)]
+
+
+@numba.njit(cache=True)
+def _split(row, split, kw, nf):
+    """``split[p, f] = row[kw·f + p]``: the column phases of a row, each one contiguous.
+
+    The stride is a literal for the common steps (4: ``F(4, 3)``; 2: ``F(2, 3)``), so that LLVM loads
+    whole vectors and shuffles them (0.1 ns an element against ~1 with a run-time stride).
+    """
+    if kw == 4:
+        for f in range(nf):
+            b = _u(4 * f)
+            split[0, _u(f)], split[1, _u(f)] = row[b], row[b + 1]
+            split[2, _u(f)], split[3, _u(f)] = row[b + 2], row[b + 3]
+    elif kw == 2:
+        for f in range(nf):
+            b = _u(2 * f)
+            split[0, _u(f)], split[1, _u(f)] = row[b], row[b + 1]
+    else:
+        for p in range(kw):
+            for f in range(nf):
+                split[_u(p), _u(f)] = row[_u(kw * f + p)]
+
+
+@numba.njit(cache=True)
+def _merge(parts, row, rw, nf):
+    """``row[rw·f + e] = parts[e, f]``: the inverse of :func:`_split` (literal strides 4 and 2 likewise)."""
+    if rw == 4:
+        for f in range(nf):
+            b = _u(4 * f)
+            row[b], row[b + 1] = parts[0, _u(f)], parts[1, _u(f)]
+            row[b + 2], row[b + 3] = parts[2, _u(f)], parts[3, _u(f)]
+    elif rw == 2:
+        for f in range(nf):
+            b = _u(2 * f)
+            row[b], row[b + 1] = parts[0, _u(f)], parts[1, _u(f)]
+    else:
+        for e in range(rw):
+            for f in range(nf):
+                row[_u(rw * f + e)] = parts[_u(e), _u(f)]
 
 
 @njit(parallel=True)
-def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts):
+def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts, qp):
     n_batch, c_in, d_in, h_in, w_in = src.shape
-    n_rows, sw = mrows.shape[0], mw.shape[1]
+    n_rows, (aw, sw) = mrows.shape[0], mw.shape
     kd, kh, kw = step
     pd, ph, pw = pad
-    td_n, th_n, tw_n = counts
-    tiles = td_n * th_n * tw_n
+    td_n, th_n = counts[0], counts[1]
+    bands = td_n * th_n                                   # tile rows of a plane
+    cols, pitch = bands * qp, kw * qp                     # layout columns per sample; a band's row length
+    reach = (sw - 1) // kw                                # tiles a tile's last columns fall into
+    dp, hp = (td_n - 1) * kd + sd, (th_n - 1) * kh + sh   # rows of the zero-framed plane the tiles read
+    w0, w1 = max(0, -pw), max(0, min(w_in, pitch - pw))   # the source columns inside the frame
+    flat_out = out.reshape(-1)
+    total = out.shape[1]
     for task in prange(n_batch * c_in):
         n, c = task // c_in, task % c_in
-        # element (a, b, k) of every tile of the plane, a contiguous row over the tiles, read straight from
-        # the source rows (zero outside them: the padding costs no copy)
-        gathered = np.empty((sd * sh * sw, tiles), src.dtype)
-        for td in range(td_n):
-            for th in range(th_n):
-                t0 = (td * th_n + th) * tw_n
-                for a in range(sd):
-                    zd = td * kd + a - pd
-                    for b in range(sh):
-                        zh = th * kh + b - ph
-                        inside = 0 <= zd < d_in and 0 <= zh < h_in
-                        for k in range(sw):
-                            r = (a * sh + b) * sw + k
-                            offset = k - pw   # tile q reads column q·kw + offset: in [0, w_in) for q in [lo, hi)
-                            lo = min(tw_n, 0 if offset >= 0 else (-offset + kw - 1) // kw)
-                            hi = max(lo, min(tw_n, 0 if w_in - 1 - offset < 0 else (w_in - 1 - offset) // kw + 1))
-                            if not inside:
-                                lo = hi = tw_n
-                            for q in range(lo):
-                                gathered[r, t0 + q] = 0
-                            # unsigned indices, no views: both would cost more than the copy itself
-                            for q in range(hi - lo):
-                                gathered[_u(r), _u(t0 + lo + q)] = src[_u(n), _u(c), _u(zd), _u(zh),
-                                                                       _u((lo + q) * kw + offset)]
-                            for q in range(hi, tw_n):
-                                gathered[r, t0 + q] = 0
-        # the leading axes (one Kronecker matrix), then the last axis straight into the GEMM layout
-        lead = np.empty((n_rows * sw, tiles), src.dtype)
-        _apply(lead, mrows, gathered, 1, sw, (1, 0, 0, 1, 0, 0), tiles)
-        _apply(out, mw, lead, n_rows, 1, (c_in, c, n * tiles, 1, 0, 0), tiles)
+        # 1. the plane in a zero frame, rows ``pitch`` long (contiguous copies)
+        framed = np.zeros(dp * hp * pitch, src.dtype)
+        for zdf in range(dp):
+            zd = zdf - pd
+            for zhf in range(hp):
+                zh = zhf - ph
+                if 0 <= zd < d_in and 0 <= zh < h_in:
+                    base = _u((zdf * hp + zhf) * pitch + pw)
+                    for zw in range(w0, w1):
+                        framed[base + _u(zw)] = src[_u(n), _u(c), _u(zd), _u(zh), _u(zw)]
+        at, coefs = np.empty(max(sd * sh, sw), np.intp), np.empty(max(sd * sh, sw), src.dtype)
+        band = np.empty(cols * kw, src.dtype)
+        split = np.zeros((kw, cols + reach), src.dtype)   # the ``reach`` columns past the end stay zero
+        flat_split = split.reshape(-1)
+        for i in range(n_rows):
+            # 2. the leading axes' row i, one band (a tile row's framed rows) at a time: rows of ``pitch``
+            count = _terms(mrows, i, at, coefs)
+            for e in range(count):   # term (a, b) reads framed row (td·kd + a, th·kh + b)
+                at[e] = ((at[e] // sh) * hp + at[e] % sh) * pitch
+            for td in range(td_n):
+                for th in range(th_n):
+                    first = (td * kd * hp + th * kh) * pitch
+                    for e in range(count):
+                        at[e] += first
+                    _combine(band, (td * th_n + th) * pitch, framed, at, coefs, count, pitch)
+                    for e in range(count):
+                        at[e] -= first
+            # 3. split by column phase: element j of tile f (over every band) is split[j % kw, f + j // kw]
+            _split(band, split, kw, cols)
+            # 4. the last axis over all the plane's tiles at once, straight into row (i, k, c) of the layout
+            for k in range(aw):
+                count = _terms(mw, k, at, coefs)
+                for e in range(count):
+                    at[e] = (at[e] % kw) * (cols + reach) + at[e] // kw
+                _combine(flat_out, ((i * aw + k) * c_in + c) * total + n * cols, flat_split, at, coefs, count,
+                         cols)
 
 
 @njit(parallel=True)
-def _untiles(m_in, y, mrows, mw, rd, rh, counts):
+def _untiles(m_in, y, mrows, mw, rd, rh, counts, qp):
     n_batch, c_out, d_out, h_out, w_out = y.shape
     n_out_rows, n_rows = mrows.shape
-    rw = mw.shape[0]
-    td_n, th_n, tw_n = counts
-    tiles = td_n * th_n * tw_n
+    rw, aw = mw.shape
+    td_n, th_n = counts[0], counts[1]
+    bands = td_n * th_n
+    cols, pitch = bands * qp, rw * qp
+    flat_in, flat_y = m_in.reshape(-1), y.reshape(-1)
+    total = m_in.shape[1]
+    width = min(w_out, pitch)
     for task in prange(n_batch * c_out):
         n, c = task // c_out, task % c_out
-        # the last axis, reading this plane's tiles in place in the GEMM layout, then the leading axes
-        last = np.empty((n_rows * rw, tiles), y.dtype)
-        _apply(last, mw, m_in, n_rows, 1, (1, 0, 0, c_out, c, n * tiles), tiles)
-        result = np.empty((n_out_rows * rw, tiles), y.dtype)
-        _apply(result, mrows, last, 1, rw, (1, 0, 0, 1, 0, 0), tiles)
+        at, coefs = np.empty(max(n_rows, aw), np.intp), np.empty(max(n_rows, aw), y.dtype)
+        parts = np.empty((rw, cols), y.dtype)
+        rows = np.empty((n_rows, cols * rw), y.dtype)
+        flat_rows = rows.reshape(-1)
+        for i in range(n_rows):
+            # 1. the last axis over all the plane's tiles at once, reading rows (i, k, c) of the layout
+            for e in range(rw):
+                count = _terms(mw, e, at, coefs)
+                for t in range(count):
+                    at[t] = ((i * aw + at[t]) * c_out + c) * total + n * cols
+                _combine(parts[e], 0, flat_in, at, coefs, count, cols)
+            # 2. interleaved back into rows: output column q·rw + e of tile q
+            _merge(parts, rows[i], rw, cols)
+        # 3. the leading axes, a band at a time, straight into y's rows (cropped)
         for o in range(n_out_rows):
+            count = _terms(mrows, o, at, coefs)
+            for t in range(count):
+                at[t] = at[t] * cols * rw
             for td in range(td_n):
                 od = td * rd + o // rh
                 for th in range(th_n):
                     oh = th * rh + o % rh
                     if od >= d_out or oh >= h_out:
                         continue
-                    t = (td * th_n + th) * tw_n
-                    row = y[n, c, od, oh]
-                    for e in range(min(rw, w_out)):
-                        count = min(tw_n, (w_out - 1 - e) // rw + 1)
-                        dst, run = row[e:], result[o * rw + e][t:]
-                        for q in range(count):
-                            dst[_u(q * rw)] = run[_u(q)]
+                    first = (td * th_n + th) * pitch
+                    for t in range(count):
+                        at[t] += first
+                    _combine(flat_y, (((n * c_out + c) * d_out + od) * h_out + oh) * w_out, flat_rows, at, coefs,
+                             count, width)
+                    for t in range(count):
+                        at[t] -= first
 
 
 def _prepared(mats, dtype):
@@ -185,14 +263,28 @@ def _three(values, fill):
     return (fill,) * (3 - len(values)) + values
 
 
-def tiles(src, mats, step, pad, counts, out=None):
-    """Transformed tiles of ``src`` ``(N, C, *n)``: ``(prod(rows), C, N·prod(counts))``.
+def reach(mat, step):
+    """Tiles past its own that a tile of ``mat.shape[1]`` values at ``step`` reads into: the padding
+    columns a band needs in the layout of :func:`tiles`."""
+    return (np.shape(mat)[1] - 1) // int(step)
+
+
+def columns(counts, row):
+    """Columns of one sample in the layout of :func:`tiles`: ``row`` per band (tile row) of ``counts``."""
+    return math.prod(int(c) for c in counts[:-1]) * int(row)
+
+
+def tiles(src, mats, step, pad, counts, out=None, row=None):
+    """Transformed tiles of ``src`` ``(N, C, *n)``: ``(prod(rows), C, N·columns(counts, row))``.
 
     Tile ``t`` along an axis reads ``src[t·step − pad + j]`` for ``j <
     mats[axis].shape[1]`` (zero outside ``src``) and is multiplied by
     ``mats[axis]`` from the left; row ``ξ`` of the result holds transformed
-    element ``ξ`` (C order over the axes) of every tile of every sample.
-    ``out``, if given, is a C-contiguous array of that shape to write into.
+    element ``ξ`` (C order over the axes) of every tile of every sample. Along the last axis each band
+    (tile row) holds ``row`` tiles (default ``counts[-1] + reach(mats[-1], step[-1])``, the least
+    allowed): the ``counts[-1]`` tiles, then padding tiles whose values are not to be used (a tile
+    read wholly past the end of ``src`` is zero). ``out``, if given, is a C-contiguous array of that
+    shape to write into.
 
     Examples
     --------
@@ -201,29 +293,33 @@ def tiles(src, mats, step, pad, counts, out=None):
     >>> BT = np.array([[1., 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
     >>> x = np.arange(1.0, 6.0).reshape(1, 1, 5)
     >>> v = tiles(x, [BT], (2,), (1,), (2,))
-    >>> v.shape
-    (4, 1, 2)
+    >>> v.shape                              # two tiles and one of padding
+    (4, 1, 3)
     >>> np.allclose(v[:, 0, 1], BT @ x[0, 0, 1:5])
     True
     """
     from . import as_3d
 
+    least = int(counts[-1]) + reach(mats[-1], step[-1])
+    row = least if row is None else int(row)
+    if row < least:
+        raise ValueError(f"row={row}: the layout needs at least {least} tiles per band")
     rows, mw, (_, sd), (_, sh) = _prepared(mats, src.dtype)
-    shape = (rows.shape[0] * mw.shape[0], src.shape[1], src.shape[0] * int(np.prod(counts)))
+    shape = (rows.shape[0] * mw.shape[0], src.shape[1], src.shape[0] * columns(counts, row))
     out = np.empty(shape, src.dtype) if out is None else out
     # (α·C, N·T): row ξ·C + c is channel c of transformed position ξ, a row the kernel writes in place
     _tiles(as_3d(src), out.reshape(-1, out.shape[2]), rows, mw, sd, sh, _three(step, 1), _three(pad, 0),
-           _three(counts, 1))
+           _three(counts, 1), row)
     return out
 
 
-def untiles(m_in, mats, counts, batch, output_size, out=None):
+def untiles(m_in, mats, counts, batch, output_size, out=None, row=None):
     """The adjoint layout of :func:`tiles` for outputs: ``(α, C, N·T)`` -> ``y`` ``(N, C, *output_size)``.
 
     Each tile's ``α`` values are multiplied by ``mats[axis]`` (``m × α``) per
     axis, and the ``m`` results per axis land at ``t·m``, cropped to ``output_size``; ``counts``
-    tiles per axis (at least ``ceil(output_size / m)``). ``out``, if given, is a C-contiguous
-    ``y`` to write into.
+    tiles per axis (at least ``ceil(output_size / m)``), ``row`` (default ``counts[-1]``) per band
+    in the layout as in :func:`tiles`. ``out``, if given, is a C-contiguous ``y`` to write into.
 
     Examples
     --------
@@ -234,8 +330,9 @@ def untiles(m_in, mats, counts, batch, output_size, out=None):
     """
     from . import as_3d
 
+    row = int(counts[-1]) if row is None else int(row)
     rows, mw, (rd, _), (rh, _) = _prepared(mats, m_in.dtype)
     y = np.empty((batch, m_in.shape[1], *output_size), m_in.dtype) if out is None else out
     m_in = np.ascontiguousarray(m_in)
-    _untiles(m_in.reshape(-1, m_in.shape[2]), as_3d(y), rows, mw, rd, rh, _three(counts, 1))
+    _untiles(m_in.reshape(-1, m_in.shape[2]), as_3d(y), rows, mw, rd, rh, _three(counts, 1), row)
     return y
