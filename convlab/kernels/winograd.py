@@ -1,22 +1,43 @@
 """Winograd's tile transforms as fused loops: padding, tile gather, ``Bᵀ d B`` (or ``G g Gᵀ``) and ``Aᵀ m A``.
 
 The transforms are separable (``F(m×m, r×r)`` is ``F(m, r)`` along each
-axis). Work is threaded over ``(sample, channel)`` planes and vectorised along
-a plane's tiles: element ``(a, b, k)`` of every tile of the plane is gathered
-into one contiguous row (read straight from the source rows, zero outside
-them, so the padding costs no copy); the leading axes' matrices (their
-Kronecker product, the row axis' matrix alone in 2-D) then combine those rows
-into ``α_d·α_h·s_w`` rows, and the last axis' matrix combines those into the
-``α`` transformed rows, written in place into the layout of the channel GEMM,
-``(α, C, N·T)`` with ``α`` the transformed positions and ``T`` the tiles per
-sample (a plane's tiles are contiguous there): no temporary tile array, no
-transpose. Each pass is a few multiply-adds of whole rows, zero matrix entries
-(about half of ``Bᵀ`` and ``Aᵀ``) skipped. The scratch of a plane (a few tens
-of KB for ``F(4×4, 3×3)`` on 56²) stays in cache.
+axis). Work is threaded over ``(sample, channel)`` planes and the results land
+in the layout of the channel GEMM, ``(α, C, N·T)`` with ``α`` the transformed
+positions and ``T`` the tiles per sample (a plane's tiles contiguous): no
+temporary tile array, no transpose.
 
-:func:`untiles` is the same in reverse: the last axis first, reading a plane's
-rows in place in the GEMM layout, then the leading axes, then the scatter into
-``y`` cropped to its size.
+:func:`tiles` runs every pass over whole rows: the plane is copied into a zero
+frame (so the padding costs no test per element), the leading axes' matrices
+(their Kronecker product, the row axis' matrix alone in 2-D) combine the framed
+rows of each band (tile row) at once, the result is split by column phase
+(column ``j`` of tile ``q`` is element ``q + j // k_w`` of phase ``j % k_w``,
+a copy with a literal stride that LLVM vectorises), and the last axis' matrix
+then combines phase rows over all the plane's tiles at once, straight into the
+layout. For that last pass to be one long row, each band holds
+``counts[-1] + reach`` tiles: the tiles a tile's last columns reach into (one
+for ``F(4, 3)`` and ``F(2, 3)``) are padding, transformed, multiplied and
+dropped (7% more GEMM columns on a 56² output, 12% on 32²).
+
+:func:`untiles` goes the other way a plane at a time: the last axis first,
+reading a plane's rows in place in the GEMM layout, then the leading axes, then
+the scatter into ``y`` cropped to its size (which drops the padding tiles).
+
+Measured (``python benchmarks/bench_winograd_phases.py --floor --threads 1``
+and a same-process comparison, one 64-channel 56² sample, single-thread minima
+on a loaded 2-core machine): the previous :func:`tiles`, which gathered each
+tile element into a row of its tile row's 14 tiles, took 0.50 ms (1.1 ns per
+transformed value); a kernel that only stores the same layout takes 0.026 ms,
+no more than a contiguous store, so the scattered layout was never the cost.
+The gather was (0.41 of 0.46 ms): strided reads and loops over one tile row's
+14 tiles run scalar at about 1 ns an element, where a loop over a long
+contiguous row runs at 0.05–0.3. This :func:`tiles` takes 0.39 ms; 16×32²
+planes gain nothing (0.23–0.25 ms for 4 samples either way). A version that
+kept the unpadded layout and wrote the last pass in runs of a tile row was
+slower than the gather (0.9 ms), and an :func:`untiles` over long rows was no
+faster than this one (0.30 against 0.29–0.31 ms on 56², 0.18 against 0.15 on
+32²). What remains is per-element work in short loops: the leading-axes pass
+(bands of ``k_w·row`` = 60 values, shorter than one unrolled AVX-512 iteration)
+and ``untiles``' scatter.
 
 numba details the speed depends on (each measured at 1.5–7× on these loops):
 the inner loops index the arrays directly with unsigned indices (:func:`_u`)
@@ -25,19 +46,6 @@ in tens of nanoseconds, and types a general slice as non-contiguous) or signed
 indices (numba tests each for wrap-around, which keeps LLVM from vectorising);
 and a transformed row is summed in registers and stored once, not accumulated
 in memory one matrix entry at a time.
-
-Where the time goes (``python benchmarks/bench_winograd_phases.py --floor --threads 1``, one 64-channel
-56² sample, single-thread minima on a loaded 2-core machine): :func:`tiles` 0.50 ms (1.1 ns per
-transformed value), :func:`untiles` 0.29 ms, while a kernel that only stores the same ``(α, C, N·T)``
-layout takes 0.026 ms, no more than a contiguous store: the scattered layout is not what costs.
-Split by stage, the gather takes 0.41 of the 0.46 ms and the two row passes 0.08 and 0.09: the cost is
-the gather's strided reads and its runs of one tile row (14 tiles), which run scalar at about 1 ns an
-element, where a pass over long contiguous rows runs at 0.05 ns. A rewrite that splits the framed plane
-by column phase (contiguous, vectorised: 0.02 ms) and applies the last axis over whole rows (0.06 ms)
-but then applies the leading axes in runs of a tile row straight into this layout was slower (0.9 ms):
-the runs, not the arithmetic, set the speed. Closing that gap needs every pass over long rows, i.e. a
-layout with a tile row's reach as padding columns (``tw + (s_w - 1) // k_w`` tiles per row, 7% more
-GEMM columns on 56²), not done yet.
 
 Every kernel works on ``(N, C, D, H, W)`` (see :func:`convlab.kernels.as_3d`);
 an axis the problem does not have takes the 1×1 identity as its matrix.
@@ -109,6 +117,58 @@ def _combine(dst, d0, src, at, coefs, count, n):
 
 
 @numba.njit(cache=True)
+def _apply(dst, mat, src, outer, inner, rows_at, n):
+    """``dst[(o·R + i)·inner + e] = Σ_b mat[i, b] src[(o·B + b)·inner + e]`` on rows of ``n`` tiles.
+
+    ``mat`` is ``R × B``; ``rows_at = (dst stride, dst first, dst column, src stride, src first, src
+    column)`` places row ``ρ`` of each side at ``stride·ρ + first`` of its 2-D array, from ``column`` on,
+    so that the rows of one channel of the GEMM layout are addressed in place. Zero coefficients are
+    skipped and each output row is written once (no zero fill, no read-modify-write in the common case).
+    """
+    ds, d0, dc, ss, s0, sc = rows_at
+    n_r, n_b = mat.shape
+    rows = np.empty(n_b, np.uintp)      # source rows of the nonzero coefficients of one output row
+    coefs = np.empty(n_b, mat.dtype)
+    for o in range(outer):
+        for i in range(n_r):
+            for e in range(inner):
+                out = _u(((o * n_r + i) * inner + e) * ds + d0)
+                count = 0
+                for b in range(n_b):
+                    if mat[i, b] != 0:
+                        rows[count], coefs[count] = _u(((o * n_b + b) * inner + e) * ss + s0), mat[i, b]
+                        count += 1
+                # up to four terms summed in registers and stored once (the same left-to-right sum as a
+                # loop of +=, so the same rounding); the rare further terms added one row at a time
+                if count == 0:
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = 0
+                elif count == 1:
+                    r0, c0 = rows[0], coefs[0]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)]
+                elif count == 2:
+                    r0, c0, r1, c1 = rows[0], coefs[0], rows[1], coefs[1]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                elif count == 3:
+                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                                                + c2 * src[r2, _u(sc + t)])
+                else:
+                    r0, c0, r1, c1, r2, c2 = rows[0], coefs[0], rows[1], coefs[1], rows[2], coefs[2]
+                    r3, c3 = rows[3], coefs[3]
+                    for t in range(n):
+                        dst[out, _u(dc + t)] = (c0 * src[r0, _u(sc + t)] + c1 * src[r1, _u(sc + t)]
+                                                + c2 * src[r2, _u(sc + t)] + c3 * src[r3, _u(sc + t)])
+                    for j in range(4, count):
+                        rj, cj = rows[j], coefs[j]
+                        for t in range(n):
+                            dst[out, _u(dc + t)] += cj * src[rj, _u(sc + t)]
+
+
+@numba.njit(cache=True)
 def _split(row, split, kw, nf):
     """``split[p, f] = row[kw·f + p]``: the column phases of a row, each one contiguous.
 
@@ -128,24 +188,6 @@ def _split(row, split, kw, nf):
         for p in range(kw):
             for f in range(nf):
                 split[_u(p), _u(f)] = row[_u(kw * f + p)]
-
-
-@numba.njit(cache=True)
-def _merge(parts, row, rw, nf):
-    """``row[rw·f + e] = parts[e, f]``: the inverse of :func:`_split` (literal strides 4 and 2 likewise)."""
-    if rw == 4:
-        for f in range(nf):
-            b = _u(4 * f)
-            row[b], row[b + 1] = parts[0, _u(f)], parts[1, _u(f)]
-            row[b + 2], row[b + 3] = parts[2, _u(f)], parts[3, _u(f)]
-    elif rw == 2:
-        for f in range(nf):
-            b = _u(2 * f)
-            row[b], row[b + 1] = parts[0, _u(f)], parts[1, _u(f)]
-    else:
-        for e in range(rw):
-            for f in range(nf):
-                row[_u(rw * f + e)] = parts[_u(e), _u(f)]
 
 
 @njit(parallel=True)
@@ -203,49 +245,33 @@ def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts, qp):
 
 
 @njit(parallel=True)
-def _untiles(m_in, y, mrows, mw, rd, rh, counts, qp):
+def _untiles(m_in, y, mrows, mw, rd, rh, counts):
     n_batch, c_out, d_out, h_out, w_out = y.shape
     n_out_rows, n_rows = mrows.shape
-    rw, aw = mw.shape
-    td_n, th_n = counts[0], counts[1]
-    bands = td_n * th_n
-    cols, pitch = bands * qp, rw * qp
-    flat_in, flat_y = m_in.reshape(-1), y.reshape(-1)
-    total = m_in.shape[1]
-    width = min(w_out, pitch)
+    rw = mw.shape[0]
+    td_n, th_n, tw_n = counts
+    tiles = td_n * th_n * tw_n
     for task in prange(n_batch * c_out):
         n, c = task // c_out, task % c_out
-        at, coefs = np.empty(max(n_rows, aw), np.intp), np.empty(max(n_rows, aw), y.dtype)
-        parts = np.empty((rw, cols), y.dtype)
-        rows = np.empty((n_rows, cols * rw), y.dtype)
-        flat_rows = rows.reshape(-1)
-        for i in range(n_rows):
-            # 1. the last axis over all the plane's tiles at once, reading rows (i, k, c) of the layout
-            for e in range(rw):
-                count = _terms(mw, e, at, coefs)
-                for t in range(count):
-                    at[t] = ((i * aw + at[t]) * c_out + c) * total + n * cols
-                _combine(parts[e], 0, flat_in, at, coefs, count, cols)
-            # 2. interleaved back into rows: output column q·rw + e of tile q
-            _merge(parts, rows[i], rw, cols)
-        # 3. the leading axes, a band at a time, straight into y's rows (cropped)
+        # the last axis, reading this plane's tiles in place in the GEMM layout, then the leading axes
+        last = np.empty((n_rows * rw, tiles), y.dtype)
+        _apply(last, mw, m_in, n_rows, 1, (1, 0, 0, c_out, c, n * tiles), tiles)
+        result = np.empty((n_out_rows * rw, tiles), y.dtype)
+        _apply(result, mrows, last, 1, rw, (1, 0, 0, 1, 0, 0), tiles)
         for o in range(n_out_rows):
-            count = _terms(mrows, o, at, coefs)
-            for t in range(count):
-                at[t] = at[t] * cols * rw
             for td in range(td_n):
                 od = td * rd + o // rh
                 for th in range(th_n):
                     oh = th * rh + o % rh
                     if od >= d_out or oh >= h_out:
                         continue
-                    first = (td * th_n + th) * pitch
-                    for t in range(count):
-                        at[t] += first
-                    _combine(flat_y, (((n * c_out + c) * d_out + od) * h_out + oh) * w_out, flat_rows, at, coefs,
-                             count, width)
-                    for t in range(count):
-                        at[t] -= first
+                    t = (td * th_n + th) * tw_n
+                    row = y[n, c, od, oh]
+                    for e in range(min(rw, w_out)):
+                        count = min(tw_n, (w_out - 1 - e) // rw + 1)
+                        dst, run = row[e:], result[o * rw + e][t:]
+                        for q in range(count):
+                            dst[_u(q * rw)] = run[_u(q)]
 
 
 def _prepared(mats, dtype):
@@ -334,5 +360,6 @@ def untiles(m_in, mats, counts, batch, output_size, out=None, row=None):
     rows, mw, (rd, _), (rh, _) = _prepared(mats, m_in.dtype)
     y = np.empty((batch, m_in.shape[1], *output_size), m_in.dtype) if out is None else out
     m_in = np.ascontiguousarray(m_in)
-    _untiles(m_in.reshape(-1, m_in.shape[2]), as_3d(y), rows, mw, rd, rh, _three(counts, 1), row)
+    # a band's padding tiles are transformed like the others and cropped with the tiles past the end
+    _untiles(m_in.reshape(-1, m_in.shape[2]), as_3d(y), rows, mw, rd, rh, _three((*counts[:-1], row), 1))
     return y
