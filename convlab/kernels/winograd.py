@@ -7,9 +7,10 @@ positions and ``T`` the tiles per sample (a plane's tiles contiguous): no
 temporary tile array, no transpose.
 
 :func:`tiles` runs every pass over whole rows: the plane is copied into a zero
-frame (so the padding costs no test per element), the leading axes' matrices
-(their Kronecker product, the row axis' matrix alone in 2-D) combine the framed
-rows of each band (tile row) at once, the result is split by column phase
+frame (so the padding costs no test per element) with its rows ordered by row
+phase, so that the leading axes' matrices (their Kronecker product, the row
+axis' matrix alone in 2-D) combine the framed rows of all the bands (tile rows)
+of a depth in one pass, the result is split by column phase
 (column ``j`` of tile ``q`` is element ``q + j // k_w`` of phase ``j % k_w``,
 a copy with a literal stride that LLVM vectorises), and the last axis' matrix
 then combines phase rows over all the plane's tiles at once, straight into the
@@ -30,14 +31,13 @@ transformed value); a kernel that only stores the same layout takes 0.026 ms,
 no more than a contiguous store, so the scattered layout was never the cost.
 The gather was (0.41 of 0.46 ms): strided reads and loops over one tile row's
 14 tiles run scalar at about 1 ns an element, where a loop over a long
-contiguous row runs at 0.05–0.3. This :func:`tiles` takes 0.39 ms; 16×32²
-planes gain nothing (0.23–0.25 ms for 4 samples either way). A version that
+contiguous row runs at 0.05–0.3. This :func:`tiles` takes 0.30 ms (0.39 with a
+pass per band); on four 16-channel 32² samples 0.20 ms against 0.23. A version that
 kept the unpadded layout and wrote the last pass in runs of a tile row was
 slower than the gather (0.9 ms), and an :func:`untiles` over long rows was no
 faster than this one (0.30 against 0.29–0.31 ms on 56², 0.18 against 0.15 on
-32²). What remains is per-element work in short loops: the leading-axes pass
-(bands of ``k_w·row`` = 60 values, shorter than one unrolled AVX-512 iteration)
-and ``untiles``' scatter.
+32²). What remains is per-element work in short loops, chiefly ``untiles``' scatter
+(strided stores of a tile row's 14 tiles) and the 7% of padding columns.
 
 numba details the speed depends on (each measured at 1.5–7× on these loops):
 the inner loops index the arrays directly with unsigned indices (:func:`_u`)
@@ -201,19 +201,21 @@ def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts, qp):
     cols, pitch = bands * qp, kw * qp                     # layout columns per sample; a band's row length
     reach = (sw - 1) // kw                                # tiles a tile's last columns fall into
     dp, hp = (td_n - 1) * kd + sd, (th_n - 1) * kh + sh   # rows of the zero-framed plane the tiles read
+    hb = (hp - 1) // kh + 1                               # framed rows per row phase (see 1.)
     w0, w1 = max(0, -pw), max(0, min(w_in, pitch - pw))   # the source columns inside the frame
     flat_out = out.reshape(-1)
     total = out.shape[1]
     for task in prange(n_batch * c_in):
         n, c = task // c_in, task % c_in
-        # 1. the plane in a zero frame, rows ``pitch`` long (contiguous copies)
-        framed = np.zeros(dp * hp * pitch, src.dtype)
+        # 1. the plane in a zero frame, rows ``pitch`` long (contiguous copies), ordered by row phase: row
+        # z at (z % kh)·hb + z // kh, so that row th·kh + b of every band th is one row-stride apart
+        framed = np.zeros(dp * kh * hb * pitch, src.dtype)
         for zdf in range(dp):
             zd = zdf - pd
             for zhf in range(hp):
                 zh = zhf - ph
                 if 0 <= zd < d_in and 0 <= zh < h_in:
-                    base = _u((zdf * hp + zhf) * pitch + pw)
+                    base = _u((zdf * kh * hb + (zhf % kh) * hb + zhf // kh) * pitch + pw)
                     for zw in range(w0, w1):
                         framed[base + _u(zw)] = src[_u(n), _u(c), _u(zd), _u(zh), _u(zw)]
         at, coefs = np.empty(max(sd * sh, sw), np.intp), np.empty(max(sd * sh, sw), src.dtype)
@@ -221,18 +223,19 @@ def _tiles(src, out, mrows, mw, sd, sh, step, pad, counts, qp):
         split = np.zeros((kw, cols + reach), src.dtype)   # the ``reach`` columns past the end stay zero
         flat_split = split.reshape(-1)
         for i in range(n_rows):
-            # 2. the leading axes' row i, one band (a tile row's framed rows) at a time: rows of ``pitch``
+            # 2. the leading axes' row i over all bands (tile rows) of a depth at once: term (a, b) of band
+            # (td, th) reads framed row (td·kd + a, th·kh + b), at th rows past that of band (td, 0)
             count = _terms(mrows, i, at, coefs)
-            for e in range(count):   # term (a, b) reads framed row (td·kd + a, th·kh + b)
-                at[e] = ((at[e] // sh) * hp + at[e] % sh) * pitch
+            for e in range(count):
+                a, b = at[e] // sh, at[e] % sh
+                at[e] = (a * kh * hb + (b % kh) * hb + b // kh) * pitch
             for td in range(td_n):
-                for th in range(th_n):
-                    first = (td * kd * hp + th * kh) * pitch
-                    for e in range(count):
-                        at[e] += first
-                    _combine(band, (td * th_n + th) * pitch, framed, at, coefs, count, pitch)
-                    for e in range(count):
-                        at[e] -= first
+                first = td * kd * kh * hb * pitch
+                for e in range(count):
+                    at[e] += first
+                _combine(band, td * th_n * pitch, framed, at, coefs, count, th_n * pitch)
+                for e in range(count):
+                    at[e] -= first
             # 3. split by column phase: element j of tile f (over every band) is split[j % kw, f + j // kw]
             _split(band, split, kw, cols)
             # 4. the last axis over all the plane's tiles at once, straight into row (i, k, c) of the layout
