@@ -91,14 +91,16 @@ def floor(args):
     (_, c, h, w), _ = LAYERS[-1]
     x = rng.standard_normal((1, c, h, w), dtype=np.float32)
     tiling = Tiling((h + 2, w + 2), (3, 3), np.float32)
-    tiles = int(np.prod(tiling.counts))
+    row = tiling.counts[-1] + kernels.reach(tiling.per_axis[-1][2], tiling.ms[-1])   # as the method lays out tiles
+    tiles = kernels.columns(tiling.counts, row)
     alpha = len(tiling.BT)
     v = np.empty((alpha, c, tiles), np.float32)
     y = np.empty_like(x)
     cases = {
         "tiles (transform_input)": lambda: kernels.tiles(x, tiling.matrices(2), tiling.ms, (1, 1), tiling.counts,
-                                                         out=v),
-        "untiles (transform_output)": lambda: kernels.untiles(v, tiling.matrices(0), tiling.counts, 1, (h, w), out=y),
+                                                         out=v, row=row),
+        "untiles (transform_output)": lambda: kernels.untiles(v, tiling.matrices(0), tiling.counts, 1, (h, w), out=y,
+                                                              row=row),
         "store-only, same layout": lambda: store_layout(v.reshape(alpha * c, tiles), c, tiles),
         "store-only, contiguous": lambda: store_contiguous(v),
         "numpy copy of the tiles": lambda: np.copyto(v, v[::-1]),

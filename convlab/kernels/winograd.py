@@ -335,7 +335,11 @@ def tiles(src, mats, step, pad, counts, out=None, row=None):
         raise ValueError(f"row={row}: the layout needs at least {least} tiles per band")
     rows, mw, (_, sd), (_, sh) = _prepared(mats, src.dtype)
     shape = (rows.shape[0] * mw.shape[0], src.shape[1], src.shape[0] * columns(counts, row))
-    out = np.empty(shape, src.dtype) if out is None else out
+    if out is None:
+        out = np.empty(shape, src.dtype)
+    elif out.shape != shape or not out.flags.c_contiguous:  # the kernel writes by index, unchecked
+        raise ValueError(f"out: shape {out.shape} (C-contiguous: {out.flags.c_contiguous}); expected a "
+                         f"C-contiguous {shape}")
     # (α·C, N·T): row ξ·C + c is channel c of transformed position ξ, a row the kernel writes in place
     _tiles(as_3d(src), out.reshape(-1, out.shape[2]), rows, mw, sd, sh, _three(step, 1), _three(pad, 0),
            _three(counts, 1), row)
@@ -362,6 +366,9 @@ def untiles(m_in, mats, counts, batch, output_size, out=None, row=None):
     row = int(counts[-1]) if row is None else int(row)
     rows, mw, (rd, _), (rh, _) = _prepared(mats, m_in.dtype)
     y = np.empty((batch, m_in.shape[1], *output_size), m_in.dtype) if out is None else out
+    if m_in.shape[2] != batch * columns(counts, row):  # the kernel reads by index, unchecked
+        raise ValueError(f"m_in: {m_in.shape[2]} columns; expected {batch * columns(counts, row)} "
+                         f"({batch} samples of counts {tuple(counts)}, {row} tiles per band)")
     m_in = np.ascontiguousarray(m_in)
     # a band's padding tiles are transformed like the others and cropped with the tiles past the end
     _untiles(m_in.reshape(-1, m_in.shape[2]), as_3d(y), rows, mw, rd, rh, _three((*counts[:-1], row), 1))
