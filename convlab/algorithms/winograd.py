@@ -237,7 +237,11 @@ def _correlate(source, offset, u, tiling, groups):
 
     n, c_in = source.shape[:2]
     alpha, _, c_out_g, cg = u.shape
-    c_out, tiles = groups * c_out_g, math.prod(tiling.counts)
+    c_out = groups * c_out_g
+    # a band (tile row) holds the tiles a tile's last columns reach into as padding: every pass of the
+    # kernels then runs over whole rows (their products are computed and dropped)
+    row = tiling.counts[-1] + kernels.reach(tiling.per_axis[-1][2], tiling.ms[-1])
+    tiles = kernels.columns(tiling.counts, row)
     depthwise = cg == 1 and c_out_g == 1
     step = _chunk(n, alpha * tiles * (c_in + (0 if depthwise else c_out)) * source.dtype.itemsize)
     y = np.empty((n, c_out, *tiling.out), source.dtype)
@@ -248,7 +252,7 @@ def _correlate(source, offset, u, tiling, groups):
         cols = (n1 - n0) * tiles
         v = v_buffer[:alpha * c_in * cols].reshape(alpha, c_in, cols)
         with phase("transform_input"):  # padding, tile gather and Bᵀ d B in one pass
-            kernels.tiles(source[n0:n1], tiling.matrices(2), tiling.ms, offset, tiling.counts, out=v)
+            kernels.tiles(source[n0:n1], tiling.matrices(2), tiling.ms, offset, tiling.counts, out=v, row=row)
         v = v.reshape(alpha, groups, cg, cols)
         m_prod = m_buffer[:alpha * c_out * cols].reshape(alpha, groups, c_out_g, cols)
         with phase("product"):
@@ -258,7 +262,7 @@ def _correlate(source, offset, u, tiling, groups):
                 np.matmul(u, v, out=m_prod)
         with phase("transform_output"):  # Aᵀ m A and the scatter into y, cropped, in one pass
             kernels.untiles(m_prod.reshape(alpha, c_out, cols), tiling.matrices(0), tiling.counts, n1 - n0,
-                            tiling.out, out=y[n0:n1])
+                            tiling.out, out=y[n0:n1], row=row)
     return y
 
 
@@ -276,7 +280,11 @@ def _weight_gradient(source, offset, dy, tiling, groups):
     n, c_in, c_out = source.shape[0], source.shape[1], dy.shape[1]
     cg = c_in // groups
     ms, counts, r = tiling.ms, tiling.counts, tiling.r
-    alpha, tiles = len(tiling.BT), math.prod(counts)
+    alpha = len(tiling.BT)
+    # x's and dy's tiles share a layout: the padding tiles of a band, which the contraction sums over,
+    # are zero on dy's side (they lie past dy's end), so they add nothing
+    row = counts[-1] + max(kernels.reach(tiling.per_axis[-1][which], ms[-1]) for which in (1, 2))
+    tiles = kernels.columns(counts, row)
     depthwise = cg == 1 and c_out == groups
     step = _chunk(n, alpha * tiles * (c_in + c_out) * source.dtype.itemsize)
     v_buffer = np.empty(alpha * c_in * step * tiles, source.dtype)
@@ -288,9 +296,9 @@ def _weight_gradient(source, offset, dy, tiling, groups):
         v = v_buffer[:alpha * c_in * cols].reshape(alpha, c_in, cols)
         u = u_buffer[:alpha * c_out * cols].reshape(alpha, c_out, cols)
         with phase("transform_input"):
-            kernels.tiles(source[n0:n1], tiling.matrices(2), ms, offset, counts, out=v)
+            kernels.tiles(source[n0:n1], tiling.matrices(2), ms, offset, counts, out=v, row=row)
             # dy in non-overlapping tiles of m, zero beyond its end, times G per axis
-            kernels.tiles(dy[n0:n1], tiling.matrices(1), ms, (0,) * len(ms), counts, out=u)
+            kernels.tiles(dy[n0:n1], tiling.matrices(1), ms, (0,) * len(ms), counts, out=u, row=row)
         v, u = v.reshape(alpha, groups, cg, cols), u.reshape(alpha, groups, -1, cols)
         with phase("product"):
             if depthwise:  # a dot product per (position, group)
