@@ -384,7 +384,10 @@ class Winograd(Method):
     def workspace_bytes(self, plan):
         def passes(out, batch_channels_in, channels_out):
             ms = [tile_size(o, k, plan.ndim) for o, k in zip(out, plan.kernel_size)]
-            tiles = math.prod([-(-o // m) for o, m in zip(out, ms)])
+            counts = [-(-o // m) for o, m in zip(out, ms)]
+            # each band (tile row) of the layout carries the tiles its last tile reads into (kernels.winograd.reach)
+            counts[-1] += (ms[-1] + plan.kernel_size[-1] - 2) // ms[-1]
+            tiles = math.prod(counts)
             alpha = math.prod([m + k - 1 for m, k in zip(ms, plan.kernel_size)])
             # transformed tiles in and their products (the depthwise product reuses the input's)
             return tiles * alpha * (batch_channels_in + channels_out)
