@@ -138,3 +138,26 @@ def test_3d_tiles_stay_small_enough_for_float32():
     y = cl.conv(x, w, padding=1, method="winograd")
     reference = cl.conv(x.astype(np.float64), w.astype(np.float64), padding=1, method="direct")
     assert relative_error(y, reference) < 5e-6
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((2, 6, 29, 23), (5, 6, 3, 3)), ((3, 4, 13), (2, 4, 3))])
+def test_workspace_bytes_bounds_what_is_allocated(x_shape, w_shape):
+    """Peak traced allocation of each pass, less its result, stays within workspace_bytes (the tile layout
+    pads every band with the tiles its last tile reads into: a count of tiles alone falls short)."""
+    import tracemalloc
+
+    p = cl.plan(x_shape, w_shape, np.float64, padding=1, method="winograd")
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(p.x_shape), rng.standard_normal(p.w_shape)
+    gy = rng.standard_normal(p.output_shape)
+    budget = cl.get_method("winograd").workspace_bytes(p)
+    for call, result_bytes in ((lambda: p.forward(x, w), gy.nbytes), (lambda: p.backward_input(gy, w), x.nbytes),
+                               (lambda: p.backward_weight(gy, x), w.nbytes)):
+        call()  # the first call loads the kernels and caches the transformed weights: not workspace
+        tracemalloc.start()
+        try:
+            call()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak - result_bytes <= budget + 64 * 1024, (peak - result_bytes, budget)
