@@ -79,6 +79,7 @@ numba details the speed depends on (the lessons of
 import numba
 import numpy as np
 from numba import prange
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from . import as_3d, pad_3d
 from ._ranges import valid_range
@@ -125,65 +126,83 @@ def _finite(buf, n):
     return check == 0
 
 
+GROUP = 9
+"""Most taps summed in registers per pass over a band (a whole 3×3 kernel: with 32 vector registers there is
+room for the nine broadcast weights and the sums)."""
+
+
 @numba.njit(cache=True, fastmath={"contract"})
+def _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, offs, wts, add):
+    """``dst[d0 + i·dpitch + j] (+)= Σ_u wts[u] · src[i·row_step + j·sw + offs[u]]`` for one group of taps.
+
+    ``offs`` and ``wts`` are tuples: their length is known when this is compiled (one copy per group size),
+    so LLVM unrolls the loop over the taps, keeps the weights in registers and vectorises along ``j``, the
+    group's sum staying in registers until it is written.
+    """
+    for i in range(n_r):
+        drow = d0 + i * dpitch
+        base = i * row_step
+        if add:
+            for j in range(n_c):
+                v = wts[0] * src[_u(base + offs[0] + sw * j)]
+                for u in range(1, len(offs)):
+                    v += wts[u] * src[_u(base + offs[u] + sw * j)]
+                dst[_u(drow + j)] += v
+        else:
+            for j in range(n_c):
+                v = wts[0] * src[_u(base + offs[0] + sw * j)]
+                for u in range(1, len(offs)):
+                    v += wts[u] * src[_u(base + offs[u] + sw * j)]
+                dst[_u(drow + j)] = v
+
+
+@numba.njit(cache=True)
 def _correlate_plane(dst, d0, dpitch, n_r, n_c, src, row_step, sw, wts, toff, accumulate):
     """``dst[d0 + i·dpitch + j] (+)= Σ_t wts[t] · src[i·row_step + j·sw + toff[t]]``, ``i < n_r``, ``j < n_c``.
 
     ``src`` is a padded plane, flat, large enough that every index is inside it: no bounds, no edges, every
-    loop a plain vectorisable one; up to four taps summed in registers per pass, the first pass writing
-    ``dst`` (unless ``accumulate``) instead of adding to it. At stride 1 the callers pass the whole band as
-    one row (``n_r = 1``) of the source's pitch, into a scratch of that pitch: one long loop per pass
-    instead of a short one per row, whose remainder would run scalar.
+    loop a plain vectorisable one. The taps go in as few passes over ``dst`` as groups of at most
+    :data:`GROUP` allow (sizes differing by at most one: 13×13 = 169 taps is 19 passes of 8 or 9), each
+    group summed in registers (:func:`_sum_taps`), the first pass writing ``dst`` (unless ``accumulate``)
+    instead of adding to it. At stride 1 the callers pass the whole band as one row (``n_r = 1``) of the
+    source's pitch, into a scratch of that pitch: one long loop per pass instead of a short one per row,
+    whose remainder would run scalar.
     """
     taps = toff.shape[0]
-    for i in range(n_r):
-        drow = d0 + i * dpitch
-        base = i * row_step
-        for t in range(0, taps, 4):
-            add = accumulate or t > 0
-            k = min(4, taps - t)
-            o0 = base + toff[t]
-            w0 = wts[t]
-            if k == 1:
-                if add:
-                    for j in range(n_c):
-                        v = w0 * src[_u(o0 + sw * j)]
-                        dst[_u(drow + j)] += v
-                else:
-                    for j in range(n_c):
-                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)]
-                continue
-            o1, w1 = base + toff[t + 1], wts[t + 1]
-            if k == 2:
-                if add:
-                    for j in range(n_c):
-                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                        dst[_u(drow + j)] += v
-                else:
-                    for j in range(n_c):
-                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                continue
-            o2, w2 = base + toff[t + 2], wts[t + 2]
-            if k == 3:
-                if add:
-                    for j in range(n_c):
-                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
-                        dst[_u(drow + j)] += v
-                else:
-                    for j in range(n_c):
-                        dst[_u(drow + j)] = (w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                                             + w2 * src[_u(o2 + sw * j)])
-                continue
-            o3, w3 = base + toff[t + 3], wts[t + 3]
-            if add:
-                for j in range(n_c):
-                    v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
-                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
-                    dst[_u(drow + j)] += v
-            else:
-                for j in range(n_c):
-                    dst[_u(drow + j)] = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
-                                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
+    passes = (taps + GROUP - 1) // GROUP
+    t = 0
+    for p in range(passes):
+        k = (taps - t + passes - p - 1) // (passes - p)
+        add = accumulate or p > 0
+        # one branch per group size, each a copy of _sum_taps compiled for tuples of that length
+        if k == 9:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 9], 9),
+                      to_fixed_tuple(wts[t:t + 9], 9), add)
+        elif k == 8:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 8], 8),
+                      to_fixed_tuple(wts[t:t + 8], 8), add)
+        elif k == 7:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 7], 7),
+                      to_fixed_tuple(wts[t:t + 7], 7), add)
+        elif k == 6:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 6], 6),
+                      to_fixed_tuple(wts[t:t + 6], 6), add)
+        elif k == 5:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 5], 5),
+                      to_fixed_tuple(wts[t:t + 5], 5), add)
+        elif k == 4:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 4], 4),
+                      to_fixed_tuple(wts[t:t + 4], 4), add)
+        elif k == 3:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 3], 3),
+                      to_fixed_tuple(wts[t:t + 3], 3), add)
+        elif k == 2:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 2], 2),
+                      to_fixed_tuple(wts[t:t + 2], 2), add)
+        else:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 1], 1),
+                      to_fixed_tuple(wts[t:t + 1], 1), add)
+        t += k
 
 
 @numba.njit(cache=True, inline="always")
