@@ -11,8 +11,12 @@ per band, never a padded copy of the whole input, and the scratch is a band,
 not a plane: a 8192² image's was 256 MB), and then every output of the band is
 a plain sum over the kernel's taps of the scratch at fixed offsets
 (:func:`_correlate_plane`): no bounds test, no edge case, a loop LLVM
-vectorises along the output row, four taps summed in registers per pass, the
-first pass writing the output instead of adding to zeros. Tasks run in a few
+vectorises along the output row, up to nine taps (a whole 3×3 kernel) summed in
+registers per pass (:func:`_sum_taps`), the first pass writing the output
+instead of adding to zeros. At stride 1 a band is summed either row by row
+straight into the output or as one long row of the scratch's pitch into a
+scratch band copied out afterwards, whichever leaves less to scalar code
+(:func:`_wide`). Tasks run in a few
 contiguous chunks per thread, each chunk with its own scratch (an allocation per
 task cost more than the copy on a 56² plane).
 
@@ -49,6 +53,17 @@ one 2048² plane, 3×3, forward / dx / dw 64 / 58–63 / 39–71 ms → 3.7–4.
 chunked scratch and the first pass writing), dx and dw unchanged; depthwise
 13×13 dx 8.7–17 → 8.7–13 ms, forward and dw unchanged (a 64² plane is one band
 already: the taps, four per pass over the plane, are what remains there).
+Nine taps per pass instead of four, and row by row straight into the output
+where that leaves little to scalar code (``bench_direct.py --baseline 36ed60c
+--threads 1``, minima of 30 runs, loaded machine): depthwise 3×3 8×64×56²
+forward / dx 1.00 / 1.14 → 0.87 / 0.92 ms; depthwise 13×13 8×32×64² 8.3 / 8.5
+→ 7.0 / 7.2 ms; depthwise 3×3 stride 2 forward 1.16 → 0.93 ms; one 2048² plane
+3.5 / 3.4 → 2.5 / 2.4 ms (dw unchanged). A depthwise 3×3 layer is now two
+passes over memory, the input's copy into scratch bands and the output's
+write; an overlapping last vector per row, to avoid the scalar remainder,
+measured slower (0.91 → 1.14 ms). What remains for 13×13 is one load per tap
+and output vector: reusing a loaded input row for several output rows would
+cut that.
 
 numba details the speed depends on (the lessons of
 :mod:`convlab.kernels.winograd`):
