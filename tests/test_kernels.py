@@ -217,3 +217,31 @@ def test_direct_kernels_split_a_wide_plane_into_bands(threads, stride):
         finite = np.isfinite(e)
         assert finite.sum() > 0.9 * e.size or name == "dw", name
         assert_close(a[finite], e[finite], np.float64, what=f"banded kernel {name} vs torch")
+
+
+@pytest.mark.parametrize("groups", [2, 1])
+@pytest.mark.parametrize("width", [55, 27])
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (2, 5), (1, 19), (13, 13)])
+def test_direct_kernels_sum_taps_in_groups(kernel, width, groups):
+    # 1, 9, 10, 19 and 169 taps: one group, one full group, two of five, three uneven ones, nineteen passes;
+    # 56-wide output rows are written row by row when one pass is all there is, 28-wide ones through a scratch
+    # band (convlab.kernels.direct._wide), and two channels per group always through the scratch band
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((1, 2, 6, width)), rng.standard_normal((2, 2 // groups, *kernel))
+    x[0, 0, 2, 5], x[0, 1, 3, 20] = np.nan, np.inf
+    lo = (kernel[0] // 2, kernel[1] // 2)
+    p = _plan(x.shape, w.shape, (1, 1), (1, 1), lo, groups, "float64")
+    gy = rng.standard_normal(p.output_shape)
+    got = (kernels.forward(x, w, p.output_size, p.stride, p.dilation, lo),
+           kernels.backward_input(gy, w, p.input_size, groups, p.stride, p.dilation, lo),
+           kernels.backward_weight(gy, x, p.kernel_size, groups, p.stride, p.dilation, lo))
+    for name, a, e in zip(("y", "dx", "dw"), got, _torch_all(x, w, gy, p)):
+        assert np.array_equal(np.isnan(a), np.isnan(e)) and np.array_equal(np.isinf(a), np.isinf(e)), name
+        finite = np.isfinite(e)
+        assert_close(a[finite], e[finite], np.float64, what=f"kernel {name} vs torch")
+
+
+def test_direct_kernels_choose_both_ways_of_writing_a_band():
+    # the cases above reach both branches: one pass over 56-wide rows row by row, 28-wide ones or several
+    # passes through a scratch band
+    assert not kernels._wide(56, 1) and kernels._wide(28, 1) and kernels._wide(56, 2) and not kernels._wide(64, 3)

@@ -11,8 +11,12 @@ per band, never a padded copy of the whole input, and the scratch is a band,
 not a plane: a 8192² image's was 256 MB), and then every output of the band is
 a plain sum over the kernel's taps of the scratch at fixed offsets
 (:func:`_correlate_plane`): no bounds test, no edge case, a loop LLVM
-vectorises along the output row, four taps summed in registers per pass, the
-first pass writing the output instead of adding to zeros. Tasks run in a few
+vectorises along the output row, up to nine taps (a whole 3×3 kernel) summed in
+registers per pass (:func:`_sum_taps`), the first pass writing the output
+instead of adding to zeros. At stride 1 a band is summed either row by row
+straight into the output or as one long row of the scratch's pitch into a
+scratch band copied out afterwards, whichever leaves less to scalar code
+(:func:`_wide`). Tasks run in a few
 contiguous chunks per thread, each chunk with its own scratch (an allocation per
 task cost more than the copy on a 56² plane).
 
@@ -49,6 +53,17 @@ one 2048² plane, 3×3, forward / dx / dw 64 / 58–63 / 39–71 ms → 3.7–4.
 chunked scratch and the first pass writing), dx and dw unchanged; depthwise
 13×13 dx 8.7–17 → 8.7–13 ms, forward and dw unchanged (a 64² plane is one band
 already: the taps, four per pass over the plane, are what remains there).
+Nine taps per pass instead of four, and row by row straight into the output
+where that leaves little to scalar code (``bench_direct.py --baseline 36ed60c
+--threads 1``, minima of 30 runs, loaded machine): depthwise 3×3 8×64×56²
+forward / dx 1.00 / 1.14 → 0.87 / 0.92 ms; depthwise 13×13 8×32×64² 8.3 / 8.5
+→ 7.0 / 7.2 ms; depthwise 3×3 stride 2 forward 1.16 → 0.93 ms; one 2048² plane
+3.5 / 3.4 → 2.5 / 2.4 ms (dw unchanged). A depthwise 3×3 layer is now two
+passes over memory, the input's copy into scratch bands and the output's
+write; an overlapping last vector per row, to avoid the scalar remainder,
+measured slower (0.91 → 1.14 ms). What remains for 13×13 is one load per tap
+and output vector: reusing a loaded input row for several output rows would
+cut that.
 
 numba details the speed depends on (the lessons of
 :mod:`convlab.kernels.winograd`):
@@ -79,6 +94,7 @@ numba details the speed depends on (the lessons of
 import numba
 import numpy as np
 from numba import prange
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from . import as_3d, pad_3d
 from ._ranges import valid_range
@@ -125,65 +141,83 @@ def _finite(buf, n):
     return check == 0
 
 
+GROUP = 9
+"""Most taps summed in registers per pass over a band (a whole 3×3 kernel: with 32 vector registers there is
+room for the nine broadcast weights and the sums)."""
+
+
 @numba.njit(cache=True, fastmath={"contract"})
+def _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, offs, wts, add):
+    """``dst[d0 + i·dpitch + j] (+)= Σ_u wts[u] · src[i·row_step + j·sw + offs[u]]`` for one group of taps.
+
+    ``offs`` and ``wts`` are tuples: their length is known when this is compiled (one copy per group size),
+    so LLVM unrolls the loop over the taps, keeps the weights in registers and vectorises along ``j``, the
+    group's sum staying in registers until it is written.
+    """
+    for i in range(n_r):
+        drow = d0 + i * dpitch
+        base = i * row_step
+        if add:
+            for j in range(n_c):
+                v = wts[0] * src[_u(base + offs[0] + sw * j)]
+                for u in range(1, len(offs)):
+                    v += wts[u] * src[_u(base + offs[u] + sw * j)]
+                dst[_u(drow + j)] += v
+        else:
+            for j in range(n_c):
+                v = wts[0] * src[_u(base + offs[0] + sw * j)]
+                for u in range(1, len(offs)):
+                    v += wts[u] * src[_u(base + offs[u] + sw * j)]
+                dst[_u(drow + j)] = v
+
+
+@numba.njit(cache=True)
 def _correlate_plane(dst, d0, dpitch, n_r, n_c, src, row_step, sw, wts, toff, accumulate):
     """``dst[d0 + i·dpitch + j] (+)= Σ_t wts[t] · src[i·row_step + j·sw + toff[t]]``, ``i < n_r``, ``j < n_c``.
 
     ``src`` is a padded plane, flat, large enough that every index is inside it: no bounds, no edges, every
-    loop a plain vectorisable one; up to four taps summed in registers per pass, the first pass writing
-    ``dst`` (unless ``accumulate``) instead of adding to it. At stride 1 the callers pass the whole band as
-    one row (``n_r = 1``) of the source's pitch, into a scratch of that pitch: one long loop per pass
-    instead of a short one per row, whose remainder would run scalar.
+    loop a plain vectorisable one. The taps go in as few passes over ``dst`` as groups of at most
+    :data:`GROUP` allow (sizes differing by at most one: 13×13 = 169 taps is 19 passes of 8 or 9), each
+    group summed in registers (:func:`_sum_taps`), the first pass writing ``dst`` (unless ``accumulate``)
+    instead of adding to it. At stride 1 the callers pass the whole band as one row (``n_r = 1``) of the
+    source's pitch, into a scratch of that pitch: one long loop per pass instead of a short one per row,
+    whose remainder would run scalar.
     """
     taps = toff.shape[0]
-    for i in range(n_r):
-        drow = d0 + i * dpitch
-        base = i * row_step
-        for t in range(0, taps, 4):
-            add = accumulate or t > 0
-            k = min(4, taps - t)
-            o0 = base + toff[t]
-            w0 = wts[t]
-            if k == 1:
-                if add:
-                    for j in range(n_c):
-                        v = w0 * src[_u(o0 + sw * j)]
-                        dst[_u(drow + j)] += v
-                else:
-                    for j in range(n_c):
-                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)]
-                continue
-            o1, w1 = base + toff[t + 1], wts[t + 1]
-            if k == 2:
-                if add:
-                    for j in range(n_c):
-                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                        dst[_u(drow + j)] += v
-                else:
-                    for j in range(n_c):
-                        dst[_u(drow + j)] = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                continue
-            o2, w2 = base + toff[t + 2], wts[t + 2]
-            if k == 3:
-                if add:
-                    for j in range(n_c):
-                        v = w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)] + w2 * src[_u(o2 + sw * j)]
-                        dst[_u(drow + j)] += v
-                else:
-                    for j in range(n_c):
-                        dst[_u(drow + j)] = (w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)]
-                                             + w2 * src[_u(o2 + sw * j)])
-                continue
-            o3, w3 = base + toff[t + 3], wts[t + 3]
-            if add:
-                for j in range(n_c):
-                    v = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
-                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
-                    dst[_u(drow + j)] += v
-            else:
-                for j in range(n_c):
-                    dst[_u(drow + j)] = ((w0 * src[_u(o0 + sw * j)] + w1 * src[_u(o1 + sw * j)])
-                                         + (w2 * src[_u(o2 + sw * j)] + w3 * src[_u(o3 + sw * j)]))
+    passes = (taps + GROUP - 1) // GROUP
+    t = 0
+    for p in range(passes):
+        k = (taps - t + passes - p - 1) // (passes - p)
+        add = accumulate or p > 0
+        # one branch per group size, each a copy of _sum_taps compiled for tuples of that length
+        if k == 9:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 9], 9),
+                      to_fixed_tuple(wts[t:t + 9], 9), add)
+        elif k == 8:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 8], 8),
+                      to_fixed_tuple(wts[t:t + 8], 8), add)
+        elif k == 7:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 7], 7),
+                      to_fixed_tuple(wts[t:t + 7], 7), add)
+        elif k == 6:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 6], 6),
+                      to_fixed_tuple(wts[t:t + 6], 6), add)
+        elif k == 5:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 5], 5),
+                      to_fixed_tuple(wts[t:t + 5], 5), add)
+        elif k == 4:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 4], 4),
+                      to_fixed_tuple(wts[t:t + 4], 4), add)
+        elif k == 3:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 3], 3),
+                      to_fixed_tuple(wts[t:t + 3], 3), add)
+        elif k == 2:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 2], 2),
+                      to_fixed_tuple(wts[t:t + 2], 2), add)
+        else:
+            _sum_taps(dst, d0, dpitch, n_r, n_c, src, row_step, sw, to_fixed_tuple(toff[t:t + 1], 1),
+                      to_fixed_tuple(wts[t:t + 1], 1), add)
+        t += k
 
 
 @numba.njit(cache=True, inline="always")
@@ -211,6 +245,16 @@ def _scratch(rows, pitch, slack, dtype_of):
     for q in range(rows * pitch, rows * pitch + slack):
         buf[q] = 0
     return buf
+
+
+@numba.njit(cache=True)
+def _wide(n_c, passes):
+    """Whether a band is summed as one long row of the scratch's pitch into a scratch band and copied out,
+    rather than row by row straight into the output. Row by row, each pass leaves a row's last ``n_c mod 16``
+    elements to the scalar remainder of the 16-wide vector loop; wide, the copy is one more pass over the
+    output. So row by row when the rows are whole vectors, or when one pass is all there is and at most a
+    quarter of a row is remainder (one plane 2048², 3×3, forward 3.5 → 2.5 ms on one thread)."""
+    return 4 * (n_c % 16) > n_c if passes == 1 else n_c % 16 != 0
 
 
 BAND_BYTES = 1 << 17
@@ -246,7 +290,7 @@ def _forward(x, w, y, stride, dilation, pad, threads):
     toff = _plane_taps(kh, kw, dh, dw, pitch)
     w3 = w.reshape(c_out, cg * kd, kh * kw)
     y2 = y.reshape(-1)
-    wide = sh == 1 and sw == 1
+    wide = sh == 1 and sw == 1 and _wide(w_out, cg * kd * ((kh * kw + GROUP - 1) // GROUP))
     planes = n_batch * c_out * d_out
     band = _band(h_out, sh, (kh - 1) * dh, pitch, x.itemsize, planes, threads)
     bands = (h_out + band - 1) // band
@@ -308,6 +352,7 @@ def _backward_input(dy, w, dx, stride, dilation, pad, threads):
             for t in range(taps):
                 flipped[o, r, t] = w3[o, r, taps - 1 - t]
     dx2 = dx.reshape(-1)
+    wide = _wide(w_in, cog * kd * ((taps + GROUP - 1) // GROUP))
     planes = n_batch * c_in * d_in
     band = _band(h_in, 1, (kh - 1) * dh, pitch, dy.itemsize, planes, threads)
     bands = (h_in + band - 1) // band
@@ -315,7 +360,7 @@ def _backward_input(dy, w, dx, stride, dilation, pad, threads):
     chunks = min(tasks, 4 * threads)
     for chunk in prange(chunks):
         buf = _scratch(band + (kh - 1) * dh, pitch, (kw - 1) * dw, dy)
-        acc = _scratch(band, pitch, 0, dx)
+        acc = _scratch(band if wide else 0, pitch, 0, dx)
         for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
             p, r0 = task // bands, (task % bands) * band
             n = p // (c_in * d_in)
@@ -334,12 +379,17 @@ def _backward_input(dy, w, dx, stride, dilation, pad, threads):
                 for o in range(g * cog, (g + 1) * cog):
                     _fill_padded(buf[:used * pitch].reshape(used, pitch), dy[n, o, od], (kh - 1) * dh - ph - r0,
                                  (kw - 1) * dw - pw)
-                    _correlate_plane(acc, 0, 0, 1, nr * pitch, buf, 0, 1, flipped[o, c * kd + a], toff, not first)
+                    if wide:
+                        _correlate_plane(acc, 0, 0, 1, nr * pitch, buf, 0, 1, flipped[o, c * kd + a], toff,
+                                         not first)
+                    else:
+                        _correlate_plane(dx2, out, w_in, nr, w_in, buf, pitch, 1, flipped[o, c * kd + a], toff,
+                                         not first)
                     first = False
             if first:  # no output plane reads this input plane
                 for q in range(nr * w_in):
                     dx2[_u(out + q)] = 0
-            else:
+            elif wide:
                 _copy_rows(dx2, out, acc, pitch, nr, w_in)
 
 
