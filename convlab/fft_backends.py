@@ -4,7 +4,12 @@ The FFT methods need one thing from a backend: a *real transform* of a fixed
 shape ``(*batch, *L)``, transformed over its trailing ``len(L)`` axes, with
 
 - ``real_buffer()`` / ``complex_buffer()``: arrays the caller fills,
-- ``forward(a)``: the unnormalised ``rfftn`` of ``a`` over the trailing axes,
+- ``zeroed_real_buffer()``: ``(buffer, zeroed)``, a real buffer and whether
+  it holds zeros already (a new ``np.zeros`` array: callers that pad then
+  write only the data, not the whole buffer),
+- ``forward(a, copy=False)``: the unnormalised ``rfftn`` of ``a`` over the
+  trailing axes (``copy=True``: an array the caller keeps, never the
+  backend's own buffer),
 - ``inverse(A)``: the *unnormalised* ``irfftn`` (``prod(L)`` times the usual
   inverse); the methods fold ``1 / prod(L)`` into a small array instead.
 
@@ -168,10 +173,24 @@ class _NumpyTransform:
     def real_buffer(self):
         return np.empty(self.real_shape, self.dtype)
 
+    def zeroed_real_buffer(self):
+        """``(buffer, zeroed)``: a real buffer to fill, and whether it already holds zeros.
+
+        Here a new array from ``np.zeros`` (calloc: the OS hands out zero pages as they are
+        first touched, so a caller that writes only part of it pays no fill of the rest).
+        """
+        return np.zeros(self.real_shape, self.dtype), True
+
     def complex_buffer(self):
         return np.empty(self.complex_shape, _complex_dtype(self.dtype))
 
-    def forward(self, a):
+    def shares_buffers(self):
+        """Whether the buffers handed out and the arrays returned are the transform's own, reused by its
+        next call (FFTW's, once its plans are made in this thread); here every one is a new array."""
+        return False
+
+    def forward(self, a, copy=False):
+        # a new array always: copy=True (an array the caller keeps, never the backend's buffer) holds already
         return np.fft.rfftn(a, axes=self.axes)
 
     def inverse(self, spectrum):
@@ -182,8 +201,8 @@ class _NumpyTransform:
 class _ScipyTransform(_NumpyTransform):
     """``scipy.fft`` with ``workers`` threads; may overwrite the buffers it is given."""
 
-    def forward(self, a):
-        return scipy.fft.rfftn(a, axes=self.axes, workers=self.threads, overwrite_x=True)
+    def forward(self, a, copy=False):
+        return scipy.fft.rfftn(a, axes=self.axes, workers=self.threads, overwrite_x=True)  # a new array
 
     def inverse(self, spectrum):
         return scipy.fft.irfftn(spectrum, s=self.real_shape[-self.naxes:], axes=self.axes, norm="forward",
@@ -319,6 +338,15 @@ class _FFTWTransform:
         plan = self._plan("FFTW_FORWARD")
         return self._fallback.real_buffer() if plan is None else plan.input_array
 
+    def shares_buffers(self):
+        return self._plan("FFTW_FORWARD") is not None
+
+    def zeroed_real_buffer(self):
+        """``(buffer, zeroed)``: the plan's own input array (stale, ``zeroed=False``), or before the plan
+        the fallback's new array of zeros."""
+        plan = self._plan("FFTW_FORWARD")
+        return self._fallback.zeroed_real_buffer() if plan is None else (plan.input_array, False)
+
     def complex_buffer(self):
         plan = self._plan("FFTW_BACKWARD")
         return self._fallback.complex_buffer() if plan is None else plan.input_array
@@ -330,10 +358,13 @@ class _FFTWTransform:
         fftw.execute()  # execute() never normalises: the unnormalised transform is the contract
         return fftw.output_array
 
-    def forward(self, a):
+    def forward(self, a, copy=False):
         self._count()
         plan = self._plan("FFTW_FORWARD")
-        return self._fallback.forward(a) if plan is None else self._run(plan, a)
+        if plan is None:
+            return self._fallback.forward(a)
+        spectrum = self._run(plan, a)
+        return spectrum.copy() if copy else spectrum
 
     def inverse(self, spectrum):
         self._count()
