@@ -7,9 +7,7 @@ shape ``(*batch, *L)``, transformed over its trailing ``len(L)`` axes, with
 - ``zeroed_real_buffer()``: ``(buffer, zeroed)``, a real buffer and whether
   it holds zeros already (a new ``np.zeros`` array: callers that pad then
   write only the data, not the whole buffer),
-- ``forward(a, copy=False)``: the unnormalised ``rfftn`` of ``a`` over the
-  trailing axes (``copy=True``: an array the caller keeps, never the
-  backend's own buffer),
+- ``forward(a)``: the unnormalised ``rfftn`` of ``a`` over the trailing axes,
 - ``inverse(A)``: the *unnormalised* ``irfftn`` (``prod(L)`` times the usual
   inverse); the methods fold ``1 / prod(L)`` into a small array instead.
 
@@ -47,6 +45,7 @@ import importlib.util
 import math
 import os
 import queue
+import sys
 import threading
 import warnings
 
@@ -189,8 +188,7 @@ class _NumpyTransform:
         next call (FFTW's, once its plans are made in this thread); here every one is a new array."""
         return False
 
-    def forward(self, a, copy=False):
-        # a new array always: copy=True (an array the caller keeps, never the backend's buffer) holds already
+    def forward(self, a):
         return np.fft.rfftn(a, axes=self.axes)
 
     def inverse(self, spectrum):
@@ -201,8 +199,8 @@ class _NumpyTransform:
 class _ScipyTransform(_NumpyTransform):
     """``scipy.fft`` with ``workers`` threads; may overwrite the buffers it is given."""
 
-    def forward(self, a, copy=False):
-        return scipy.fft.rfftn(a, axes=self.axes, workers=self.threads, overwrite_x=True)  # a new array
+    def forward(self, a):
+        return scipy.fft.rfftn(a, axes=self.axes, workers=self.threads, overwrite_x=True)
 
     def inverse(self, spectrum):
         return scipy.fft.irfftn(spectrum, s=self.real_shape[-self.naxes:], axes=self.axes, norm="forward",
@@ -358,13 +356,10 @@ class _FFTWTransform:
         fftw.execute()  # execute() never normalises: the unnormalised transform is the contract
         return fftw.output_array
 
-    def forward(self, a, copy=False):
+    def forward(self, a):
         self._count()
         plan = self._plan("FFTW_FORWARD")
-        if plan is None:
-            return self._fallback.forward(a)
-        spectrum = self._run(plan, a)
-        return spectrum.copy() if copy else spectrum
+        return self._fallback.forward(a) if plan is None else self._run(plan, a)
 
     def inverse(self, spectrum):
         self._count()
@@ -407,8 +402,11 @@ class _BackgroundPlanner:
             try:
                 job()
             except Exception as exc:  # the caller keeps its working fallback
-                warnings.warn(f"convlab: background FFTW planning failed ({exc!r}); scipy.fft stays in use",
-                              RuntimeWarning, stacklevel=1)
+                # not at exit: a planning job that started as the interpreter began to exit fails there
+                # (importing pyfftw registers atexit handlers, refused after shutdown) and nothing is lost
+                if not (self.closing or sys.is_finalizing()):
+                    warnings.warn(f"convlab: background FFTW planning failed ({exc!r}); scipy.fft stays in use",
+                                  RuntimeWarning, stacklevel=1)
             finally:
                 with self._lock:
                     self._pending -= 1

@@ -321,8 +321,8 @@ def test_place_zeroes_exactly_the_padding():
 @pytest.mark.parametrize("kind", ["forward", "backward"])
 def test_weight_spectrum_matches_numpy_fft(backend, kind):
     """The cached weight spectra against ``np.fft.rfftn`` of the dilated kernel, scaled by ``1/prod(L)``
-    (conjugated for ``"forward"``, which places the flipped kernel instead), for one kernel and for groups;
-    a spectrum kept from an earlier ``w`` stays intact when the transform runs again (FFTW reuses its buffers)."""
+    (conjugated for ``"forward"``, which transforms the flipped kernel instead), for one kernel and for groups,
+    through every backend; a spectrum kept from an earlier ``w`` stays intact after the next ``w``'s."""
     rng = np.random.default_rng(2)
     for w_shape, groups, dilation in [((1, 1, 5, 4), 1, (2, 1)), ((4, 3, 3, 2), 2, (1, 3))]:
         x_shape = (1, w_shape[1] * groups, 13, 12)
