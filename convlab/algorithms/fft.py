@@ -382,9 +382,10 @@ def kernel_spectrum(w, dilation, L, sign, numpy_fft=False):
             np.add.at(out, where, values)
         return out
 
+    in_place = {} if numpy_fft else {"overwrite_x": True}  # the scattered arrays are ours: no second array
     spectrum = module.rfft(scatter(w, w.ndim - 1, L[-1], positions[-1]), axis=-1)
     for a in range(m - 2, -1, -1):
-        spectrum = module.fft(scatter(spectrum, lead + a, L[a], positions[a]), axis=lead + a)
+        spectrum = module.fft(scatter(spectrum, lead + a, L[a], positions[a]), axis=lead + a, **in_place)
     return spectrum
 
 
