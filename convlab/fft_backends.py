@@ -4,6 +4,9 @@ The FFT methods need one thing from a backend: a *real transform* of a fixed
 shape ``(*batch, *L)``, transformed over its trailing ``len(L)`` axes, with
 
 - ``real_buffer()`` / ``complex_buffer()``: arrays the caller fills,
+- ``zeroed_real_buffer()``: ``(buffer, zeroed)``, a real buffer and whether
+  it holds zeros already (a new ``np.zeros`` array: callers that pad then
+  write only the data, not the whole buffer),
 - ``forward(a)``: the unnormalised ``rfftn`` of ``a`` over the trailing axes,
 - ``inverse(A)``: the *unnormalised* ``irfftn`` (``prod(L)`` times the usual
   inverse); the methods fold ``1 / prod(L)`` into a small array instead.
@@ -42,6 +45,7 @@ import importlib.util
 import math
 import os
 import queue
+import sys
 import threading
 import warnings
 
@@ -168,8 +172,21 @@ class _NumpyTransform:
     def real_buffer(self):
         return np.empty(self.real_shape, self.dtype)
 
+    def zeroed_real_buffer(self):
+        """``(buffer, zeroed)``: a real buffer to fill, and whether it already holds zeros.
+
+        Here a new array from ``np.zeros`` (calloc: the OS hands out zero pages as they are
+        first touched, so a caller that writes only part of it pays no fill of the rest).
+        """
+        return np.zeros(self.real_shape, self.dtype), True
+
     def complex_buffer(self):
         return np.empty(self.complex_shape, _complex_dtype(self.dtype))
+
+    def shares_buffers(self):
+        """Whether the buffers handed out and the arrays returned are the transform's own, reused by its
+        next call (FFTW's, once its plans are made in this thread); here every one is a new array."""
+        return False
 
     def forward(self, a):
         return np.fft.rfftn(a, axes=self.axes)
@@ -319,6 +336,15 @@ class _FFTWTransform:
         plan = self._plan("FFTW_FORWARD")
         return self._fallback.real_buffer() if plan is None else plan.input_array
 
+    def shares_buffers(self):
+        return self._plan("FFTW_FORWARD") is not None
+
+    def zeroed_real_buffer(self):
+        """``(buffer, zeroed)``: the plan's own input array (stale, ``zeroed=False``), or before the plan
+        the fallback's new array of zeros."""
+        plan = self._plan("FFTW_FORWARD")
+        return self._fallback.zeroed_real_buffer() if plan is None else (plan.input_array, False)
+
     def complex_buffer(self):
         plan = self._plan("FFTW_BACKWARD")
         return self._fallback.complex_buffer() if plan is None else plan.input_array
@@ -376,8 +402,11 @@ class _BackgroundPlanner:
             try:
                 job()
             except Exception as exc:  # the caller keeps its working fallback
-                warnings.warn(f"convlab: background FFTW planning failed ({exc!r}); scipy.fft stays in use",
-                              RuntimeWarning, stacklevel=1)
+                # not at exit: a planning job that started as the interpreter began to exit fails there
+                # (importing pyfftw registers atexit handlers, refused after shutdown) and nothing is lost
+                if not (self.closing or sys.is_finalizing()):
+                    warnings.warn(f"convlab: background FFTW planning failed ({exc!r}); scipy.fft stays in use",
+                                  RuntimeWarning, stacklevel=1)
             finally:
                 with self._lock:
                     self._pending -= 1

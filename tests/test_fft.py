@@ -287,3 +287,55 @@ def test_wisdom_round_trip(tmp_path):
     (tmp_path / "bad").write_bytes(b"not wisdom")
     with pytest.raises(ValueError, match="wisdom"):
         fft_backends.load_wisdom(tmp_path / "bad")
+
+
+def test_place_zeroes_exactly_the_padding():
+    """``place`` into a stale buffer (zeroing only the padding when it is whole blocks) or a zeroed one gives
+    the same as a fresh ``np.zeros`` with ``values`` assigned at the index; wrapped and strided progressions."""
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(200):
+        args = []
+        for L in rng.integers(1, 9, size=rng.integers(1, 4)):
+            count = int(rng.integers(1, L + 1))
+            step = int(rng.choice([1, 1, 2]))
+            start = int(rng.integers(-(L - 1), L - step * (count - 1))) if step * (count - 1) < L else 0
+            args.append((start, step, count, int(L)))
+        positions = [fft_module._progression(*a) for a in args]
+        if not fft_module._unique(positions):
+            continue
+        index, segments = fft_module._index(positions), fft_module._all_segments(args)
+        values = rng.standard_normal((2, *(a[2] for a in args)))
+        expected = np.zeros((2, *(a[3] for a in args)))
+        expected[index] = values
+        for segs in (None,) if segments is None else (None, segments):
+            stale = np.full(expected.shape, 7.0)
+            assert np.array_equal(fft_module.place(stale, values, index, True, segs), expected), args
+            zeroed = fft_module.place(np.zeros(expected.shape), values, index, True, segs, zeroed=True)
+            assert np.array_equal(zeroed, expected), args
+        checked += 1
+    assert checked > 100
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["forward", "backward"])
+def test_weight_spectrum_matches_numpy_fft(backend, kind):
+    """The cached weight spectra against ``np.fft.rfftn`` of the dilated kernel, scaled by ``1/prod(L)``
+    (conjugated for ``"forward"``, which transforms the flipped kernel instead), for one kernel and for groups,
+    through every backend; a spectrum kept from an earlier ``w`` stays intact after the next ``w``'s."""
+    rng = np.random.default_rng(2)
+    for w_shape, groups, dilation in [((1, 1, 5, 4), 1, (2, 1)), ((4, 3, 3, 2), 2, (1, 3))]:
+        x_shape = (1, w_shape[1] * groups, 13, 12)
+        with cl.fft_backend(backend, planner_effort="FFTW_ESTIMATE"):
+            p = cl.plan(x_shape, w_shape, np.float64, method="fft", padding=2, dilation=dilation, groups=groups).inner
+            L = fft_module.geometry(p).L
+            spectra = []
+            for _ in range(2):
+                w = rng.standard_normal(w_shape)
+                spectra.append((w, fft_module.weight_spectrum(p, w, kind)))
+        for w, S in spectra:
+            wd = np.zeros((*w_shape[:2], *L))
+            wd[(..., *(slice(0, d * (k - 1) + 1, d) for d, k in zip(dilation, w_shape[2:])))] = w
+            W = np.fft.rfftn(wd, axes=(2, 3)).reshape(groups, w_shape[0] // groups, w_shape[1], -1) / np.prod(L)
+            expected = np.conj(W).transpose(3, 0, 2, 1) if kind == "forward" else W.transpose(3, 0, 1, 2)
+            assert_close(S, expected, np.float64, "fft", what=f"{kind} spectrum {w_shape} by {backend}")

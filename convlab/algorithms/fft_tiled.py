@@ -161,7 +161,7 @@ def forward_tiled(plan, x, w):
     with phase("pad"):
         tiles = _input_tiles(geo, _padded_input(plan, geo, x))
     with phase("transform_weight"):
-        S = weight_spectrum(plan, w, "forward", L=geo.L, taps=geo.taps,
+        S = weight_spectrum(plan, w, "forward", L=geo.L,
                             block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[1::-1]))
     y_full = np.empty(plan.output_shape[:2] + tuple(t * b for t, b in zip(geo.T, geo.Bo)), plan.dtype)
     y_view = _tiled_view(y_full, geo.T, geo.Bo)
@@ -220,7 +220,7 @@ def _dy_spectrum(plan, geo, dy_view, r0, r1):
 def _dx_setup(plan, geo, w):
     """The weights' spectrum for ``dx`` and a zeroed ``dx`` that :func:`_dx_chunk` adds every chunk into."""
     with phase("transform_weight"):
-        WD = weight_spectrum(plan, w, "backward", L=geo.L, taps=geo.taps,
+        WD = weight_spectrum(plan, w, "backward", L=geo.L,
                              block=block_product(plan, _chunk_batch(geo, geo.rows, plan, 0)[0], *plan.w_shape[:2]))
     with phase("unpack"):
         dx = np.zeros(plan.x_shape, plan.dtype)
