@@ -53,41 +53,81 @@ __all__ = ["CostTerms", "DEFAULT_CONSTANTS", "DEFAULT_FACTORS", "DEFAULT_OVERHEA
 #: the fixed cost of one serial compiled-kernel call from Python (numba's dispatch on the argument types and
 #: the method's preparation of its views: tens of microseconds, where a ufunc ``call`` is a fraction of one;
 #: priced at ``call``, a 4×8×14² 3×3 im2col layer was predicted at a fifth of its 65 µs).
-DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {
-    "float32": dict(peak=1.98e11, gemm_half=8.03, gemm_call=5.07e-9, bandwidth=2.67e10,
-                    gather_bandwidth=2.38e11, index_point=4.78e-10, call=3.07e-7, fft_point=9.31e-11,
-                    sparse_op=1.1e-9, blas_call=9.03e-7, fft_call=3.4e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    kernel_call=4.81e-6, loop_peak_fraction=0.417),
-    "float64": dict(peak=9.8e10, gemm_half=8.03, gemm_call=5.07e-9, bandwidth=4.2e10, gather_bandwidth=2.38e11,
-                    index_point=4.78e-10, call=3.12e-7, fft_point=2.18e-10, sparse_op=1.29e-9,
-                    blas_call=9.33e-7, fft_call=3.49e-7, sparse_call=3.35e-6, launch=8.13e-5,
-                    kernel_call=4.81e-6, loop_peak_fraction=0.417),
-}
+DEFAULT_CONSTANTS: dict[str, dict[str, float]] = {'float32': {'bandwidth': 51800000000.0,
+             'blas_call': 9.13e-07,
+             'call': 3.24e-07,
+             'fft_call': 3.44e-07,
+             'fft_point': 6.24e-11,
+             'gather_bandwidth': 122000000000.0,
+             'gemm_call': 6.84e-09,
+             'gemm_half': 5.22,
+             'index_point': 4.78e-10,
+             'kernel_call': 5.12e-06,
+             'launch': 6.92e-05,
+             'loop_peak_fraction': 0.633,
+             'peak': 187000000000.0,
+             'sparse_call': 4.26e-06,
+             'sparse_op': 1.04e-09},
+ 'float64': {'bandwidth': 47700000000.0,
+             'blas_call': 9.33e-07,
+             'call': 3.21e-07,
+             'fft_call': 3.57e-07,
+             'fft_point': 6.72e-11,
+             'gather_bandwidth': 122000000000.0,
+             'gemm_call': 6.84e-09,
+             'gemm_half': 5.22,
+             'index_point': 4.78e-10,
+             'kernel_call': 5.12e-06,
+             'launch': 6.92e-05,
+             'loop_peak_fraction': 0.633,
+             'peak': 106000000000.0,
+             'sparse_call': 3.23e-06,
+             'sparse_op': 1.22e-09}}
 CONSTANT_NAMES = frozenset(DEFAULT_CONSTANTS["float32"])
 #: Built-in per-method factors (measured / modelled time, fitted with the constants above); a method
 #: not listed has factor 1. ``"method/backward_input"`` and ``"method/backward_weight"`` are the
 #: factors of the backward passes (fitted separately, the forward's factor when absent).
 #: ``convlab calibrate`` refits the forward factors for the machine it runs on.
-DEFAULT_FACTORS: dict[str, float] = {
-    "direct": 1.249, "direct/backward_input": 1.66, "direct/backward_weight": 1.86,
-    "fft": 1.814, "fft/backward_input": 1.697, "fft/backward_weight": 1.737,
-    "fft_tiled": 1.842, "fft_tiled/backward_input": 2.196, "fft_tiled/backward_weight": 2.108,
-    "im2col": 1.021, "im2col/backward_input": 1.387, "im2col/backward_weight": 0.997,
-    "toeplitz": 0.59, "toeplitz/backward_input": 0.46, "toeplitz/backward_weight": 3.513,
-    "winograd": 2.451, "winograd/backward_input": 2.308, "winograd/backward_weight": 2.849,
-}
+DEFAULT_FACTORS: dict[str, float] = {'direct': 1.596,
+ 'direct/backward_input': 2.103,
+ 'direct/backward_weight': 2.376,
+ 'fft': 3.142,
+ 'fft/backward_input': 3.13,
+ 'fft/backward_weight': 4.003,
+ 'fft_tiled': 3.021,
+ 'fft_tiled/backward_input': 3.778,
+ 'fft_tiled/backward_weight': 4.274,
+ 'im2col': 1.813,
+ 'im2col/backward_input': 1.969,
+ 'im2col/backward_weight': 1.869,
+ 'toeplitz': 0.658,
+ 'toeplitz/backward_input': 0.522,
+ 'toeplitz/backward_weight': 4.486,
+ 'winograd': 2.572,
+ 'winograd/backward_input': 2.723,
+ 'winograd/backward_weight': 4.256}
 #: Built-in per-method residual fixed seconds per pass (Python dispatch, checks, allocation: what a method
 #: pays whatever the size beyond the launches and calls its model counts), fitted with the factors;
 #: predicted time = factor · model + overhead. ``"method/backward_input"`` and ``"method/backward_weight"``
 #: are those of the backward passes (the forward's when absent).
-DEFAULT_OVERHEADS: dict[str, float] = {
-    "direct": 2.5e-05, "direct/backward_input": 1.45e-05, "direct/backward_weight": 2.32e-05,
-    "fft": 8.59e-05, "fft/backward_input": 7.06e-05, "fft/backward_weight": 0.000111,
-    "fft_tiled": 0.000118, "fft_tiled/backward_input": 6.99e-05, "fft_tiled/backward_weight": 0.000129,
-    "im2col": 2.16e-05, "im2col/backward_input": 1.23e-05, "im2col/backward_weight": 2.25e-05,
-    "toeplitz": 1.29e-05, "toeplitz/backward_input": 4.7e-05, "toeplitz/backward_weight": 3.01e-05,
-    "winograd": 0.000149, "winograd/backward_input": 0.00015, "winograd/backward_weight": 0.000225,
-}
+DEFAULT_OVERHEADS: dict[str, float] = {'direct': 2.71e-05,
+ 'direct/backward_input': 1.51e-05,
+ 'direct/backward_weight': 3.89e-05,
+ 'fft': 0.000108,
+ 'fft/backward_input': 7.78e-05,
+ 'fft/backward_weight': 0.000175,
+ 'fft_tiled': 0.000137,
+ 'fft_tiled/backward_input': 7.57e-05,
+ 'fft_tiled/backward_weight': 0.000191,
+ 'im2col': 2.19e-05,
+ 'im2col/backward_input': 1.5e-05,
+ 'im2col/backward_weight': 3.56e-05,
+ 'toeplitz': 1.58e-05,
+ 'toeplitz/backward_input': 5.1e-05,
+ 'toeplitz/backward_weight': 3.66e-05,
+ 'winograd': 0.000213,
+ 'winograd/backward_input': 0.00018,
+ 'winograd/backward_weight': 0.000347}
 
 
 class CostTerms:
