@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_vs_peers import CNN, LARGE, Case, scipy_runners, torch_runners
 
 import convlab as cl
-from convlab import fft_backends
+from convlab.tuning import wait_for_background
 
 try:
     from convlab.tuning import predictions
@@ -65,7 +65,7 @@ def block_medians(runners, repeats, budget, block=5):
     for name in names:
         for _ in range(3):  # the third call queues FFTW's measured plans: wait for them
             runners[name]()
-    fft_backends.wait_for_plans()
+    wait_for_background()  # FFTW's plans, the kernels a first call left loading, the machine's measurement
     samples = {name: [] for name in names}
     spent = 0.0
     for r in range(repeats):

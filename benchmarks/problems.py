@@ -20,7 +20,8 @@ import time
 import numpy as np
 
 import convlab as cl
-from convlab import fft_backends, harness
+from convlab import harness
+from convlab.tuning import wait_for_background
 
 KINDS = ("cnn", "depthwise", "strided", "dilated", "grouped", "large_kernel", "signal_1d", "volume_3d")
 
@@ -168,7 +169,7 @@ def time_methods(problem, repeats=5, methods=None, pass_="forward", slow_s=2.0, 
     for fn in calls.values():
         fn()  # warm-up; the next call queues FFTW's measured plans, waited for below
         fn()
-    fft_backends.wait_for_plans()  # time the FFT methods on their measured plans, with no planner running
+    wait_for_background()  # measured FFT plans, kernels loaded, machine constants measured: nothing left running
     for name, fn in calls.items():
         probes[name] = _call_seconds(fn)
     fastest = min(probes.values())

@@ -36,9 +36,10 @@ import numpy as np
 
 import convlab as cl
 
-from .. import fft_backends, harness
+from .. import harness
 from .. import phases as _phases
 from ..tolerances import relative_error
+from ..tuning import wait_for_background
 from . import peers as _peers
 from .peers import Runner, Unavailable
 
@@ -309,7 +310,7 @@ def _time_interleaved(runners, repeats, warmup, min_sample_s):
     # FFT methods are timed as they run from then on, and no planning thread shares the cores meanwhile.
     for call in calls.values():
         call()
-    fft_backends.wait_for_plans()
+    wait_for_background()  # and the kernels a first call's stand-in left loading, and the machine's measurement
     # settle: torch's, numba's and BLAS's pools must not be timed waking while another library's still spin
     timings = harness.time_interleaved(calls, repeats, max(warmup - 1, 0), min_sample_s, call_seconds=seconds,
                                        settle=1)

@@ -12,6 +12,7 @@ from .calibration import (
     load_calibration,
     save_calibration,
     set_calibration,
+    wait_for_background,
     wait_for_measurement,
 )
 from .choice import Prediction, choose_method, explicit_method, first_call_substitute, predict_seconds, predictions
@@ -19,6 +20,7 @@ from .explanation import Explanation, explain
 
 __all__ = ["PRUNE_FACTOR", "autotune_path", "clear_autotune_cache", "measured_seconds", "tuned_method",
            "Calibration", "get_calibration", "load_calibration", "save_calibration", "set_calibration",
-           "wait_for_measurement", "Prediction", "choose_method", "explicit_method", "first_call_substitute",
+           "wait_for_measurement", "wait_for_background", "Prediction", "choose_method", "explicit_method",
+           "first_call_substitute",
            "predict_seconds", "predictions",
            "Explanation", "explain"]

@@ -217,6 +217,28 @@ def wait_for_measurement(timeout: float | None = None) -> bool:
     return True
 
 
+def wait_for_background(timeout: float | None = None) -> bool:
+    """Wait for everything convlab runs in the background of a process's first calls: the compiled kernels
+    a first call's stand-in leaves loading (:func:`convlab.kernels._runtime.wait_for_loads`), the machine
+    constants' measurement (:func:`wait_for_measurement`) and FFTW's measured plans
+    (:func:`convlab.fft_backends.wait_for_plans`); ``True`` unless ``timeout`` seconds passed first (for each).
+
+    A benchmark that times steady-state calls calls it after its warm-up calls: otherwise it times the
+    stand-in, or a pass sharing the cores with a background thread.
+
+    Examples
+    --------
+    >>> wait_for_background(timeout=60)
+    True
+    """
+    from .. import fft_backends
+    from ..kernels._runtime import wait_for_loads
+
+    loaded = wait_for_loads(timeout)
+    measured = wait_for_measurement(timeout)
+    return fft_backends.wait_for_plans(timeout) and loaded and measured
+
+
 def _startup_calibration() -> Calibration:
     """Called with ``_active_lock`` held."""
     stored = load_calibration()
