@@ -55,9 +55,15 @@ def block_medians(runners, repeats, budget, block=5):
     the other's thread pools still spinning (measured: torch's first layer
     went from 0.11 ms alone to 10 ms interleaved call by call), so each
     runner gets a block of consecutive calls per round, the first of which is
-    untimed (it wakes this library's pools). Rounds rotate the order and stop
-    after ``repeats`` or once ``budget`` seconds have been spent (at least
-    three rounds), so load from other work still hits every runner alike.
+    untimed (it wakes this library's pools). Each round runs the blocks in a
+    new random order (seeded), so that no runner always follows the same one:
+    with a fixed rotation, ``auto`` always came right after the slowest method
+    (a 0.6 s im2col call on the k31 image) and read 1.3-1.5x slower than the
+    row of the identical method it picked, in the same run (4x16x128² k15:
+    18.5 ms against fft's 12.8); shuffled, the two rows agree (17.7 and
+    17.7 ms in the next idle run). Rounds stop after ``repeats``
+    or once ``budget`` seconds have been spent (at least three rounds), so
+    load from other work still hits every runner alike.
     Every runner is called three times first (compiles, caches; the third call queues FFTW's
     measured plans, which are waited for, so that no planning thread runs while timing) untimed.
     """
@@ -68,9 +74,9 @@ def block_medians(runners, repeats, budget, block=5):
     wait_for_background()  # FFTW's plans, the kernels a first call left loading, the machine's measurement
     samples = {name: [] for name in names}
     spent = 0.0
+    shuffle = np.random.default_rng(len(names)).permutation
     for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
+        for name in (names[i] for i in shuffle(len(names))):
             runners[name]()
             for _ in range(block - 1):
                 t = _sample(runners[name])
