@@ -84,7 +84,8 @@ from ..algorithms import (
 from ..algorithms import methods as registered_methods
 from ..config import cache_dir, get_auto_measure
 from ..errors import ConvError
-from ..fft_backends import fft_backend, get_fft_backend
+from ..fft_backends import fft_backend, get_fft_backend, wait_for_plans
+from ..kernels._runtime import wait_for_loads
 from ..problem import spec as make_spec
 from ..threads import blas_libraries
 from . import store
@@ -231,12 +232,9 @@ def wait_for_background(timeout: float | None = None) -> bool:
     >>> wait_for_background(timeout=60)
     True
     """
-    from .. import fft_backends
-    from ..kernels._runtime import wait_for_loads
-
     loaded = wait_for_loads(timeout)
     measured = wait_for_measurement(timeout)
-    return fft_backends.wait_for_plans(timeout) and loaded and measured
+    return wait_for_plans(timeout) and loaded and measured
 
 
 def _startup_calibration() -> Calibration:
