@@ -51,3 +51,16 @@ def torch_conv(case, x, w, b, grad_y):
     y.backward(torch.tensor(grad_y, dtype=torch.float64))
     db = bt.grad.numpy() if bt is not None else np.asarray(grad_y, np.float64).sum(axis=(0, *range(2, y.ndim)))
     return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), db
+
+
+def traced_peak(call):
+    """Peak bytes numpy and Python allocate while ``call()`` runs (:mod:`tracemalloc`): the measured side of
+    the tests that check a method's ``workspace_bytes`` bounds what a pass allocates."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -1,6 +1,5 @@
 """im2col specifics: chunking to the workspace limit, the pointwise GEMM path, honest workspace."""
 
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -8,6 +7,7 @@ import pytest
 import convlab as cl
 from convlab.algorithms.im2col import chunk_bytes, chunking
 from convlab.tolerances import assert_close
+from tests.oracles import traced_peak
 
 # (x_shape, w_shape, params): 1-D, 2-D with stride/dilation/groups, 3-D
 PROBLEMS = [
@@ -83,12 +83,7 @@ def test_workspace_bytes_bounds_what_is_allocated(limit):
     for call, result_bytes in ((lambda: p.forward(x, w), gy.nbytes), (lambda: p.backward_input(gy, w), x.nbytes),
                                (lambda: p.backward_weight(gy, x), w.nbytes)):
         call()  # the first call imports modules (scipy.linalg, the kernels) and may compile: not workspace
-        tracemalloc.start()
-        try:
-            call()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        peak = traced_peak(call)
         # slack: numpy's small-array ufunc temporaries and Python objects, independent of the problem size
         assert peak - result_bytes <= budget + 64 * 1024, (peak - result_bytes, budget)
 

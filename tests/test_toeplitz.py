@@ -1,6 +1,5 @@
 """Toeplitz specifics: the cached sparsity pattern, the structure of T, the memory guard."""
 
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import scipy.sparse
 import convlab as cl
 from convlab.operators import toeplitz_operator, toeplitz_pattern
 from convlab.tolerances import assert_close
+from tests.oracles import traced_peak
 
 
 def test_pattern_is_built_once_and_refilled_per_call():
@@ -72,12 +72,7 @@ def test_workspace_bytes_bounds_what_is_allocated(mode):
         p = cl.plan(*args, np.float64, **params)
         budget = cl.get_method("toeplitz").workspace_bytes(p)
         arrays = {"forward": (x, w), "backward_input": (gy, w), "backward_weight": (gy, x)}[call]
-        tracemalloc.start()
-        try:
-            getattr(p, call)(*arrays)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        peak = traced_peak(lambda: getattr(p, call)(*arrays))
         assert peak - result_bytes <= budget + 64 * 1024, (call, peak - result_bytes, budget)
 
 

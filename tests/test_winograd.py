@@ -6,6 +6,7 @@ import pytest
 import convlab as cl
 from convlab.algorithms import winograd
 from convlab.tolerances import assert_close, relative_error, tolerance
+from tests.oracles import traced_peak
 
 
 @pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (3, 2), (2, 5), (5, 1), (1, 3)])
@@ -144,8 +145,6 @@ def test_3d_tiles_stay_small_enough_for_float32():
 def test_workspace_bytes_bounds_what_is_allocated(x_shape, w_shape):
     """Peak traced allocation of each pass, less its result, stays within workspace_bytes (the tile layout
     pads every band with the tiles its last tile reads into: a count of tiles alone falls short)."""
-    import tracemalloc
-
     p = cl.plan(x_shape, w_shape, np.float64, padding=1, method="winograd")
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal(p.x_shape), rng.standard_normal(p.w_shape)
@@ -154,10 +153,5 @@ def test_workspace_bytes_bounds_what_is_allocated(x_shape, w_shape):
     for call, result_bytes in ((lambda: p.forward(x, w), gy.nbytes), (lambda: p.backward_input(gy, w), x.nbytes),
                                (lambda: p.backward_weight(gy, x), w.nbytes)):
         call()  # the first call loads the kernels and caches the transformed weights: not workspace
-        tracemalloc.start()
-        try:
-            call()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        peak = traced_peak(call)
         assert peak - result_bytes <= budget + 64 * 1024, (peak - result_bytes, budget)
